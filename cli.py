@@ -1,0 +1,114 @@
+"""The `facelift` command line: thin; parses, validates, calls into the packages.
+
+Every user error is one line on stderr and exit code 2; Ctrl-C exits 130 and keeps what is done.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+import typer
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="FaceLift synthetic-head data factory and trainer.")
+datagen_app = typer.Typer(invoke_without_command=True, pretty_exceptions_enable=False, help="Render synthetic heads into webdataset shards (subcommands: verify, preview).")
+app.add_typer(datagen_app, name="datagen")
+
+
+@datagen_app.callback()
+def datagen(
+    ctx: typer.Context,
+    identities: int = typer.Option(200, help="Identities (face shape, skin tone, eye colour, sex/age)."),
+    appearances: int = typer.Option(50, help="Appearances per identity (expression, pose, lighting, ...)."),
+    preset: str = typer.Option("paper", help="test (64², CI) | preview (256²) | paper (512², FaceLift quality)."),
+    out: str = typer.Option("data/heads", help="Output folder or fsspec URL (s3://..., gs://...)."),
+    seed: int = typer.Option(0, help="Run seed; every draw derives from it per subject and component."),
+    size: Optional[int] = typer.Option(None, help="Override the preset's image size (pixels)."),
+    samples: Optional[int] = typer.Option(None, help="Override the preset's Cycles samples per pixel."),
+    views_random: Optional[int] = typer.Option(None, help="Random views per subject (default 32)."),
+    lighting: Optional[str] = typer.Option(None, help="ambient | hdr | mixed (default mixed)."),
+    hdri_dir: Optional[str] = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
+    passes: str = typer.Option("", help="Extra OpenEXR passes, comma-separated: depth,normal."),
+    subjects_per_shard: Optional[int] = typer.Option(None, help="Override the preset's subjects per shard."),
+    workers: int = typer.Option(0, help="Render actors; 0 = cluster CPUs / threads per worker."),
+    threads_per_worker: int = typer.Option(1, help="Cycles threads per actor."),
+    device: str = typer.Option("auto", help="auto | cpu | gpu (OptiX, then CUDA, ...)."),
+    ray_address: Optional[str] = typer.Option(None, help="Join a Ray cluster (auto, host:port, ray://...); default: a local one."),
+    retries: int = typer.Option(2, help="Extra attempts for a failing subject before it is recorded as failed."),
+    recycle_every: int = typer.Option(50, help="Restart an actor's Blender after this many subjects."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    if ctx.invoked_subcommand:
+        return
+    from datagen.config import RunOptions, make_config
+    from datagen.run import run_datagen
+
+    cfg = make_config(
+        preset,
+        identities=identities,
+        appearances=appearances,
+        seed=seed,
+        size=size,
+        samples=samples,
+        views_random=views_random,
+        lighting=lighting,
+        hdri_dir=hdri_dir,
+        passes=tuple(p.strip() for p in passes.split(",") if p.strip()) or None,
+        subjects_per_shard=subjects_per_shard,
+    )
+    opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, command=sys.argv[1:])
+    summary = run_datagen(cfg, opts, out, show_progress=progress)
+    failed = f", {len(summary.failed)} failed (see dataset.json)" if summary.failed else ""
+    typer.echo(f"done: {summary.rendered_now} subjects rendered, {summary.shards_written_now} shards written, {summary.shards_total} in all{failed} -> {out} ({summary.seconds:.1f} s)")
+
+
+@datagen_app.command("verify")
+def datagen_verify(out: str = typer.Argument(..., help="A datagen output folder or URL.")) -> None:
+    """Check every shard against the card; one-line verdict, exit 1 on any problem."""
+    from datagen.verify import verify
+
+    verdict = verify(out)
+    typer.echo(verdict.line(out))
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+@datagen_app.command("preview")
+def datagen_preview(
+    out: str = typer.Argument(..., help="A datagen output folder or URL."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="PNG path (default OUT/preview.png)."),
+    subjects: int = typer.Option(24, help="Rows: the first N subjects."),
+    tile: int = typer.Option(160, help="Tile size in pixels."),
+) -> None:
+    """Write a contact sheet: subjects × the 6 fixed views."""
+    from datagen.preview import write_contact_sheet
+
+    typer.echo(write_contact_sheet(out, output, subjects, tile))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from datagen.errors import DatagenError
+    from datagen.run import DatagenInterrupted
+
+    try:
+        app(args=argv, standalone_mode=False, prog_name="facelift")
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except click.ClickException as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except DatagenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except DatagenInterrupted as e:
+        print(e, file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

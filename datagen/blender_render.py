@@ -1,0 +1,216 @@
+"""Render one subject spec with Cycles: build the scene once, then render every view from it.
+
+This is the only datagen module besides `worker` that imports bpy. The scene is reset per subject
+(`read_factory_settings(use_empty=True)`) and orphan data purged, so memory stays flat; between the
+views of one subject only the camera moves, so `use_persistent_data` keeps the synced scene.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from blender_assets.head import build_head
+from blender_assets.lighting import apply_lighting
+from datagen.config import DEVICES
+from datagen.errors import DatagenError
+from datagen.sample import cameras_json, dumps, landmarks_json, view_files
+from datagen.spec import hdri_paths_for_spec
+from facelift_models import cameras
+
+GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+
+
+@dataclass
+class RenderResult:
+    files: dict[str, bytes]
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def quiet_fds():
+    """Silence Blender's per-render prints (they go straight to fd 1/2, not through Python)."""
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [devnull]:
+            os.close(fd)
+
+
+def reset_scene() -> None:
+    with quiet_fds():
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
+
+
+def select_device(scene, device: str) -> str:
+    """Point Cycles at a GPU backend (OptiX first) or the CPU; returns what was chosen."""
+    if device not in DEVICES:
+        raise DatagenError(f"device {device!r} is not allowed (allowed: {', '.join(DEVICES)})")
+    if device in ("auto", "gpu"):
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        for backend in GPU_BACKENDS:
+            try:
+                prefs.compute_device_type = backend
+            except TypeError:  # backend not compiled into this build
+                continue
+            prefs.get_devices()
+            gpus = [d for d in prefs.devices if d.type == backend]
+            if gpus:
+                for d in prefs.devices:
+                    d.use = d.type == backend
+                scene.cycles.device = "GPU"
+                return backend
+        if device == "gpu":
+            raise DatagenError("--device gpu was asked for but Cycles finds no OptiX/CUDA/HIP/oneAPI/Metal device (use auto or cpu)")
+    scene.cycles.device = "CPU"
+    return "CPU"
+
+
+def configure_render(scene, render: dict, threads: int, device: str) -> str:
+    scene.render.engine = "CYCLES"
+    chosen = select_device(scene, device)
+    c = scene.cycles
+    c.samples = render["samples"]
+    c.use_adaptive_sampling = True
+    c.adaptive_threshold = render["adaptive_threshold"]
+    c.use_denoising = render["denoise"]
+    if render["denoise"]:
+        c.denoiser = "OPENIMAGEDENOISE"
+    c.seed = render["cycles_seed"]
+    c.max_bounces = render["max_bounces"]
+    c.use_animated_seed = False
+    r = scene.render
+    r.resolution_x = r.resolution_y = render["size"]
+    r.resolution_percentage = 100
+    r.film_transparent = True
+    r.threads_mode = "FIXED"
+    r.threads = threads
+    r.use_persistent_data = True
+    r.image_settings.file_format = "PNG"
+    r.image_settings.color_mode = "RGBA"
+    r.image_settings.color_depth = "8"
+    r.image_settings.compression = 15  # fast; PNG is lossless either way
+    r.use_compositing = bool(render["passes"])
+    view_layer = scene.view_layers[0]
+    view_layer.use_pass_z = "depth" in render["passes"]
+    view_layer.use_pass_normal = "normal" in render["passes"]
+    return chosen
+
+
+def add_camera(scene, fov_deg: float):
+    data = bpy.data.cameras.new("camera")
+    data.sensor_fit = "HORIZONTAL"
+    data.angle = math.radians(fov_deg)
+    data.clip_start, data.clip_end = 0.01, 100.0
+    obj = bpy.data.objects.new("camera", data)
+    scene.collection.objects.link(obj)
+    scene.camera = obj
+    return obj
+
+
+def render_subject(spec: dict, threads: int = 1, device: str = "cpu") -> RenderResult:
+    """All files of the subject's webdataset sample, rendered from `spec` alone."""
+    t0 = time.perf_counter()
+    reset_scene()
+    scene = bpy.context.scene
+    render = spec["render"]
+    chosen = configure_render(scene, render, threads, device)
+    head = build_head(spec["identity"], spec["expression"], spec["pose"])
+    apply_lighting(spec["lighting"], hdri_paths_for_spec(spec))
+    camera = add_camera(scene, render["fov_deg"])
+    cams = cameras_json(spec)
+    files: dict[str, bytes] = {
+        "spec.json": dumps(spec),
+        "cameras.json": dumps(cams),
+        "landmarks.json": dumps(landmarks_json(spec["key"], head.landmarks)),
+    }
+    t_built = time.perf_counter()
+    render_s = 0.0
+    with tempfile.TemporaryDirectory(prefix="facelift-render-") as tmp:
+        png = os.path.join(tmp, "view.png")
+        scene.render.filepath = png
+        passes_exr = add_pass_output(scene, render["passes"], tmp) if render["passes"] else None
+        for frame, file_name in zip(cams["frames"], view_files(spec)):
+            camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
+            t = time.perf_counter()
+            with quiet_fds():
+                bpy.ops.render.render(write_still=True)
+            render_s += time.perf_counter() - t
+            with open(png, "rb") as f:
+                files[file_name] = f.read()
+            if passes_exr:
+                files.update(read_pass_files(passes_exr, file_name[: -len(".png")], render["passes"], tmp))
+    t_end = time.perf_counter()
+    timing = {
+        "build_s": t_built - t0,
+        "render_s": render_s,
+        "total_s": t_end - t0,
+        "views": len(cams["frames"]),
+        "device": chosen,
+    }
+    return RenderResult(files, timing)
+
+
+PASS_SOCKETS = {"depth": ("Depth", "FLOAT"), "normal": ("Normal", "VECTOR")}
+
+
+def add_pass_output(scene, passes: list[str], folder: str) -> str:
+    """Compositor File Output of the requested passes (+ alpha) as one multi-part EXR per render.
+
+    Blender 5.0 dropped `scene.node_tree`; the compositor is a node group on the scene, and the
+    render-result EXR no longer carries passes, so they go through a File Output node.
+    """
+    tree = bpy.data.node_groups.new("facelift_passes", "CompositorNodeTree")
+    scene.compositing_node_group = tree
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    out = tree.nodes.new("CompositorNodeOutputFile")
+    out.directory = folder
+    out.file_name = "passes"
+    out.format.media_type = "MULTI_LAYER_IMAGE"
+    out.format.file_format = "OPEN_EXR_MULTILAYER"
+    out.format.color_depth = "32"
+    for name, kind in [PASS_SOCKETS[p] for p in passes] + [("Alpha", "FLOAT")]:
+        out.file_output_items.new(kind, name)
+        tree.links.new(layers.outputs[name], out.inputs[name])
+    return os.path.join(folder, "passes.exr")
+
+
+def read_pass_files(exr_path: str, stem: str, passes: list[str], tmp: str) -> dict[str, bytes]:
+    """Split the compositor's EXR into `<stem>.depth.exr` / `<stem>.normal.exr` (float32, OpenEXR package)."""
+    import OpenEXR
+
+    with OpenEXR.File(exr_path, separate_channels=True) as exr:
+        channels = {name: np.array(ch.pixels) for part in exr.parts for name, ch in part.channels.items()}
+    alpha = channels["Alpha.V"]
+    out: dict[str, bytes] = {}
+    if "depth" in passes:
+        depth = np.where(alpha > 0.0, channels["Depth.V"], 0.0).astype(np.float32)  # background: 0 = no surface
+        out[f"{stem}.depth.exr"] = _exr_bytes({"Z": depth}, tmp)
+    if "normal" in passes:
+        out[f"{stem}.normal.exr"] = _exr_bytes({c: channels[f"Normal.{c}"].astype(np.float32) for c in "XYZ"}, tmp)
+    return out
+
+
+def _exr_bytes(channels: dict[str, np.ndarray], tmp: str) -> bytes:
+    import OpenEXR
+
+    path = os.path.join(tmp, "pass_out.exr")
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {k: np.ascontiguousarray(v) for k, v in channels.items()}) as f:
+        f.write(path)
+    with open(path, "rb") as f:
+        return f.read()

@@ -1,0 +1,154 @@
+"""Typed datagen configuration with named presets (`test`, `preview`, `paper`).
+
+`DatagenConfig` holds everything that changes the dataset's bytes; it is fingerprinted into the
+dataset card so a rerun into the same folder must use the same config. `RunOptions` holds how the
+run is executed (workers, threads, Ray address) and may change between a run and its resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+from datagen.errors import DatagenError
+
+LIGHTING_KINDS = ("ambient", "hdr", "mixed")
+PASSES = ("depth", "normal")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class DatagenConfig:
+    preset: str
+    size: int  # square image side in pixels
+    samples: int  # Cycles max samples per pixel (adaptive sampling stops earlier)
+    adaptive_threshold: float  # Cycles adaptive-sampling noise threshold
+    denoise: bool  # OpenImageDenoise on the final image
+    max_bounces: int
+    subjects_per_shard: int
+    identities: int = 200
+    appearances: int = 50
+    seed: int = 0
+    views_random: int = 32
+    elevation_min: float = -30.0
+    elevation_max: float = 60.0
+    lighting: str = "mixed"
+    hdri_dir: str | None = None
+    passes: tuple[str, ...] = ()
+
+    @property
+    def subjects(self) -> int:
+        return self.identities * self.appearances
+
+    @property
+    def shard_count(self) -> int:
+        return -(-self.subjects // self.subjects_per_shard)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["passes"] = list(self.passes)
+        return d
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def differences(self, other: dict) -> list[str]:
+        """Human-readable fields where a stored config dict differs from this one."""
+        mine = self.to_dict()
+        return [f"{k} {other.get(k)!r} vs {mine[k]!r}" for k in sorted(set(mine) | set(other)) if other.get(k) != mine.get(k)]
+
+
+PRESETS: dict[str, DatagenConfig] = {
+    # CI: real Cycles renders, tiny and few samples.
+    "test": DatagenConfig("test", size=64, samples=4, adaptive_threshold=0.1, denoise=False, max_bounces=4, subjects_per_shard=4),
+    "preview": DatagenConfig("preview", size=256, samples=16, adaptive_threshold=0.05, denoise=True, max_bounces=6, subjects_per_shard=16),
+    # The quality FaceLift trained on: 512², denoised.
+    "paper": DatagenConfig("paper", size=512, samples=64, adaptive_threshold=0.02, denoise=True, max_bounces=8, subjects_per_shard=32),
+}
+
+
+def make_config(preset: str, **overrides) -> DatagenConfig:
+    """A preset with overrides (None means "keep the preset's value"), validated."""
+    if preset not in PRESETS:
+        raise DatagenError(f"unknown preset {preset!r} (allowed: {', '.join(PRESETS)})")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(given) - {f.name for f in dataclasses.fields(DatagenConfig)}
+    if unknown:
+        raise DatagenError(f"unknown config field(s) {sorted(unknown)}")
+    if "passes" in given:
+        given["passes"] = tuple(given["passes"])
+    if given.get("hdri_dir"):
+        given["hdri_dir"] = os.path.abspath(given["hdri_dir"])
+    cfg = dataclasses.replace(PRESETS[preset], **given)
+    validate(cfg)
+    return cfg
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise DatagenError(f"--{name} {value} is not allowed (must be at least 1)")
+
+
+def validate(cfg: DatagenConfig) -> None:
+    _positive("identities", cfg.identities)
+    _positive("appearances", cfg.appearances)
+    _positive("size", cfg.size)
+    _positive("samples", cfg.samples)
+    _positive("subjects-per-shard", cfg.subjects_per_shard)
+    if cfg.views_random < 0:
+        raise DatagenError(f"--views-random {cfg.views_random} is not allowed (must be 0 or more)")
+    if cfg.size < 16 or cfg.size > 4096:
+        raise DatagenError(f"--size {cfg.size} is not allowed (16 to 4096 pixels)")
+    if cfg.appearances > 999 or cfg.identities > 99999:
+        raise DatagenError("--identities must be at most 99999 and --appearances at most 999 (the sample key format)")
+    if not -90.0 <= cfg.elevation_min <= cfg.elevation_max <= 90.0:
+        raise DatagenError(f"elevation range [{cfg.elevation_min}, {cfg.elevation_max}] is not allowed (within [-90, 90], min <= max)")
+    if cfg.lighting not in LIGHTING_KINDS:
+        raise DatagenError(f"--lighting {cfg.lighting!r} is not allowed (allowed: {', '.join(LIGHTING_KINDS)})")
+    bad = [p for p in cfg.passes if p not in PASSES]
+    if bad:
+        raise DatagenError(f"--passes {','.join(bad)} is not allowed (allowed: {', '.join(PASSES)})")
+    if cfg.hdri_dir is not None:
+        if not os.path.isdir(cfg.hdri_dir):
+            raise DatagenError(f"--hdri-dir {cfg.hdri_dir} does not exist or is not a folder")
+        if not user_hdris(cfg.hdri_dir):
+            raise DatagenError(f"--hdri-dir {cfg.hdri_dir} holds no .exr or .hdr files")
+
+
+def user_hdris(hdri_dir: str) -> dict[str, str]:
+    """`dir:<file name>` → path for every .exr/.hdr under the folder (recursively), sorted."""
+    found = {}
+    for root, _, files in os.walk(hdri_dir):
+        for name in files:
+            if name.lower().endswith((".exr", ".hdr")):
+                path = os.path.join(root, name)
+                found["dir:" + os.path.relpath(path, hdri_dir)] = path
+    return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run executes; free to change between a run and its resume."""
+
+    workers: int = 0  # 0: CPUs of the Ray cluster // threads_per_worker
+    threads_per_worker: int = 1
+    device: str = "auto"
+    ray_address: str | None = None
+    retries: int = 2  # extra attempts per subject after the first failure
+    recycle_every: int = 50  # restart a worker's Blender after this many subjects (flat memory)
+    command: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.workers < 0:
+            raise DatagenError(f"--workers {self.workers} is not allowed (0 for automatic, or a positive count)")
+        if self.threads_per_worker < 1:
+            raise DatagenError(f"--threads-per-worker {self.threads_per_worker} is not allowed (must be at least 1)")
+        if self.device not in DEVICES:
+            raise DatagenError(f"--device {self.device!r} is not allowed (allowed: {', '.join(DEVICES)})")
+        if self.retries < 0:
+            raise DatagenError(f"--retries {self.retries} is not allowed (must be 0 or more)")
+        if self.recycle_every < 1:
+            raise DatagenError(f"--recycle-every {self.recycle_every} is not allowed (must be at least 1)")

@@ -1,0 +1,65 @@
+"""`facelift datagen preview OUT`: a PNG contact sheet, subjects × the 6 fixed views."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+
+from PIL import Image, ImageDraw
+
+from datagen.card import CARD_NAME, SHARD_DIR, load_card
+from datagen.errors import DatagenError
+from datagen.sample import read_samples
+from datagen.storage import Storage
+from facelift_models import cameras
+
+BACKGROUND = (128, 128, 128)
+LABEL_W = 120
+
+
+def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Image:
+    storage = Storage(out)
+    card = load_card(storage)
+    if card is None:
+        raise DatagenError(f"{out} has no {CARD_NAME}; is it a facelift datagen output folder?")
+    if max_subjects < 1 or tile < 16:
+        raise DatagenError(f"--subjects {max_subjects} / --tile {tile} not allowed (at least 1 subject, tile at least 16 px)")
+    fixed = [f"fixed_{k:02d}.png" for k in range(len(cameras.FIXED_VIEWS))]
+    rows: list[tuple[str, list[Image.Image]]] = []
+    for entry in card["shards"]:
+        with storage.open_read(f"{SHARD_DIR}/{entry['name']}") as f:
+            for key, files in read_samples(f):
+                rows.append((key, [_on_background(files[n], tile) for n in fixed]))
+                if len(rows) == max_subjects:
+                    break
+        if len(rows) == max_subjects:
+            break
+    if not rows:
+        raise DatagenError(f"{out} holds no finished shard yet; run datagen first")
+    header = 20
+    sheet = Image.new("RGB", (LABEL_W + tile * len(fixed), header + tile * len(rows)), (40, 40, 40))
+    draw = ImageDraw.Draw(sheet)
+    for c, view in enumerate(cameras.FIXED_VIEWS):
+        draw.text((LABEL_W + c * tile + 4, 4), f"{c} {view.name} az {view.azimuth_deg:+.0f}", fill=(230, 230, 230))
+    for r, (key, tiles) in enumerate(rows):
+        y = header + r * tile
+        draw.text((6, y + tile // 2 - 6), key, fill=(230, 230, 230))
+        for c, img in enumerate(tiles):
+            sheet.paste(img, (LABEL_W + c * tile, y))
+    return sheet
+
+
+def _on_background(png: bytes, tile: int) -> Image.Image:
+    rgba = Image.open(io.BytesIO(png)).convert("RGBA").resize((tile, tile), Image.LANCZOS)
+    canvas = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+def write_contact_sheet(out: str, path: str | None = None, max_subjects: int = 24, tile: int = 160) -> str:
+    """Write the sheet (default OUT/preview.png; any local path or fsspec URL); returns where."""
+    sheet = contact_sheet(out, max_subjects, tile)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    storage, name = (Storage(out), "preview.png") if path is None else (Storage(posixpath.dirname(path) or "."), posixpath.basename(path))
+    storage.write_bytes(name, buf.getvalue())
+    return storage.path(name)

@@ -1,0 +1,219 @@
+"""Subject specs: every parameter of one rendered subject, drawn per component (DESIGN §5).
+
+`make_spec(cfg, i, j)` is pure and deterministic: the same config, identity and appearance give the
+same dict on any machine. The dict is stored verbatim as `spec.json`; the render worker needs
+nothing else to render the subject again. Bump SPEC_VERSION when a draw changes meaning.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import numpy as np
+
+from blender_assets import catalogue
+from datagen import __version__
+from datagen.config import DatagenConfig, user_hdris
+from datagen.seeding import component_rng, component_seed, subject_key
+from facelift_models import cameras
+
+SPEC_VERSION = 1
+
+# Monk Skin Tone scale (Google, CC-BY 4.0), light to dark, sRGB hex: a measured palette that spans
+# the human range; identities interpolate between neighbouring tones.
+MONK_SKIN_TONES = ("f6ede4", "f3e7db", "f7ead0", "eadaba", "d7bd96", "a07e56", "825c43", "604134", "3a312a", "292420")
+
+# Iris colours (linear RGB) with a rough melanin order: dark brown … light blue.
+IRIS_COLOURS = {
+    "dark_brown": (0.035, 0.015, 0.006),
+    "brown": (0.10, 0.045, 0.015),
+    "hazel": (0.16, 0.10, 0.03),
+    "green": (0.09, 0.14, 0.06),
+    "grey": (0.18, 0.20, 0.22),
+    "blue": (0.08, 0.16, 0.30),
+}
+
+# Expression archetypes as ARKit unit weights at full intensity; sampled per appearance.
+EXPRESSIONS: dict[str, dict[str, float]] = {
+    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.3, "cheekSquintRight": 0.3, "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2},
+    "open_smile": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "jawOpen": 0.3, "mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4},
+    "surprise": {"browInnerUp": 0.8, "browOuterUpLeft": 0.7, "browOuterUpRight": 0.7, "eyeWideLeft": 0.6, "eyeWideRight": 0.6, "jawOpen": 0.45},
+    "talk": {"jawOpen": 0.25, "mouthFunnel": 0.2, "mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3},
+    "frown": {"browDownLeft": 0.7, "browDownRight": 0.7, "mouthFrownLeft": 0.6, "mouthFrownRight": 0.6, "mouthPressLeft": 0.3, "mouthPressRight": 0.3},
+    "squint": {"eyeSquintLeft": 0.7, "eyeSquintRight": 0.7, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4, "browDownLeft": 0.3, "browDownRight": 0.3},
+    "blink": {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0},
+    "pucker": {"mouthPucker": 0.8, "mouthFunnel": 0.3},
+    "jaw_open": {"jawOpen": 0.7},
+    "smirk": {"mouthSmileLeft": 0.7, "mouthDimpleLeft": 0.3, "mouthLeft": 0.2},
+}
+NEUTRAL_PROBABILITY = 0.3
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def skin_tone_linear(t: float) -> list[float]:
+    """Linear RGB of tone t ∈ [0, 1] along the Monk scale (0 lightest)."""
+    tones = np.array([[int(h[k : k + 2], 16) / 255.0 for k in (0, 2, 4)] for h in MONK_SKIN_TONES])
+    x = float(np.clip(t, 0.0, 1.0)) * (len(tones) - 1)
+    lo = int(np.floor(x))
+    hi = min(lo + 1, len(tones) - 1)
+    srgb = tones[lo] * (1 - (x - lo)) + tones[hi] * (x - lo)
+    return [round(float(v), 6) for v in _srgb_to_linear(srgb)]
+
+
+def _r(x: float) -> float:
+    """Round floats so spec.json is short and stable across numpy versions' repr."""
+    return round(float(x), 6)
+
+
+def sample_identity(seed: int, i: int) -> dict:
+    """Face shape, macro traits, skin and eye colour: fixed for all appearances of identity i."""
+    rng = component_rng(seed, i, 0, "identity")
+    male = bool(rng.random() < 0.5)
+    ethnicity = rng.dirichlet([0.6, 0.6, 0.6])
+    macro = {
+        "gender": _r(rng.uniform(0.8, 1.0) if male else rng.uniform(0.0, 0.2)),
+        "age": _r(catalogue.age_years_to_param(rng.uniform(18.0, 80.0))),
+        "muscle": _r(np.clip(rng.normal(0.5, 0.15), 0.0, 1.0)),
+        "weight": _r(np.clip(rng.normal(0.5, 0.18), 0.0, 1.0)),
+        "african": _r(ethnicity[0]),
+        "asian": _r(ethnicity[1]),
+        "caucasian": _r(1.0 - _r(ethnicity[0]) - _r(ethnicity[1])),
+    }
+    # Sided sliders share one draw per identity plus a small asymmetry per side.
+    modifiers, shared = {}, {}
+    for slider in catalogue.identity_sliders():
+        base = slider.key.split(":")[0]
+        if base not in shared:
+            shared[base] = rng.normal(0.0, 0.3)
+        value = shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
+        modifiers[slider.key] = _r(np.clip(value, -1.0, 1.0))
+
+    skin_rng = component_rng(seed, i, 0, "skin")
+    # Darker tones are likelier with more African ancestry weight, lighter with Caucasian/Asian.
+    tone = np.clip(0.15 + 0.7 * ethnicity[0] + 0.15 * ethnicity[1] + skin_rng.normal(0.0, 0.12), 0.0, 1.0)
+    skin = {
+        "tone": _r(tone),
+        "base_color": skin_tone_linear(tone),
+        "subsurface_radius": [1.0, 0.35, 0.2],  # red scatters furthest in skin
+        "subsurface_scale": _r(skin_rng.uniform(0.004, 0.008)),  # scene units: ~1-2 mm mean free path
+        "roughness": _r(skin_rng.uniform(0.4, 0.6)),
+    }
+
+    eye_rng = component_rng(seed, i, 0, "eyes")
+    names = list(IRIS_COLOURS)
+    light = 1.0 - tone  # lighter irises are rarer for darker skin
+    weights = np.array([1.0 + 2 * tone, 1.5, 0.8, 0.5 * light, 0.3 * light, 0.8 * light])
+    iris = names[int(eye_rng.choice(len(names), p=weights / weights.sum()))]
+    jitter = eye_rng.uniform(0.85, 1.15, size=3)
+    return {
+        "macro": macro,
+        "modifiers": modifiers,
+        "skin": skin,
+        "iris": iris,
+        "eye_color": [_r(c * s) for c, s in zip(IRIS_COLOURS[iris], jitter)],
+    }
+
+
+def sample_expression(seed: int, i: int, j: int) -> dict:
+    rng = component_rng(seed, i, j, "expression")
+    units: dict[str, float] = {}
+    names = ["neutral"]
+    if rng.random() >= NEUTRAL_PROBABILITY:
+        count = 1 + int(rng.random() < 0.3)
+        names = [str(n) for n in rng.choice(list(EXPRESSIONS), size=count, replace=False)]
+        for name in names:
+            intensity = rng.uniform(0.4, 1.0)
+            for unit, w in EXPRESSIONS[name].items():
+                units[unit] = min(1.0, units.get(unit, 0.0) + w * intensity)
+    unknown = set(units) - set(catalogue.EXPRESSION_UNITS)
+    assert not unknown, f"expression archetypes name units the data lacks: {unknown}"
+    return {"archetypes": names, "units": {u: _r(w) for u, w in sorted(units.items())}}
+
+
+def sample_pose(seed: int, i: int, j: int) -> dict:
+    rng = component_rng(seed, i, j, "pose")
+    return {
+        "yaw": _r(np.clip(rng.normal(0.0, 12.0), -35.0, 35.0)),
+        "pitch": _r(np.clip(rng.normal(0.0, 7.0), -20.0, 20.0)),
+        "roll": _r(np.clip(rng.normal(0.0, 5.0), -15.0, 15.0)),
+    }
+
+
+def hdri_names(cfg: DatagenConfig) -> list[str]:
+    """Blender's bundled HDRIs (`bundled:<name>`) plus `dir:<file>` from --hdri-dir, sorted."""
+    names = [f"bundled:{n}" for n in sorted(catalogue.bundled_hdris())]
+    if cfg.hdri_dir:
+        names += list(user_hdris(cfg.hdri_dir))
+    return names
+
+
+def hdri_paths_for_spec(spec: dict) -> dict[str, str]:
+    """Name → file of every HDRI the spec's lighting may name (resolved on the rendering machine)."""
+    paths = {f"bundled:{n}": p for n, p in catalogue.bundled_hdris().items()}
+    if spec["render"]["hdri_dir"]:
+        paths.update(user_hdris(spec["render"]["hdri_dir"]))
+    return paths
+
+
+def sample_lighting(cfg: DatagenConfig, i: int, j: int) -> dict:
+    rng = component_rng(cfg.seed, i, j, "lighting")
+    kind = cfg.lighting if cfg.lighting != "mixed" else ("ambient" if rng.random() < 0.5 else "hdr")
+    if kind == "ambient":
+        grey = _r(rng.uniform(0.6, 1.0))
+        return {"kind": "ambient", "color": [grey, grey, grey], "strength": _r(rng.uniform(0.8, 1.4))}
+    names = hdri_names(cfg)
+    return {
+        "kind": "hdr",
+        "hdri": names[int(rng.integers(len(names)))],
+        "rotation_deg": _r(rng.uniform(0.0, 360.0)),
+        "strength": _r(rng.uniform(0.7, 1.5)),
+    }
+
+
+def sample_cameras(cfg: DatagenConfig, i: int, j: int) -> list[dict]:
+    rng = component_rng(cfg.seed, i, j, "cameras")
+    views = cameras.FIXED_VIEWS + cameras.random_views(rng, cfg.views_random, (cfg.elevation_min, cfg.elevation_max))
+    return [{"name": v.name, "kind": v.kind, "azimuth_deg": _r(v.azimuth_deg), "elevation_deg": _r(v.elevation_deg), "radius": v.radius} for v in views]
+
+
+def view_file_stem(index: int, kind: str, fixed_count: int = len(cameras.FIXED_VIEWS)) -> str:
+    """`fixed_00` … `fixed_05`, `random_00` …: the file stem of view `index` in spec order."""
+    return f"fixed_{index:02d}" if kind == "fixed" else f"random_{index - fixed_count:02d}"
+
+
+def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
+    return {
+        "spec_version": SPEC_VERSION,
+        "key": subject_key(i, j),
+        "identity_index": i,
+        "appearance_index": j,
+        "seed": cfg.seed,
+        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in ("identity", "skin", "eyes", "expression", "pose", "lighting", "cameras", "render")},
+        "identity": sample_identity(cfg.seed, i),
+        "expression": sample_expression(cfg.seed, i, j),
+        "pose": sample_pose(cfg.seed, i, j),
+        "lighting": sample_lighting(cfg, i, j),
+        "views": sample_cameras(cfg, i, j),
+        "render": {
+            "size": cfg.size,
+            "fov_deg": cameras.FOV_DEG,
+            "samples": cfg.samples,
+            "adaptive_threshold": cfg.adaptive_threshold,
+            "denoise": cfg.denoise,
+            "max_bounces": cfg.max_bounces,
+            "passes": list(cfg.passes),
+            "hdri_dir": cfg.hdri_dir,
+            "cycles_seed": component_seed(cfg.seed, i, j, "render") % (2**31 - 1),
+        },
+        "versions": {"facelift": __version__, "blender": _version("bpy"), "anny": _version("anny")},
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"

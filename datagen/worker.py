@@ -1,0 +1,64 @@
+"""The render worker: one Blender per Ray actor, rendering whole subjects into staging files.
+
+The actor imports bpy once, keeps the asset caches warm, and writes each finished subject as a
+one-sample tar under OUT/staging/ itself (atomic), so a cluster writes straight to shared storage
+and the driver only receives timings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from datagen.card import STAGING_DIR
+from datagen.sample import pack_sample
+from datagen.storage import Storage
+
+# Test hooks for the failure paths: keys in FAIL_KEYS raise on every attempt; CRASH_ONCE
+# ("key@folder") kills the actor's process with SIGKILL the first time it meets that key.
+FAIL_KEYS_ENV = "FACELIFT_TEST_FAIL_KEYS"
+CRASH_ONCE_ENV = "FACELIFT_TEST_CRASH_ONCE"
+
+
+def staging_name(key: str) -> str:
+    return f"{STAGING_DIR}/{key}.tar"
+
+
+def resident_mb() -> float:
+    """Current resident memory of this process (Linux), for the flat-memory check."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def _injected_faults(key: str) -> None:
+    if key in os.environ.get(FAIL_KEYS_ENV, "").split(","):
+        raise RuntimeError(f"injected failure for {key} ({FAIL_KEYS_ENV})")
+    crash_key, _, marker_dir = os.environ.get(CRASH_ONCE_ENV, "").partition("@")
+    if key == crash_key and not os.path.exists(os.path.join(marker_dir, key)):
+        open(os.path.join(marker_dir, key), "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RenderWorker:
+    def __init__(self, out_url: str, threads: int, device: str):
+        from datagen import blender_render  # bpy loads here, once per actor
+
+        self._render = blender_render.render_subject
+        self.storage = Storage(out_url)
+        self.threads = threads
+        self.device = device
+        self.rendered = 0
+
+    def render(self, spec: dict) -> dict:
+        key = spec["key"]
+        _injected_faults(key)
+        result = self._render(spec, self.threads, self.device)
+        t = time.perf_counter()
+        self.storage.write_bytes(staging_name(key), pack_sample(key, result.files))
+        result.timing["write_s"] = time.perf_counter() - t
+        self.rendered += 1
+        return {"key": key, "timing": result.timing, "pid": os.getpid(), "rss_mb": resident_mb()}

@@ -1,0 +1,1 @@
+"""Shard readers, losses and the training loops (diffusion, GS-LRM)."""
