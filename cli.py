@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-import click
 import typer
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="FaceLift synthetic-head data factory and trainer.")
@@ -92,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     from datagen.run import DatagenInterrupted
 
     try:
-        app(args=argv, standalone_mode=False, prog_name="facelift")
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
+        code = app(args=argv, standalone_mode=False, prog_name="facelift")
+    except typer.Abort:
         print("interrupted", file=sys.stderr)
         return 130
-    except click.ClickException as e:
+    except typer.TyperException as e:  # click's usage errors (typer vendors click)
+        if e.__class__.__name__ == "NoArgsIsHelpError":  # help was already printed
+            return 0
         print(f"error: {e.format_message()}", file=sys.stderr)
         return 2
     except DatagenError as e:
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatagenInterrupted as e:
         print(e, file=sys.stderr)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0  # typer.Exit(n) comes back as n in this mode
 
 
 if __name__ == "__main__":

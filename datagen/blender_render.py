@@ -201,7 +201,11 @@ def read_pass_files(exr_path: str, stem: str, passes: list[str], tmp: str) -> di
         depth = np.where(alpha > 0.0, channels["Depth.V"], 0.0).astype(np.float32)  # background: 0 = no surface
         out[f"{stem}.depth.exr"] = _exr_bytes({"Z": depth}, tmp)
     if "normal" in passes:
-        out[f"{stem}.normal.exr"] = _exr_bytes({c: channels[f"Normal.{c}"].astype(np.float32) for c in "XYZ"}, tmp)
+        normal = np.stack([channels[f"Normal.{c}"] for c in "XYZ"], axis=-1)
+        length = np.linalg.norm(normal, axis=-1, keepdims=True)
+        # The pass is a pixel-filter average of unit normals: renormalise, 0 on background.
+        normal = np.where(length > 1e-6, normal / np.maximum(length, 1e-6), 0.0).astype(np.float32)
+        out[f"{stem}.normal.exr"] = _exr_bytes({c: normal[..., k] for k, c in enumerate("XYZ")}, tmp)
     return out
 
 

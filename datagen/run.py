@@ -115,7 +115,6 @@ def start_ray(opts: RunOptions):
 
     kwargs = dict(log_to_driver=False, include_dashboard=False, configure_logging=True, logging_level=logging.ERROR)
     if opts.ray_address:
-        check_ray_address(opts.ray_address)
         import blender_assets
         import datagen
         import facelift_models
@@ -133,6 +132,8 @@ def start_ray(opts: RunOptions):
 
 def run_datagen(cfg: DatagenConfig, opts: RunOptions, out: str, show_progress: bool = True) -> RunSummary:
     opts.validate()
+    if opts.ray_address:
+        check_ray_address(opts.ray_address)  # before touching OUT, even when nothing is left to render
     t0 = time.time()
     storage = Storage(out)
     storage.ensure_writable()

@@ -65,7 +65,7 @@ def test_acceptance_run_verifies(dataset_a):
 
 def test_webdataset_reads_the_shards(dataset_a):
     urls = [str(p) for p in shard_files(dataset_a)]
-    ds = wds.WebDataset(urls, shardshuffle=False).decode("pil")
+    ds = wds.WebDataset(urls, shardshuffle=False).decode("pilrgba")
     seen = []
     for sample in ds:
         seen.append(sample["__key__"])
@@ -202,7 +202,7 @@ def test_preview_contact_sheet(dataset_a, tmp_path):
         (["--ray-address", "127.0.0.1:9"], "--ray-address 127.0.0.1:9 does not answer"),
         (["--size", "96"], "was made by a different config (size 64 vs 96"),
         (["--workers", "-3"], "--workers -3 is not allowed"),
-        (["--identities", "many"], "'many' is not a valid integer"),
+        (["--identities", "many"], "Invalid value for '--identities'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_out_intact(dataset_a, args, message):
