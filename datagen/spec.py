@@ -93,7 +93,7 @@ def sample_identity(seed: int, i: int) -> dict:
 
     skin_rng = component_rng(seed, i, 0, "skin")
     # Darker tones are likelier with more African ancestry weight, lighter with Caucasian/Asian.
-    tone = np.clip(0.15 + 0.7 * ethnicity[0] + 0.15 * ethnicity[1] + skin_rng.normal(0.0, 0.12), 0.0, 1.0)
+    tone = np.clip(0.1 + 0.85 * ethnicity[0] + 0.3 * ethnicity[1] + skin_rng.normal(0.0, 0.15), 0.0, 1.0)
     skin = {
         "tone": _r(tone),
         "base_color": skin_tone_linear(tone),
@@ -163,7 +163,8 @@ def sample_lighting(cfg: DatagenConfig, i: int, j: int) -> dict:
     kind = cfg.lighting if cfg.lighting != "mixed" else ("ambient" if rng.random() < 0.5 else "hdr")
     if kind == "ambient":
         grey = _r(rng.uniform(0.6, 1.0))
-        return {"kind": "ambient", "color": [grey, grey, grey], "strength": _r(rng.uniform(0.8, 1.4))}
+        # A uniform world reflects albedo × grey × strength: keep mid-tones off the AgX shoulder.
+        return {"kind": "ambient", "color": [grey, grey, grey], "strength": _r(rng.uniform(0.35, 0.7))}
     names = hdri_names(cfg)
     return {
         "kind": "hdr",
