@@ -19,7 +19,7 @@ install: $(STAMP)
 
 # A small local datagen run on the embedded default, then its contact sheet.
 demo: $(STAMP)
-	$(VENV)/bin/facelift datagen --identities 4 --appearances 2 --preset preview --views-random 4 --out $(DEMO)
+	$(VENV)/bin/facelift datagen --identities 3 --appearances 2 --preset preview --views-random 2 --out $(DEMO)
 	$(VENV)/bin/facelift datagen verify $(DEMO)
 	$(VENV)/bin/facelift datagen preview $(DEMO)
 

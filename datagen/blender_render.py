@@ -56,11 +56,15 @@ def reset_scene() -> None:
     bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
 
 
+_NO_GPU = False  # set once a probe found no GPU backend: later subjects skip the probe
+
+
 def select_device(scene, device: str) -> str:
     """Point Cycles at a GPU backend (OptiX first) or the CPU; returns what was chosen."""
+    global _NO_GPU
     if device not in DEVICES:
         raise DatagenError(f"device {device!r} is not allowed (allowed: {', '.join(DEVICES)})")
-    if device in ("auto", "gpu"):
+    if device in ("auto", "gpu") and not _NO_GPU:
         prefs = bpy.context.preferences.addons["cycles"].preferences
         for backend in GPU_BACKENDS:
             try:
@@ -74,8 +78,9 @@ def select_device(scene, device: str) -> str:
                     d.use = d.type == backend
                 scene.cycles.device = "GPU"
                 return backend
-        if device == "gpu":
-            raise DatagenError("--device gpu was asked for but Cycles finds no OptiX/CUDA/HIP/oneAPI/Metal device (use auto or cpu)")
+        _NO_GPU = True
+    if device == "gpu":
+        raise DatagenError("--device gpu was asked for but Cycles finds no OptiX/CUDA/HIP/oneAPI/Metal device (use auto or cpu)")
     scene.cycles.device = "CPU"
     return "CPU"
 

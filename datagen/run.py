@@ -51,7 +51,7 @@ class RunSummary:
     reused_staged: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    render_wall_s: float = 0.0  # from starting the actors to the last subject (Ray start-up excluded)
+    render_wall_s: float = 0.0  # from all actors ready (Blender loaded) to the last subject
     workers: int = 0
     timing: dict[str, float] = field(default_factory=dict)
 
@@ -205,16 +205,21 @@ def _render_all(cfg, opts, out, todo, staged, card, summary, progress, publish_r
 
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        n_workers = opts.workers or max(1, cpus // opts.threads_per_worker)
-        n_workers = min(n_workers, len(todo))
+        # Each actor holds its CPUs for life: more than fit would wait forever.
+        fit = cpus // opts.threads_per_worker
+        if fit < 1 or opts.workers > fit:
+            asked = opts.workers or 1
+            raise DatagenError(f"--workers {asked} × --threads-per-worker {opts.threads_per_worker} needs {asked * opts.threads_per_worker} CPUs; the Ray cluster has {cpus}")
+        n_workers = min(opts.workers or fit, len(todo))
         summary.workers = n_workers
-        t_start = time.perf_counter()
         Actor = ray.remote(num_cpus=opts.threads_per_worker, max_restarts=0)(RenderWorker)
 
         def new_actor():
             return Actor.remote(out, opts.threads_per_worker, opts.device)
 
         actors = [new_actor() for _ in range(n_workers)]
+        ray.get([a.__ray_ready__.remote() for a in actors])  # Blender loaded in every actor
+        t_start = time.perf_counter()
         uses = [0] * n_workers
         idle = deque(range(n_workers))
         in_flight: dict = {}
@@ -233,6 +238,8 @@ def _render_all(cfg, opts, out, todo, staged, card, summary, progress, publish_r
             try:
                 result = ray.get(ref)
             except (RayActorError, RayTaskError) as e:
+                if isinstance(getattr(e, "cause", None), DatagenError):
+                    raise e.cause from None  # a setting no subject can satisfy (e.g. --device gpu without one)
                 if isinstance(e, RayActorError) or not _actor_alive(ray, actors[w]):
                     actors[w], uses[w] = new_actor(), 0  # the Blender process died: start a fresh one
                 attempts[key] = attempts.get(key, 0) + 1

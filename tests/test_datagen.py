@@ -247,3 +247,14 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
             n = np.stack([data[c] for c in "XYZ"], -1)[mask]
             assert np.allclose(np.linalg.norm(n, axis=-1), 1, atol=0.05)
             assert n[:, 1].mean() < -0.3  # world-space normals of the front view mostly face the camera (−Y)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU for Cycles")
+def test_device_gpu_without_a_gpu_is_one_line(tmp_path):
+    r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--device", "gpu", "--out", str(tmp_path / "g"), "--no-progress")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--device gpu" in r.stderr, r.stderr
+
+
+def test_more_workers_than_cpus_is_one_line(tmp_path):
+    r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--workers", "999", "--out", str(tmp_path / "w"), "--no-progress")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--workers 999" in r.stderr, r.stderr

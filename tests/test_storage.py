@@ -1,0 +1,62 @@
+"""Output storage (local and fsspec) and the dataset card's config guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from datagen.card import load_card, open_card, save_card
+from datagen.config import make_config
+from datagen.errors import DatagenError
+from datagen.storage import TMP_MARK, Storage
+
+
+@pytest.mark.parametrize("url", ["local", "memory://facelift-test"])
+def test_atomic_writes_list_and_remove(tmp_path, url):
+    s = Storage(str(tmp_path / "out") if url == "local" else url)
+    s.ensure_writable()
+    s.write_bytes("shards/a.tar", b"abc")
+    assert s.read_bytes("shards/a.tar") == b"abc" and s.size("shards/a.tar") == 3
+    assert s.write_via("shards/b.tar", lambda f: f.write(b"xy")) == 2
+    assert s.listdir("shards") == ["a.tar", "b.tar"]
+    s.remove("shards/a.tar")
+    assert s.listdir("shards") == ["b.tar"] and s.listdir("missing") == []
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    s = Storage(str(tmp_path))
+
+    def boom(f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        s.write_via("x.tar", boom)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leftover_temporaries_are_removed(tmp_path):
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / f"heads-000000.tar{TMP_MARK}abc").write_bytes(b"half")
+    (tmp_path / "shards" / "heads-000001.tar").write_bytes(b"whole")
+    assert Storage(str(tmp_path)).remove_temporaries("shards") == 1
+    assert [p.name for p in (tmp_path / "shards").iterdir()] == ["heads-000001.tar"]
+
+
+def test_unwritable_location_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DatagenError, match="is not writable"):
+        Storage(str(tmp_path / "file" / "sub")).ensure_writable()
+
+
+def test_card_refuses_another_config_and_garbage(tmp_path):
+    s = Storage(str(tmp_path))
+    cfg = make_config("test", identities=2, appearances=1)
+    card = open_card(s, cfg, ["datagen"])
+    save_card(s, card, cfg)
+    assert load_card(s)["counts"]["subjects"] == 2
+    assert open_card(s, cfg, ["datagen"])["fingerprint"] == cfg.fingerprint()
+    with pytest.raises(DatagenError, match=r"different config \(appearances 1 vs 3"):
+        open_card(s, make_config("test", identities=2, appearances=3), [])
+    (tmp_path / "dataset.json").write_text("{not json")
+    with pytest.raises(DatagenError, match="not a readable dataset card"):
+        load_card(s)
