@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 # DESIGN §3: about 0.22 m per scene unit, but FaceLift's alignment wins: an MTCNN face box of
-# ≈194 px at 512² in the front view. The anny head at 0.22 m/unit gave ≈165 px boxes; at
-# 0.177 m/unit the mean front box is ≈194 px (MTCNN weights of facenet-pytorch, 6 subjects).
-SCENE_UNIT_M = 0.177
+# ≈194 px at 512² in the front view. Measured with facenet-pytorch's MTCNN on front renders of
+# 14 bald, neutral subjects (HDR-lit, grey background): 0.177 m/unit gave boxes of 173 px on
+# average (157–183); at 0.158, 198 px (186–207) over 10; so 0.161. Hair and eyebrows may shift this; re-measure then.
+SCENE_UNIT_M = 0.161
 MH_UNIT_M = 0.1  # MakeHuman works in decimetres
 
 
@@ -51,32 +52,36 @@ class BaseMesh:
     groups: tuple[str, ...]
 
 
+def _numbers(lines: list[str], skip: int, dtype) -> np.ndarray:
+    """Whitespace-separated numbers after a `skip`-character tag, parsed in one numpy call."""
+    return np.array(" ".join(ln[skip:] for ln in lines).split(), dtype=dtype)
+
+
 @functools.cache
 def base_mesh() -> BaseMesh:
-    verts, uvs, faces, face_uvs, face_groups, groups = [], [], [], [], [], []
-    group = -1
+    """Parse base.obj: every vertex is kept (target indices refer to them); faces carry their group."""
     with open(mpfb_path("3dobjs", "base.obj")) as f:
-        for line in f:
-            tag = line[:2]
-            if tag == "v ":
-                verts.append(line[2:].split())
-            elif tag == "vt":
-                uvs.append(line[3:].split())
-            elif tag == "f ":
-                corners = [c.split("/") for c in line[2:].split()]
-                faces.append(np.array([int(c[0]) - 1 for c in corners]))
-                face_uvs.append(np.array([int(c[1]) - 1 for c in corners]))
-                face_groups.append(group)
-            elif tag == "g ":
-                name = line[2:].strip()
-                if name not in groups:
-                    groups.append(name)
-                group = groups.index(name)
+        lines = f.read().splitlines()
+    verts = _numbers([ln for ln in lines if ln.startswith("v ")], 2, np.float64).reshape(-1, 3)
+    uvs = _numbers([ln for ln in lines if ln.startswith("vt ")], 3, np.float64).reshape(-1, 2)
+    face_lines, face_groups, groups, group = [], [], [], -1
+    for ln in lines:
+        if ln.startswith("f "):
+            face_lines.append(ln)
+            face_groups.append(group)
+        elif ln.startswith("g "):
+            name = ln[2:].strip()
+            if name not in groups:
+                groups.append(name)
+            group = groups.index(name)
+    sizes = np.array([len(ln.split()) - 1 for ln in face_lines])
+    corners = _numbers([ln.replace("/", " ") for ln in face_lines], 2, np.int64).reshape(-1, 2) - 1  # v/vt pairs
+    splits = np.cumsum(sizes)[:-1]
     return BaseMesh(
-        vertices=np.array(verts, dtype=np.float64),
-        uvs=np.array(uvs, dtype=np.float64),
-        faces=tuple(faces),
-        face_uvs=tuple(face_uvs),
+        vertices=verts,
+        uvs=uvs,
+        faces=tuple(np.split(corners[:, 0], splits)),
+        face_uvs=tuple(np.split(corners[:, 1], splits)),
         face_groups=np.array(face_groups),
         groups=tuple(groups),
     )
@@ -118,6 +123,13 @@ def faceunits_dir() -> str:
 def expression_unit(name: str) -> Target:
     with open(os.path.join(faceunits_dir(), name + ".target")) as f:
         return _parse_target(f)
+
+
+@functools.cache
+def macro_definitions() -> dict:
+    """macrodetails/macro.json: the macro sliders' parts (knots and target labels) and combinations."""
+    with open(mpfb_path("targets", "macrodetails", "macro.json")) as f:
+        return json.load(f)
 
 
 @functools.cache

