@@ -40,10 +40,10 @@ def main() -> None:
             if i % args.every == 0 or i == args.subjects - 1:
                 reports.append(result["rss_mb"])
                 print(f"subject {i + 1:4d}: RSS {result['rss_mb']:7.1f} MB ({time.perf_counter() - t0:6.1f} s)", flush=True)
-    # the first report includes one-off caches (asset data, kernels); growth is measured after it
-    base = reports[1] if len(reports) > 2 else reports[0]
-    print(f"{args.subjects} subjects: RSS {reports[0]:.0f} MB after the first, {base:.0f} MB after {args.every + 1}, {reports[-1]:.0f} MB at the end: "
-          f"growth {reports[-1] - base:+.0f} MB ({(reports[-1] - base) / max(1, args.subjects - args.every - 1) * 100:+.1f} MB per 100 subjects)")
+    # the first report includes one-off caches (asset data, kernels); the band after it is what matters
+    later = reports[1:] or reports
+    print(f"{args.subjects} subjects: RSS {reports[0]:.0f} MB after the first subject, then between {min(later):.0f} and {max(later):.0f} MB, "
+          f"{reports[-1]:.0f} MB at the end")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Everything is cached per process: a render worker parses the OBJ once and loads each morph target
 on first use. Coordinates stay in MakeHuman space here (Y up, +Z front, decimetres); `to_scene`
-converts to the scene convention (Blender Z up, head facing −Y, 1 unit = 0.22 m).
+converts to the scene convention (Blender Z up, head facing −Y, 1 unit = SCENE_UNIT_M metres).
 """
 
 from __future__ import annotations

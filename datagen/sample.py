@@ -9,12 +9,13 @@ from collections.abc import Iterator
 
 import webdataset as wds
 
+from blender_assets.anny_data import SCENE_UNIT_M
 from datagen.config import DatagenConfig
 from datagen.spec import view_file_stem
 from facelift_models import cameras
 
 JSON_MEMBERS = ("spec.json", "cameras.json", "landmarks.json")
-LANDMARK_UNITS = "scene units (1 unit = 0.22 m), Blender world: Z up, head faces -Y"
+LANDMARK_UNITS = f"scene units (1 unit = {SCENE_UNIT_M} m), Blender world: Z up, head faces -Y"
 
 
 def dumps(obj) -> bytes:
