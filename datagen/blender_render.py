@@ -95,6 +95,9 @@ def configure_render(scene, render: dict, threads: int, device: str) -> str:
     c.use_denoising = render["denoise"]
     if render["denoise"]:
         c.denoiser = "OPENIMAGEDENOISE"
+        c.denoising_quality = render["denoise_quality"]
+        # Prefiltering the albedo/normal guides is two more network passes: worth it at paper quality.
+        c.denoising_prefilter = "FAST" if render["denoise_quality"] == "FAST" else "ACCURATE"
     c.seed = render["cycles_seed"]
     c.max_bounces = render["max_bounces"]
     c.use_animated_seed = False

@@ -209,6 +209,7 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
             "samples": cfg.samples,
             "adaptive_threshold": cfg.adaptive_threshold,
             "denoise": cfg.denoise,
+            "denoise_quality": cfg.denoise_quality,
             "max_bounces": cfg.max_bounces,
             "passes": list(cfg.passes),
             "hdri_dir": cfg.hdri_dir,
