@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= out/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench realism clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/render_throughput.py
+
+# MTCNN face-detection check of the demo output (facenet-pytorch pins an old torch: no deps).
+realism: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 tqdm==4.67.1
+	$(PY) benchmarks/realism.py $(DEMO)
 
 clean:
 	rm -rf $(VENV) out *.egg-info
