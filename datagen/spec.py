@@ -147,20 +147,21 @@ def sample_pose(seed: int, i: int, j: int) -> dict:
     }
 
 
+def hdri_table(hdri_dir: str | None) -> dict[str, str]:
+    """Name → file: Blender's bundled HDRIs (`bundled:<name>`, sorted), then `dir:<file>` from --hdri-dir."""
+    table = {f"bundled:{n}": p for n, p in sorted(catalogue.bundled_hdris().items())}
+    if hdri_dir:
+        table.update(user_hdris(hdri_dir))
+    return table
+
+
 def hdri_names(cfg: DatagenConfig) -> list[str]:
-    """Blender's bundled HDRIs (`bundled:<name>`) plus `dir:<file>` from --hdri-dir, sorted."""
-    names = [f"bundled:{n}" for n in sorted(catalogue.bundled_hdris())]
-    if cfg.hdri_dir:
-        names += list(user_hdris(cfg.hdri_dir))
-    return names
+    return list(hdri_table(cfg.hdri_dir))
 
 
 def hdri_paths_for_spec(spec: dict) -> dict[str, str]:
-    """Name → file of every HDRI the spec's lighting may name (resolved on the rendering machine)."""
-    paths = {f"bundled:{n}": p for n, p in catalogue.bundled_hdris().items()}
-    if spec["render"]["hdri_dir"]:
-        paths.update(user_hdris(spec["render"]["hdri_dir"]))
-    return paths
+    """Every HDRI the spec's lighting may name, resolved on the rendering machine."""
+    return hdri_table(spec["render"]["hdri_dir"])
 
 
 def sample_lighting(cfg: DatagenConfig, i: int, j: int) -> dict:

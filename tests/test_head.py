@@ -9,6 +9,7 @@ import pytest
 
 from blender_assets import anny_data, catalogue, shape
 from datagen.spec import sample_identity
+from facelift_models import cameras
 
 NEUTRAL_POSE = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
 
@@ -61,9 +62,8 @@ def test_landmarks_sit_where_a_face_has_them(identity):
 
 def project_front(point, size=512):
     """Pixel of a world point in DESIGN §3's front camera (0, −2.7, 0), fov 50°."""
-    fx = (size / 2) / np.tan(np.radians(25))
-    depth = point[1] + 2.7
-    return np.array([size / 2 + fx * point[0] / depth, size / 2 - fx * point[2] / depth])
+    w2c = np.linalg.inv(cameras.view_c2w(cameras.FIXED_VIEWS[0]))
+    return cameras.project(point, w2c, cameras.intrinsics(size))[0][0]
 
 
 def test_front_view_matches_facelift_face_box():
