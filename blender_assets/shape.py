@@ -284,6 +284,8 @@ class HeadGeometry:
     landmarks: dict[str, np.ndarray]  # final (posed + expressed) world positions
     eyes: dict[str, Eye]  # "left" / "right" (the subject's)
     topology: Topology
+    rest: np.ndarray  # (N, 3) kept vertices before pose and expression: where region masks are decided
+    head_matrix: np.ndarray  # 4×4 pose of the head bone: rest head space → world (hair, glasses, hats ride on it)
 
 
 def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
@@ -323,4 +325,4 @@ def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
         eyes[side] = Eye(radius, transforms["head"] @ gaze @ local)
         marks[f"eye_{side}"] = eyes[side].matrix[:3, 3].copy()
     assert set(marks) == set(LANDMARK_NAMES)
-    return HeadGeometry(posed[topo.keep], keys, units, marks, eyes, topo)
+    return HeadGeometry(posed[topo.keep], keys, units, marks, eyes, topo, rest[topo.keep], transforms["head"])
