@@ -2,7 +2,8 @@
 
     pip install --no-deps facenet-pytorch==2.6.0 tqdm     # `make realism` does this
     python benchmarks/realism.py OUT [--subjects N]        # an existing datagen output folder
-    python benchmarks/realism.py --render 8 --preset preview   # or render N fresh subjects first
+    python benchmarks/realism.py --render 40 --preset preview --size 512
+                                  # or render N fresh subjects' three views (one appearance each)
 
 Prints the detection rate (confidence > 0.8, as FaceLift's alignment) on the front view and on
 front_right/front_left, and the mean box size ((w + h) / 2, scaled to 512²) and centre of the
@@ -18,7 +19,6 @@ import argparse
 import io
 import os
 import sys
-import tempfile
 import types
 
 import numpy as np
@@ -91,38 +91,52 @@ def subjects(out: str, limit: int):
                     return
 
 
+def rendered(count: int, preset: str, size: int, seed: int):
+    """(key, files) of `count` fresh subjects, only the three views measured, rendered in this process."""
+    import dataclasses
+
+    from datagen.blender_render import render_subject
+    from datagen.config import make_config
+    from datagen.spec import make_spec
+
+    cfg = dataclasses.replace(make_config(preset, identities=count, appearances=1, views_random=0, seed=seed), size=size)
+    for i in range(count):
+        spec = make_spec(cfg, i, 0)
+        spec["views"] = spec["views"][:2] + spec["views"][5:6]  # fixed_00 front, fixed_01 and fixed_05 at ±45°
+        files = render_subject(spec, threads=os.cpu_count() or 1).files
+        # render_subject names views by their order in the trimmed list: map back to the fixed names
+        yield spec["key"], {"fixed_00.png": files["fixed_00.png"], "fixed_01.png": files["fixed_01.png"], "fixed_05.png": files["fixed_02.png"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", nargs="?", help="datagen output folder (omit with --render)")
     ap.add_argument("--subjects", type=int, default=1000, help="at most this many subjects")
-    ap.add_argument("--render", type=int, default=0, help="render this many fresh subjects (1 appearance each) first")
-    ap.add_argument("--preset", default="preview")
+    ap.add_argument("--render", type=int, default=0, help="render this many fresh subjects (1 appearance each) instead")
+    ap.add_argument("--preset", default="preview", help="samples and denoising of --render")
+    ap.add_argument("--size", type=int, default=512, help="image side of --render (FaceLift's box is measured at 512)")
+    ap.add_argument("--seed", type=int, default=0, help="run seed of --render")
     args = ap.parse_args()
     if not args.out and not args.render:
         ap.error("give OUT or --render N")
     detector = load_mtcnn()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = args.out
-        if args.render:
-            from datagen.config import RunOptions, make_config
-            from datagen.run import run_datagen
-
-            out = os.path.join(tmp, "heads")
-            run_datagen(make_config(args.preset, identities=args.render, appearances=1, views_random=0), RunOptions(), out, show_progress=True)
-        hits = {v: 0 for v in VIEWS}
-        sizes, centres, n = [], [], 0
-        for key, files in subjects(out, args.subjects):
-            n += 1
-            for view, name in VIEWS.items():
-                img = on_white(files[name])
-                boxes, probs = detector.detect(img)
-                if boxes is None or probs.max() < MIN_CONFIDENCE:
-                    continue
-                hits[view] += 1
-                if view == "front":
-                    x1, y1, x2, y2 = boxes[int(np.argmax(probs))] * (512.0 / img.size[0])
-                    sizes.append(((x2 - x1) + (y2 - y1)) / 2)
-                    centres.append(((x1 + x2) / 2, (y1 + y2) / 2))
+    source = rendered(args.render, args.preset, args.size, args.seed) if args.render else subjects(args.out, args.subjects)
+    hits = {v: 0 for v in VIEWS}
+    sizes, centres, missed, n = [], [], [], 0
+    for key, files in source:
+        n += 1
+        for view, name in VIEWS.items():
+            img = on_white(files[name])
+            boxes, probs = detector.detect(img)
+            if boxes is None or probs.max() < MIN_CONFIDENCE:
+                missed.append(f"{key}/{view}")
+                continue
+            hits[view] += 1
+            if view == "front":
+                x1, y1, x2, y2 = boxes[int(np.argmax(probs))] * (512.0 / img.size[0])
+                sizes.append(((x2 - x1) + (y2 - y1)) / 2)
+                centres.append(((x1 + x2) / 2, (y1 + y2) / 2))
+        print(f"{key}: {n} done, {len(missed)} views missed so far", file=sys.stderr, flush=True)
     if n == 0:
         sys.exit("error: no subjects found")
     side = (hits["front_right"] + hits["front_left"]) / (2 * n)
@@ -131,6 +145,8 @@ def main() -> None:
         cx, cy = np.mean(centres, axis=0)
         print(f"front box (512² scale): size {np.mean(sizes):.1f} ± {np.std(sizes):.1f} px (FaceLift {FACELIFT_BOX}, "
               f"{100 * (np.mean(sizes) / FACELIFT_BOX - 1):+.1f} %), centre ({cx:.1f}, {cy:.1f}) (FaceLift {FACELIFT_CENTRE})")
+    if missed:
+        print("missed: " + ", ".join(missed))
 
 
 if __name__ == "__main__":
