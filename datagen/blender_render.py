@@ -137,7 +137,7 @@ def render_subject(spec: dict, threads: int = 1, device: str = "cpu") -> RenderR
     scene = bpy.context.scene
     render = spec["render"]
     chosen = configure_render(scene, render, threads, device)
-    head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["clothing"], spec["accessories"])
+    head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["hair"], spec["clothing"], spec["accessories"])
     apply_lighting(spec["lighting"], hdri_paths_for_spec(spec))
     camera = add_camera(scene, render["fov_deg"])
     cams = cameras_json(spec)

