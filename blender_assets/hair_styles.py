@@ -35,7 +35,7 @@ STYLE_SHAPE = {
     "long_straight": ((1.0, 1.5), 18, 0.0, 0.0, 0.008, 0.4),
     "long_wavy": ((1.0, 1.4), 18, 0.05, 3.5, 0.012, 0.55),
     "curly": ((0.35, 0.6), 12, 0.035, 8.0, 0.02, 0.6),
-    "afro": ((0.3, 0.5), 10, 0.02, 14.0, 0.012, 0.2),
+    "afro": ((0.3, 0.5), 10, 0.03, 20.0, 0.03, 0.0),
     "ponytail": ((0.8, 1.2), 18, 0.0, 0.0, 0.008, 0.5),
     "bun": ((0.6, 0.8), 18, 0.0, 0.0, 0.006, 0.3),
 }
@@ -52,6 +52,7 @@ BASE_STYLE_WEIGHT = {
     "ponytail": (0.11, 0.02),
     "bun": (0.1, 0.02),
 }
+AFRO_LEAN = np.array([0.0, 0.25, 0.35])
 HAIR_RADIUS = 0.0013  # scene units at the root (≈ 0.2 mm): a strand stands for a few real hairs
 GUIDE_SPACING = 0.07  # mean distance between scalp guide roots
 
@@ -91,7 +92,7 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
     pattern_baldness = float(np.clip((age - 25.0) / 45.0 + 0.4 * (traits[11] - 0.5), 0.0, 1.0)) if male else 0.0
 
     weights = np.array([BASE_STYLE_WEIGHT[s][1 if male else 0] for s in HAIRSTYLES])
-    weights[HAIRSTYLES.index("afro")] *= 1.0 + 12.0 * texture**2
+    weights[HAIRSTYLES.index("afro")] *= 0.2 + 12.0 * texture**2  # afro-textured hair needs the curl tendency
     weights[HAIRSTYLES.index("curly")] *= 1.0 + 3.0 * texture
     weights[HAIRSTYLES.index("long_straight")] *= 1.0 - 0.7 * texture
     weights[HAIRSTYLES.index("bald")] *= 1.0 + 8.0 * pattern_baldness**2
@@ -342,7 +343,8 @@ def _flow(spec: dict, root: np.ndarray, f: Frame) -> np.ndarray:
     side = np.sign(root[:, 0] - spec["part"] * f.skull_r[0] + 1e-6)[:, None] * np.array([1.0, 0.0, 0.0])
     front = np.clip((f.skull_c[1] - root[:, 1]) / f.skull_r[1], 0.0, 1.0)[:, None]  # 1 at the forehead
     if style == "afro":
-        return _unit(root - f.skull_c + np.array([0.0, 0.0, 0.15]))
+        # Radial, leaning up and back so the hairline's strands rise off the forehead, not over the face.
+        return _unit(root - f.skull_c + AFRO_LEAN)
     if style in ("buzz", "short"):
         return _unit(down + 0.8 * back + 0.3 * side + front * (1.5 * back + 0.8 * np.array([0, 0, 1.0])))
     if style in ("ponytail", "bun"):
@@ -382,7 +384,7 @@ def _combed(spec: dict, roots, normals, length, n_pts: int, f: Frame) -> np.ndar
         t = k / (n_pts - 1)
         prev = pts[-1]
         if style == "afro":
-            nxt = prev + step * _unit(prev - f.skull_c)
+            nxt = prev + step * _unit(prev - f.skull_c + AFRO_LEAN)
         else:
             # Along the scalp first; gravity wins where the strand leaves the crown.
             grav = np.clip((f.skull_c[2] + 0.5 * f.skull_r[2] - prev[:, 2]) / f.skull_r[2] + 0.4 * t, 0.0, 1.0)[:, None]
