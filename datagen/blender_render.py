@@ -51,6 +51,10 @@ def quiet_fds():
 
 
 def reset_scene() -> None:
+    # Operators first update the view layer: without this, a scene whose hair was never rendered
+    # would be evaluated (hair interpolation, ~1 s) only to be thrown away.
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj, do_unlink=True)
     with quiet_fds():
         bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
@@ -130,16 +134,23 @@ def add_camera(scene, fov_deg: float):
     return obj
 
 
+def build_scene(spec: dict, threads: int = 1, device: str = "cpu"):
+    """A fresh scene holding everything `spec` describes: (HeadBuild, camera object, device chosen)."""
+    reset_scene()
+    scene = bpy.context.scene
+    chosen = configure_render(scene, spec["render"], threads, device)
+    head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["hair"], spec["clothing"], spec["accessories"])
+    apply_lighting(spec["lighting"], hdri_paths_for_spec(spec))
+    camera = add_camera(scene, spec["render"]["fov_deg"])
+    return head, camera, chosen
+
+
 def render_subject(spec: dict, threads: int = 1, device: str = "cpu") -> RenderResult:
     """All files of the subject's webdataset sample, rendered from `spec` alone."""
     t0 = time.perf_counter()
-    reset_scene()
+    head, camera, chosen = build_scene(spec, threads, device)
     scene = bpy.context.scene
     render = spec["render"]
-    chosen = configure_render(scene, render, threads, device)
-    head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["hair"], spec["clothing"], spec["accessories"])
-    apply_lighting(spec["lighting"], hdri_paths_for_spec(spec))
-    camera = add_camera(scene, render["fov_deg"])
     cams = cameras_json(spec)
     files: dict[str, bytes] = {
         "spec.json": dumps(spec),

@@ -64,8 +64,8 @@ def summary(spec: dict) -> list[str]:
     hair = spec.get("hair")
     if hair:
         lines.append(f"hair {hair.get('style', '?')}")
-        if hair.get("facial_hair", "none") != "none":
-            lines.append(f"beard {hair['facial_hair']}")
+        if hair["facial_hair"]["style"] != "none":
+            lines.append(hair["facial_hair"]["style"].replace("_", " "))
     if spec.get("clothing"):
         lines.append(spec["clothing"]["garment"])
     worn = [k for k, v in (spec.get("accessories") or {}).items() if v]

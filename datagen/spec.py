@@ -88,6 +88,10 @@ def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 # The Monk swatches are skin as photographed (display colours); an albedo is darker: the lightest
 # swatch is 0.92 linear, real pale skin reflects about 0.6 in red, and subsurface lightens it further.
+# The darkest swatch scaled alike would reflect 1-2 % (a black mask, specular only); measured
+# diffuse reflectance of the darkest skin stays near 9 % red, 5 % green, 3.5 % blue (Donner &
+# Jensen 2006): the epidermis scatters some light back above the melanin. Added as a floor.
+SKIN_ALBEDO_FLOOR = (0.07, 0.04, 0.028)
 
 
 def skin_tone_linear(t: float) -> list[float]:
@@ -97,7 +101,7 @@ def skin_tone_linear(t: float) -> list[float]:
     lo = int(np.floor(x))
     hi = min(lo + 1, len(tones) - 1)
     srgb = tones[lo] * (1 - (x - lo)) + tones[hi] * (x - lo)
-    return [round(float(v), 6) for v in np.array(SWATCH_TO_ALBEDO) * _srgb_to_linear(srgb)]
+    return [round(float(v), 6) for v in np.array(SWATCH_TO_ALBEDO) * _srgb_to_linear(srgb) + SKIN_ALBEDO_FLOOR]
 
 
 def _r(x: float) -> float:
