@@ -91,16 +91,16 @@ def subjects(out: str, limit: int):
                     return
 
 
-def rendered(count: int, preset: str, size: int, seed: int):
-    """(key, files) of `count` fresh subjects, only the three views measured, rendered in this process."""
+def rendered(identities: list[int], preset: str, size: int, seed: int):
+    """(key, files) of fresh subjects (one appearance each), only the three views measured, rendered in this process."""
     import dataclasses
 
     from datagen.blender_render import render_subject
     from datagen.config import make_config
     from datagen.spec import make_spec
 
-    cfg = dataclasses.replace(make_config(preset, identities=count, appearances=1, views_random=0, seed=seed), size=size)
-    for i in range(count):
+    cfg = dataclasses.replace(make_config(preset, identities=max(identities) + 1, appearances=1, views_random=0, seed=seed), size=size)
+    for i in identities:
         spec = make_spec(cfg, i, 0)
         spec["views"] = spec["views"][:2] + spec["views"][5:6]  # fixed_00 front, fixed_01 and fixed_05 at ±45°
         files = render_subject(spec, threads=os.cpu_count() or 1).files
@@ -116,11 +116,19 @@ def main() -> None:
     ap.add_argument("--preset", default="preview", help="samples and denoising of --render")
     ap.add_argument("--size", type=int, default=512, help="image side of --render (FaceLift's box is measured at 512)")
     ap.add_argument("--seed", type=int, default=0, help="run seed of --render")
+    ap.add_argument("--only", default="", help="with --render: these identity indices (comma-separated) instead of 0..N-1")
+    ap.add_argument("--save", default="", help="write every measured view here, on white, missed ones named *_MISSED.png")
     args = ap.parse_args()
-    if not args.out and not args.render:
-        ap.error("give OUT or --render N")
+    if not args.out and not args.render and not args.only:
+        ap.error("give OUT, --render N or --only I,J,…")
     detector = load_mtcnn()
-    source = rendered(args.render, args.preset, args.size, args.seed) if args.render else subjects(args.out, args.subjects)
+    try:
+        identities = [int(i) for i in args.only.split(",")] if args.only else list(range(args.render))
+    except ValueError:
+        ap.error(f"--only {args.only!r}: give comma-separated identity indices, e.g. 3,8,17")
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+    source = rendered(identities, args.preset, args.size, args.seed) if args.render or args.only else subjects(args.out, args.subjects)
     hits = {v: 0 for v in VIEWS}
     sizes, centres, missed, n = [], [], [], 0
     for key, files in source:
@@ -128,7 +136,10 @@ def main() -> None:
         for view, name in VIEWS.items():
             img = on_white(files[name])
             boxes, probs = detector.detect(img)
-            if boxes is None or probs.max() < MIN_CONFIDENCE:
+            hit = boxes is not None and probs.max() >= MIN_CONFIDENCE
+            if args.save:
+                img.save(os.path.join(args.save, f"{key}_{view}{'' if hit else '_MISSED'}.png"))
+            if not hit:
                 missed.append(f"{key}/{view}")
                 continue
             hits[view] += 1

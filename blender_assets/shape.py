@@ -47,7 +47,8 @@ _PART_GROUPS = {
     "helper-r-eyelashes-2": 3,
 }
 
-# Keep upper chest and above (MakeHuman y, decimetres): a little below the clavicles.
+# Keep upper chest and above (MakeHuman y, decimetres): a little below the clavicles. Lower cuts
+# keep the upper arms, whose stumps poke out of the garments' shoulders.
 CUT_BELOW_CLAVICLE_DM = 0.6
 # Scene units the head box is raised above the origin (FaceLift's face-box centre is (252, 280) at 512²).
 HEAD_LIFT = 0.02

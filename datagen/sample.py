@@ -15,7 +15,7 @@ from datagen.spec import view_file_stem
 from facelift_models import cameras
 
 JSON_MEMBERS = ("spec.json", "cameras.json", "landmarks.json")
-LANDMARK_UNITS = f"scene units (1 unit = {SCENE_UNIT_M} m), Blender world: Z up, head faces -Y"
+LANDMARK_UNITS = f"scene units (1 unit = {SCENE_UNIT_M:.4f} m), Blender world: Z up, head faces -Y"
 
 
 def dumps(obj) -> bytes:

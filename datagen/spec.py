@@ -17,7 +17,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -228,13 +228,15 @@ def sample_gaze(seed: int, i: int, j: int) -> tuple[dict[str, float], tuple[floa
     return units, (yaw, pitch)
 
 
+# Head pose (degrees): (sd, bound) per axis. The front view is the model's input, aligned like
+# FaceLift's real photos (near-frontal, roll removed by the eye line), and the ±45° views must stay
+# short of profile: at sd 12° yaw, one ±45° view in ten turned past 60° and lost its face.
+POSE_SD_MAX_DEG = {"yaw": (8.0, 25.0), "pitch": (5.0, 15.0), "roll": (4.0, 10.0)}
+
+
 def sample_pose(seed: int, i: int, j: int) -> dict:
     rng = component_rng(seed, i, j, "pose")
-    return {
-        "yaw": _r(np.clip(rng.normal(0.0, 12.0), -35.0, 35.0)),
-        "pitch": _r(np.clip(rng.normal(0.0, 7.0), -20.0, 20.0)),
-        "roll": _r(np.clip(rng.normal(0.0, 5.0), -15.0, 15.0)),
-    }
+    return {axis: _r(np.clip(rng.normal(0.0, sd), -bound, bound)) for axis, (sd, bound) in POSE_SD_MAX_DEG.items()}
 
 
 def hdri_table(hdri_dir: str | None) -> dict[str, str]:
@@ -254,20 +256,36 @@ def hdri_paths_for_spec(spec: dict) -> dict[str, str]:
     return hdri_table(spec["render"]["hdri_dir"])
 
 
-def sample_lighting(cfg: DatagenConfig, i: int, j: int) -> dict:
+# Face-priority metering, as a phone or a portrait photographer exposes: skin darker than
+# METERING_REFERENCE_Y (linear luminance of a mid Monk tone) gets METERING_WEIGHT of the stops that
+# would bring it there, at most METERING_MAX_EV; lighter skin keeps the calibrated exposure. Half
+# compensation keeps the tone range visible while the darkest faces (Y ≈ 0.06, +1.2 EV) stop
+# rendering near-black under dim ambient light, where MTCNN lost them.
+METERING_REFERENCE_Y = 0.3
+METERING_WEIGHT = 0.5
+METERING_MAX_EV = 1.25
+
+
+def metering_ev(base_color) -> float:
+    y = float(np.dot(base_color, (0.2126, 0.7152, 0.0722)))
+    return float(np.clip(METERING_WEIGHT * np.log2(METERING_REFERENCE_Y / max(y, 1e-3)), 0.0, METERING_MAX_EV))
+
+
+def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict) -> dict:
     rng = component_rng(cfg.seed, i, j, "lighting")
     kind = cfg.lighting if cfg.lighting != "mixed" else ("ambient" if rng.random() < 0.5 else "hdr")
+    exposure = {"exposure_ev": _r(metering_ev(identity["skin"]["base_color"]))}
     if kind == "ambient":
         grey = _r(rng.uniform(0.6, 1.0))
         # A uniform world reflects albedo × grey × strength: keep mid-tones off the AgX shoulder.
-        return {"kind": "ambient", "color": [grey, grey, grey], "strength": _r(rng.uniform(0.35, 0.7))}
+        return {"kind": "ambient", "color": [grey, grey, grey], "strength": _r(rng.uniform(0.35, 0.7))} | exposure
     names = hdri_names(cfg)
     return {
         "kind": "hdr",
         "hdri": names[int(rng.integers(len(names)))],
         "rotation_deg": _r(rng.uniform(0.0, 360.0)),
         "strength": _r(rng.uniform(0.7, 1.5)),
-    }
+    } | exposure
 
 
 def sample_cameras(cfg: DatagenConfig, i: int, j: int) -> list[dict]:
@@ -279,6 +297,25 @@ def sample_cameras(cfg: DatagenConfig, i: int, j: int) -> list[dict]:
 def view_file_stem(index: int, kind: str, fixed_count: int = len(cameras.FIXED_VIEWS)) -> str:
     """`fixed_00` … `fixed_05`, `random_00` …: the file stem of view `index` in spec order."""
     return f"fixed_{index:02d}" if kind == "fixed" else f"random_{index - fixed_count:02d}"
+
+
+def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:
+    return {
+        "size": cfg.size,
+        "fov_deg": cameras.FOV_DEG,
+        "samples": cfg.samples,
+        "adaptive_threshold": cfg.adaptive_threshold,
+        "denoise": cfg.denoise,
+        "denoise_quality": cfg.denoise_quality,
+        "max_bounces": cfg.max_bounces,
+        "passes": list(cfg.passes),
+        "hdri_dir": cfg.hdri_dir,
+        "cycles_seed": component_seed(cfg.seed, i, j, "render") % (2**31 - 1),
+    }
+
+
+def versions() -> dict:
+    return {"facelift": __version__, "blender": _version("bpy"), "anny": _version("anny")}
 
 
 def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
@@ -298,21 +335,10 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
         "clothing": clothing_styles.sample_clothing(component_rng(cfg.seed, i, j, "clothing"), identity),
         "accessories": clothing_styles.sample_accessories(component_rng(cfg.seed, i, j, "accessories"), identity, hair["style"]),
         "pose": sample_pose(cfg.seed, i, j),
-        "lighting": sample_lighting(cfg, i, j),
+        "lighting": sample_lighting(cfg, i, j, identity),
         "views": sample_cameras(cfg, i, j),
-        "render": {
-            "size": cfg.size,
-            "fov_deg": cameras.FOV_DEG,
-            "samples": cfg.samples,
-            "adaptive_threshold": cfg.adaptive_threshold,
-            "denoise": cfg.denoise,
-            "denoise_quality": cfg.denoise_quality,
-            "max_bounces": cfg.max_bounces,
-            "passes": list(cfg.passes),
-            "hdri_dir": cfg.hdri_dir,
-            "cycles_seed": component_seed(cfg.seed, i, j, "render") % (2**31 - 1),
-        },
-        "versions": {"facelift": __version__, "blender": _version("bpy"), "anny": _version("anny")},
+        "render": render_settings(cfg, i, j),
+        "versions": versions(),
     }
 
 

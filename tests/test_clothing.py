@@ -169,7 +169,11 @@ def test_glasses_rims_sit_in_front_of_the_eyes(geo, scene):
         lens = world_vertices([objects[f"lens_{side}"]])
         lens = lens @ inv[:3, :3].T + inv[:3, 3]
         eye = inv[:3, :3] @ geo.landmarks[f"eye_{side}"] + inv[:3, 3]
-        assert lens[:, 1].max() < eye[1] - geo.eyes[side].radius - 0.03
+        cornea = eye[1] - geo.eyes[side].radius
+        assert lens[:, 1].max() < cornea - 0.03
+        # Worn glasses rest on the nose ≈ 12–18 mm (0.075–0.11 units) in front of the cornea; frames
+        # pushed off by the nose flank floated 2–3 cm out and MTCNN lost the face behind them.
+        assert cornea - lens[:, 1].mean() < 0.12
         centre = lens.mean(axis=0)
         assert abs(centre[0] - eye[0]) < 0.06 and abs(centre[2] - eye[2]) < 0.06
 

@@ -53,7 +53,7 @@ def test_landmarks_sit_where_a_face_has_them(identity):
     face = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right", "chin")
     assert min(face, key=lambda k: m[k][1]) == "nose_tip"  # the nose points at the front camera (−Y)
     assert m["head_top"][2] > m["eye_left"][2] > m["nose_tip"][2] > m["mouth_left"][2] > m["chin"][2]
-    eye_gap_m = np.linalg.norm(m["eye_left"] - m["eye_right"]) * anny_data.SCENE_UNIT_M
+    eye_gap_m = np.linalg.norm(m["eye_left"] - m["eye_right"]) * anny_data.BUILD_UNIT_M
     assert 0.05 < eye_gap_m < 0.075  # adult interpupillary distance
     head_box = g.vertices[g.topology.head_region]
     centre = (head_box.min(0) + head_box.max(0)) / 2
@@ -69,16 +69,17 @@ def project_front(point, size=512):
 def test_front_view_matches_facelift_face_box():
     """FaceLift aligns photos so a face detector's box is ≈194 px wide at (252, 280) in 512².
 
-    MTCNN (facenet-pytorch) on front renders of 12 subjects gave boxes 193.6 ± 11 px wide centred at
-    (252.6, 278.8); on the same subjects the box was 2.19 × the projected eye distance and sat 18.7 px
-    above the eye/mouth-corner midpoint. Those ratios turn the landmarks into a detector-free check.
+    MTCNN (facenet-pytorch) on front renders of 12 preview subjects with hair, brows and glasses drew
+    boxes 2.61 × the projected eye distance, centred 0.184 eye distances above the eye/mouth-corner
+    midpoint. Those ratios turn the framed landmarks into a detector-free check.
     """
     widths, rows = [], []
     for i in range(6):
         m = shape.head_geometry(sample_identity(0, i), {"units": {}}, NEUTRAL_POSE).landmarks
-        px = {k: project_front(m[k]) for k in ("eye_left", "eye_right", "mouth_left", "mouth_right")}
-        widths.append(2.19 * np.linalg.norm(px["eye_left"] - px["eye_right"]))
-        rows.append(np.mean([p[1] for p in px.values()]) - 18.7)
+        px = {k: project_front(np.asarray(m[k]) * anny_data.FRAMING_SCALE) for k in ("eye_left", "eye_right", "mouth_left", "mouth_right")}
+        eyes = np.linalg.norm(px["eye_left"] - px["eye_right"])
+        widths.append(2.61 * eyes)
+        rows.append(np.mean([p[1] for p in px.values()]) - 0.184 * eyes)
     assert abs(np.mean(widths) - 194) < 12
     assert abs(np.mean(rows) - 280) < 10
 
@@ -88,7 +89,7 @@ def test_chest_cut_is_level(identity):
     skin = g.vertices[g.topology.skin]
     bottom = skin[:, 2].min()
     assert (skin[:, 2] < bottom + 1e-6).sum() > 50  # a whole ring of vertices on the cut plane
-    assert bottom < -2.7 * np.sin(np.radians(30))  # below the lowest camera (el −30°): the opening is never seen
+    assert bottom * anny_data.FRAMING_SCALE < -2.7 * np.sin(np.radians(30))  # below the lowest camera (el −30°): the opening is never seen
 
 
 def test_jaw_open_drops_the_chin_and_lower_teeth_only(identity):

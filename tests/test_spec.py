@@ -147,4 +147,16 @@ def test_makeup_is_per_appearance_and_mostly_on_women(cfg):
                 men, worn_m = men + 1, worn_m + worn
     assert worn_w / women > 0.25 and worn_m / men < 0.12
     spec = make_spec(cfg, 0, 0)
-    assert set(spec["makeup"]) == {"lipstick", "eyeshadow", "blush"} and spec["spec_version"] == 2
+    assert set(spec["makeup"]) == {"lipstick", "eyeshadow", "blush"} and spec["spec_version"] == 3
+
+
+def test_darker_skin_is_metered_brighter_light_skin_keeps_its_exposure(cfg):
+    from datagen.spec import METERING_MAX_EV, metering_ev, skin_tone_linear
+
+    evs = [metering_ev(skin_tone_linear(t)) for t in np.linspace(0.0, 1.0, 11)]
+    assert evs[0] == 0.0 and evs[3] == 0.0  # light tones: the calibrated exposure
+    assert all(b >= a for a, b in zip(evs, evs[1:]))  # never darker for a darker tone
+    assert 0.8 < evs[-1] <= METERING_MAX_EV  # the darkest faces about a stop up, but not to mid-grey
+    for i in range(6):
+        spec = make_spec(cfg, i, 0)
+        assert spec["lighting"]["exposure_ev"] == pytest.approx(metering_ev(spec["identity"]["skin"]["base_color"]), abs=1e-6)

@@ -189,7 +189,7 @@ def fingerprint() -> dict[str, tuple]:
             img.pixels.foreach_get(px)
             fp["image:" + key(img.name)] = (tuple(img.size), round(float(px.sum()), 3))
     scene = bpy.context.scene
-    fp["render"] = (tuple(_values(scene.render)), tuple(_values(scene.cycles)), tuple(_values(scene.cycles_curves)))
+    fp["render"] = (tuple(_values(scene.render)), tuple(_values(scene.cycles)), tuple(_values(scene.cycles_curves)), tuple(_values(scene.view_settings)))
     return fp
 
 
