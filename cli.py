@@ -13,6 +13,12 @@ import typer
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="FaceLift synthetic-head data factory and trainer.")
 datagen_app = typer.Typer(invoke_without_command=True, pretty_exceptions_enable=False, help="Render synthetic heads into webdataset shards (subcommands: verify, preview).")
 app.add_typer(datagen_app, name="datagen")
+train_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Train the models on datagen shards (lrm).")
+app.add_typer(train_app, name="train")
+
+
+class TrainError(Exception):
+    """A bad training input, already phrased as one line."""
 
 
 @datagen_app.callback()
@@ -29,6 +35,7 @@ def datagen(
     lighting: Optional[str] = typer.Option(None, help="ambient | hdr | mixed (default mixed)."),
     hdri_dir: Optional[str] = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
     passes: str = typer.Option("", help="Extra OpenEXR passes, comma-separated: depth,normal."),
+    kind: str = typer.Option("heads", help="heads | objects (procedural general objects, same shard format, for the LRM's first stage)."),
     subjects_per_shard: Optional[int] = typer.Option(None, help="Override the preset's subjects per shard."),
     workers: int = typer.Option(0, help="Render actors; 0 = cluster CPUs / threads per worker."),
     threads_per_worker: int = typer.Option(1, help="Cycles threads per actor."),
@@ -55,6 +62,7 @@ def datagen(
         hdri_dir=hdri_dir,
         passes=tuple(p.strip() for p in passes.split(",") if p.strip()) or None,
         subjects_per_shard=subjects_per_shard,
+        kind=kind,
     )
     opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, command=sys.argv[1:])
     summary = run_datagen(cfg, opts, out, show_progress=progress)
@@ -86,6 +94,44 @@ def datagen_preview(
     typer.echo(write_contact_sheet(out, output, subjects, tile))
 
 
+@train_app.command("lrm")
+def train_lrm_command(
+    data: str = typer.Option(..., help="A `facelift datagen` output folder (its dataset.json lists the shards)."),
+    out: str = typer.Option("runs/lrm", help="Run folder: checkpoints/, logs/ (tensorboard)."),
+    preset: str = typer.Option("tiny", help="tiny (CPU, 64²) | small (256²) | paper (512², 24 layers × 1024)."),
+    steps: Optional[int] = typer.Option(None, help="Override the preset's total steps (the schedule's length)."),
+    batch_size: Optional[int] = typer.Option(None, help="Subjects per step per process."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (one is also written at exit)."),
+    workers: Optional[int] = typer.Option(None, help="DataLoader workers per process."),
+    ray_encoding: Optional[str] = typer.Option(None, help="facelift (direction + nearest point) | plucker."),
+    resume: bool = typer.Option(False, help="Continue the latest checkpoint in --out: weights, optimiser, schedule, step."),
+    init_from: Optional[str] = typer.Option(None, help="Start from this checkpoint's weights with a fresh optimiser (stage change)."),
+    vgg_weights: Optional[str] = typer.Option(None, help="torchvision vgg19 .pth for the perceptual loss, or 'download'; default random."),
+    seed: int = typer.Option(0, help="Seed of the model init and the view draws."),
+    stop_at: Optional[int] = typer.Option(None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    import logging
+
+    from facelift_models.lrm import make_lrm_config
+    from training.checkpoints import CheckpointError
+    from training.lrm_data import DataError
+    from training.train_lrm import make_train_config, train_lrm
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if resume and init_from:
+        raise TrainError("--resume and --init-from exclude each other: resume continues a run, init-from starts a new one")
+    try:
+        cfg = make_train_config(preset, steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, workers=workers, seed=seed)
+        model_cfg = make_lrm_config(preset, ray_encoding=ray_encoding)
+        result = train_lrm(cfg, data, out, model_cfg, resume=resume, init_from=init_from, vgg_weights=vgg_weights, progress=progress, stop_at=stop_at)
+    except (DataError, CheckpointError, ValueError) as e:
+        raise TrainError(str(e)) from None
+    typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
+               f"{result['skipped']} skipped -> {result['checkpoint']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from datagen.errors import DatagenError
     from datagen.run import DatagenInterrupted
@@ -100,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"error: {e.format_message()}", file=sys.stderr)
         return 2
-    except DatagenError as e:
+    except (DatagenError, TrainError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except DatagenInterrupted as e:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from blender_assets.head import build_head
+from blender_assets.head import HeadBuild, build_head
+from blender_assets.objects import build_objects
 from blender_assets.lighting import apply_lighting
 from datagen.config import DEVICES
 from datagen.errors import DatagenError
@@ -135,11 +136,16 @@ def add_camera(scene, fov_deg: float):
 
 
 def build_scene(spec: dict, threads: int = 1, device: str = "cpu"):
-    """A fresh scene holding everything `spec` describes: (HeadBuild, camera object, device chosen)."""
+    """A fresh scene holding everything `spec` describes: (HeadBuild, camera object, device chosen).
+    An objects spec (`--kind objects`) gives a HeadBuild of its objects, landmarked by their centres."""
     reset_scene()
     scene = bpy.context.scene
     chosen = configure_render(scene, spec["render"], threads, device)
-    head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["hair"], spec["clothing"], spec["accessories"])
+    if spec.get("kind") == "objects":
+        objects = build_objects(spec["objects"])
+        head = HeadBuild(objects, {o.name: tuple(float(c) for c in o.location) for o in objects})
+    else:
+        head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["hair"], spec["clothing"], spec["accessories"])
     apply_lighting(spec["lighting"], hdri_paths_for_spec(spec))
     camera = add_camera(scene, spec["render"]["fov_deg"])
     return head, camera, chosen

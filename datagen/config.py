@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datagen.errors import DatagenError
 
 LIGHTING_KINDS = ("ambient", "hdr", "mixed")
+KINDS = ("heads", "objects")  # objects: procedural general objects for the reconstructor's first stage
 PASSES = ("depth", "normal")
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -39,6 +40,7 @@ class DatagenConfig:
     lighting: str = "mixed"
     hdri_dir: str | None = None
     passes: tuple[str, ...] = ()
+    kind: str = "heads"
 
     @property
     def subjects(self) -> int:
@@ -94,6 +96,8 @@ def _positive(name: str, value: int) -> None:
 
 
 def validate(cfg: DatagenConfig) -> None:
+    if cfg.kind not in KINDS:
+        raise DatagenError(f"--kind {cfg.kind!r} is not allowed (allowed: {', '.join(KINDS)})")
     _positive("identities", cfg.identities)
     _positive("appearances", cfg.appearances)
     _positive("size", cfg.size)

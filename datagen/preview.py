@@ -68,6 +68,8 @@ def summary(spec: dict) -> list[str]:
             lines.append(hair["facial_hair"]["style"].replace("_", " "))
     if spec.get("clothing"):
         lines.append(spec["clothing"]["garment"])
+    for o in spec.get("objects", []):
+        lines.append(f"{o['shape']} {o['material']['texture']}")
     worn = [k for k, v in (spec.get("accessories") or {}).items() if v]
     if worn:
         lines.append("+" + ",".join(worn))

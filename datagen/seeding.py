@@ -14,7 +14,9 @@ import numpy as np
 
 IDENTITY_COMPONENTS = ("identity", "skin", "eyes", "hair_traits")
 APPEARANCE_COMPONENTS = ("expression", "gaze", "pose", "lighting", "cameras", "hair", "clothing", "accessories", "makeup", "render")
-COMPONENTS = IDENTITY_COMPONENTS + APPEARANCE_COMPONENTS
+HEAD_COMPONENTS = IDENTITY_COMPONENTS + APPEARANCE_COMPONENTS
+OBJECT_COMPONENTS = ("objects", "lighting", "cameras", "render")  # --kind objects
+COMPONENTS = HEAD_COMPONENTS + ("objects",)
 
 
 def component_seed(run_seed: int, identity: int, appearance: int, component: str) -> int:

@@ -11,10 +11,10 @@ from importlib import metadata
 
 import numpy as np
 
-from blender_assets import catalogue, clothing_styles, hair_styles
+from blender_assets import catalogue, clothing_styles, hair_styles, object_styles
 from datagen import __version__
 from datagen.config import DatagenConfig, user_hdris
-from datagen.seeding import COMPONENTS, component_rng, component_seed, subject_key
+from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
 SPEC_VERSION = 3
@@ -271,10 +271,11 @@ def metering_ev(base_color) -> float:
     return float(np.clip(METERING_WEIGHT * np.log2(METERING_REFERENCE_Y / max(y, 1e-3)), 0.0, METERING_MAX_EV))
 
 
-def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict) -> dict:
+def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict | None) -> dict:
+    """`identity` None (objects): no face to meter, the calibrated exposure."""
     rng = component_rng(cfg.seed, i, j, "lighting")
     kind = cfg.lighting if cfg.lighting != "mixed" else ("ambient" if rng.random() < 0.5 else "hdr")
-    exposure = {"exposure_ev": _r(metering_ev(identity["skin"]["base_color"]))}
+    exposure = {"exposure_ev": _r(metering_ev(identity["skin"]["base_color"])) if identity else 0.0}
     if kind == "ambient":
         grey = _r(rng.uniform(0.6, 1.0))
         # A uniform world reflects albedo × grey × strength: keep mid-tones off the AgX shoulder.
@@ -318,7 +319,27 @@ def versions() -> dict:
     return {"facelift": __version__, "blender": _version("bpy"), "anny": _version("anny")}
 
 
+def make_objects_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
+    """An objects scene (`--kind objects`) in the heads' layout: same keys, cameras, lighting, render."""
+    return {
+        "spec_version": SPEC_VERSION,
+        "kind": "objects",
+        "key": subject_key(i, j),
+        "identity_index": i,
+        "appearance_index": j,
+        "seed": cfg.seed,
+        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in OBJECT_COMPONENTS},
+        "objects": object_styles.sample_objects(component_rng(cfg.seed, i, j, "objects")),
+        "lighting": sample_lighting(cfg, i, j, None),
+        "views": sample_cameras(cfg, i, j),
+        "render": render_settings(cfg, i, j),
+        "versions": versions(),
+    }
+
+
 def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
+    if cfg.kind == "objects":
+        return make_objects_spec(cfg, i, j)
     identity = sample_identity(cfg.seed, i)
     hair = hair_styles.sample_hair(component_rng(cfg.seed, i, j, "hair"), component_rng(cfg.seed, i, j, "hair_traits"), identity)
     return {
@@ -327,7 +348,7 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
         "identity_index": i,
         "appearance_index": j,
         "seed": cfg.seed,
-        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in COMPONENTS},
+        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in HEAD_COMPONENTS},
         "identity": identity,
         "expression": sample_expression(cfg.seed, i, j),
         "makeup": sample_makeup(cfg.seed, i, j, identity),

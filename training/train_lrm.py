@@ -1,0 +1,256 @@
+"""`facelift train lrm`: GS-LRM on datagen shards, one GPU or many (accelerate / torchrun), or the CPU.
+
+    loss = MSE(render, target) + λ · perceptual(render, target)   (perceptual after an L2 warm-up)
+
+AdamW (β 0.9/0.95, weight decay on matrices only), cosine schedule with linear warm-up, gradient
+clipping; a step whose loss or gradient is not finite, or whose gradient norm exceeds
+`skip_factor` × the clip, is skipped (counted, logged). bf16 autocast and TF32 on CUDA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from facelift_models.gaussian_render import render_gaussians
+from facelift_models.lrm import GSLRM, LRMConfig, lr_groups, make_lrm_config, parameter_count
+from training import checkpoints as ckpt
+from training.lrm_data import DataError, lrm_loader
+from training.perceptual import PerceptualLoss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LRMTrainConfig:
+    preset: str
+    lr: float
+    warmup_steps: int
+    steps: int
+    batch_size: int  # per process
+    perceptual_weight: float = 0.5
+    perceptual_after: int = 0  # L2-only warm-up steps
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    skip_factor: float = 20.0
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    image_every: int = 500
+    workers: int = 4
+    seed: int = 0
+
+
+TRAIN_PRESETS: dict[str, LRMTrainConfig] = {
+    # CPU: learns a few subjects in minutes (benchmarks/lrm_learns.py).
+    "tiny": LRMTrainConfig("tiny", lr=1e-3, warmup_steps=20, steps=2000, batch_size=1, perceptual_after=200, checkpoint_every=100, log_every=5, image_every=100, workers=0),
+    "small": LRMTrainConfig("small", lr=4e-4, warmup_steps=1000, steps=40_000, batch_size=4, perceptual_after=2000, checkpoint_every=1000),
+    # FaceLift stage III (heads, 512², fine-tuned from an objects model): lr 1e-4, warm-up 500, 20 k steps, batch 2 per GPU.
+    "paper": LRMTrainConfig("paper", lr=1e-4, warmup_steps=500, steps=20_000, batch_size=2, perceptual_after=500, checkpoint_every=1000),
+}
+
+
+def make_train_config(preset: str, **overrides) -> LRMTrainConfig:
+    if preset not in TRAIN_PRESETS:
+        raise ValueError(f"LRM preset {preset!r} is not one of {', '.join(TRAIN_PRESETS)}")
+    for k in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        v = overrides.get(k)
+        if v is not None and v < 1:
+            raise ValueError(f"--{k.replace('_', '-')} {v} must be at least 1")
+    return dataclasses.replace(TRAIN_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def warmup_cosine(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return factor
+
+
+def psnr(mse: torch.Tensor) -> float:
+    return float(-10.0 * torch.log10(mse.clamp(min=1e-10)))
+
+
+def render_targets(gaussians, c2w: torch.Tensor, K: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, V, 3, H, W) renders of each sample's Gaussians in its supervision cameras, on white."""
+    out = []
+    for g, c, k in zip(gaussians, c2w, K):
+        out.append(render_gaussians(g, torch.linalg.inv(c.float()), k.float(), size, size).rgb.permute(0, 3, 1, 2))
+    return torch.stack(out)
+
+
+def image_grid(batch: dict, pred: torch.Tensor) -> torch.Tensor:
+    """(3, H·3, W·V) first sample: inputs / targets / renders, one row each."""
+    rows = [batch["input_images"][0], batch["target_images"][0], pred[0].detach().float().clamp(0, 1).cpu()]
+    return torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    if s.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def train_lrm(
+    cfg: LRMTrainConfig,
+    data: str,
+    out: str,
+    model_cfg: LRMConfig | None = None,
+    resume: bool = False,
+    init_from: str | None = None,
+    vgg_weights: str | None = None,
+    progress: bool = True,
+    stop_at: int | None = None,
+    holdout: tuple[str, ...] = (),
+    callback=None,
+) -> dict:
+    """Train; returns {"step", "loss", "psnr", "skipped", "checkpoint"}. Errors are one-line ValueErrors.
+
+    `stop_at`: leave after this step (checkpointed) without shortening the schedule, for jobs with a
+    time limit; `--resume` continues. `holdout`: view files never drawn. `callback(step, model)` runs
+    before the first step and after every step (benchmarks evaluate there)."""
+    from accelerate import Accelerator
+
+    model_cfg = model_cfg or make_lrm_config(cfg.preset)
+    loader = lrm_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, holdout=holdout)  # checks --data first
+    resume_from = None
+    if resume:
+        found = ckpt.list_checkpoints(out)
+        if not found:
+            raise ckpt.CheckpointError(f"--resume: {out!r} holds no checkpoints yet; drop --resume to start")
+        resume_from = found[-1]
+        ckpt.check_model_config(resume_from, ckpt.read_meta(resume_from), model_cfg)
+    if init_from:
+        ckpt.check_model_config(init_from, ckpt.read_meta(init_from), model_cfg)
+
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(cfg.seed + accelerator.process_index)
+    model = GSLRM(model_cfg)
+    if init_from:  # stage change: weights only, a fresh optimiser and schedule
+        ckpt.load_weights(init_from, model)
+    fused = torch.cuda.is_available()
+    optimizer = torch.optim.AdamW(lr_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=fused)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps))
+    perceptual = PerceptualLoss(vgg_weights).to(accelerator.device)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    step, skipped = 0, 0
+    if resume_from:
+        ckpt.load_weights(resume_from, accelerator.unwrap_model(model))
+        state = ckpt.load_state(resume_from)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        step, skipped = state["step"], state["skipped"]
+
+    writer = None
+    if accelerator.is_main_process:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(os.path.join(out, "logs"))
+        log.info("GS-LRM %s: %.1f M parameters, %s", model_cfg.preset, parameter_count(model) / 1e6, accelerator.device)
+    meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": data,
+            "perceptual_pretrained": perceptual.pretrained}
+
+    def save() -> str:
+        meta["lr"] = scheduler.get_last_lr()[0]  # the rate the next step will use
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(), "step": step, "skipped": skipped}
+        return ckpt.save_checkpoint(out, step, accelerator.unwrap_model(model), state, meta) if accelerator.is_main_process else ""
+
+    bar = _progress(progress and accelerator.is_main_process, cfg.steps, step)
+    last = {"loss": float("nan"), "psnr": float("nan")}
+    saved_at = None
+    params = [p for p in model.parameters() if p.requires_grad]
+    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    if callback:
+        callback(step, accelerator.unwrap_model(model))
+    try:
+        for batch in loader:
+            if step >= end:
+                break
+            dev = accelerator.device
+            inputs, c2w, K = (batch[k].to(dev) for k in ("input_images", "input_c2w", "input_K"))
+            target = batch["target_images"].to(dev)
+            with accelerator.autocast():
+                gaussians = model(inputs, c2w, K)
+            pred = render_targets(gaussians, batch["target_c2w"].to(dev), batch["target_K"].to(dev), model_cfg.image_size)
+            mse = torch.mean((pred - target) ** 2)
+            loss = mse
+            if cfg.perceptual_weight > 0 and step >= cfg.perceptual_after:
+                loss = loss + cfg.perceptual_weight * perceptual(pred.flatten(0, 1), target.flatten(0, 1))
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip)
+            ok = torch.isfinite(loss) and torch.isfinite(grad_norm) and grad_norm <= cfg.skip_factor * cfg.grad_clip
+            if ok:
+                optimizer.step()
+            else:
+                skipped += 1
+                log.warning("step %d skipped: loss %s, grad norm %s", step, float(loss.detach()), float(grad_norm))
+            scheduler.step()  # the schedule follows the step count, skipped steps included
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            last = {"loss": float(loss.detach()), "psnr": psnr(mse.detach())}
+            if writer and step % cfg.log_every == 0:
+                writer.add_scalar("train/loss", last["loss"], step)
+                writer.add_scalar("train/mse", float(mse.detach()), step)
+                writer.add_scalar("train/psnr", last["psnr"], step)
+                writer.add_scalar("train/grad_norm", float(grad_norm), step)
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                writer.add_scalar("train/skipped", skipped, step)
+            if writer and (step % cfg.image_every == 0 or step == 1):
+                writer.add_image("train/inputs_targets_renders", image_grid(batch, pred), step)
+            bar.update(step, last["loss"], last["psnr"])
+            if step % cfg.checkpoint_every == 0:
+                saved_at = save()
+            if callback:
+                callback(step, accelerator.unwrap_model(model))
+    finally:
+        bar.close()
+        if step > 0 and (saved_at is None or not saved_at.endswith(f"{step:08d}")):
+            saved_at = save()
+        if writer:
+            writer.close()
+    return {"step": step, **last, "skipped": skipped, "checkpoint": saved_at}
+
+
+class _progress:
+    """rich progress bar (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int, start: int):
+        self.enabled = enabled
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.p = Progress(TextColumn("train lrm"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+            self.p.start()
+            self.task = self.p.add_task("train", total=total, completed=start, info="")
+
+    def update(self, step: int, loss: float, psnr_db: float) -> None:
+        if self.enabled:
+            self.p.update(self.task, completed=step, info=f"loss {loss:.4f}  psnr {psnr_db:.2f} dB")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.p.stop()
+
+
+__all__ = ["LRMTrainConfig", "TRAIN_PRESETS", "make_train_config", "train_lrm", "DataError"]
