@@ -98,7 +98,7 @@ def datagen_preview(
 def train_lrm_command(
     data: str = typer.Option(..., help="A `facelift datagen` output folder (its dataset.json lists the shards)."),
     out: str = typer.Option("runs/lrm", help="Run folder: checkpoints/, logs/ (tensorboard)."),
-    preset: str = typer.Option("tiny", help="tiny (CPU, 64²) | small (256²) | paper (512², 24 layers × 1024)."),
+    preset: str = typer.Option("tiny", help="tiny (CPU, 32²) | small (256²) | paper (512², 24 layers × 1024)."),
     steps: Optional[int] = typer.Option(None, help="Override the preset's total steps (the schedule's length)."),
     batch_size: Optional[int] = typer.Option(None, help="Subjects per step per process."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate."),

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from facelift_models.lrm import make_lrm_config  # noqa: E402
-from training.lrm_data import decode_view, normalize_cameras, shard_urls  # noqa: E402
+from training.lrm_data import ViewPick, decode_view, frame_K_at, near_inputs, normalize_cameras, shard_urls  # noqa: E402
 from training.train_lrm import make_train_config, psnr, render_targets, train_lrm  # noqa: E402
 
 HOLDOUT = ("fixed_01.png", "fixed_05.png", "random_28.png", "random_29.png", "random_30.png", "random_31.png")
@@ -61,12 +61,11 @@ def eval_set(data: str, size: int) -> tuple[list[dict], torch.Tensor]:
                     if n not in HOLDOUT:
                         train_sum += decode_view(files[n], size)
                         train_n += 1
-                unit = {n: c2w[n][:3, 3] / np.linalg.norm(c2w[n][:3, 3]) for n in names}
-                targets = [n for n in HOLDOUT if n in frames and max(unit[n] @ unit[i] for i in EVAL_INPUTS) >= np.cos(np.radians(60)) - 1e-9]
+                near = near_inputs(c2w_all[:, :3, 3], [names.index(i) for i in EVAL_INPUTS], ViewPick().max_angle_deg)
+                targets = [n for n in HOLDOUT if n in frames and near[names.index(n)]]
 
                 def pack(ns):
-                    K = [[[frames[n]["fx"] * size / frames[n]["w"], 0, frames[n]["cx"] * size / frames[n]["w"]],
-                          [0, frames[n]["fy"] * size / frames[n]["h"], frames[n]["cy"] * size / frames[n]["h"]], [0, 0, 1]] for n in ns]
+                    K = np.stack([frame_K_at(frames[n], size) for n in ns])
                     return (torch.stack([decode_view(files[n], size) for n in ns]), torch.tensor(np.stack([c2w[n] for n in ns]), dtype=torch.float32),
                             torch.tensor(K, dtype=torch.float32))
 

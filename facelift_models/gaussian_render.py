@@ -15,7 +15,6 @@ graph, and its backward re-renders one view at a time (GS-LRM's deferred backwar
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -230,8 +229,3 @@ def render_gaussians(
         rgb, alpha = _render_all(backend, tensors, w2c, K, height, width, bg)
     return RenderOutput(rgb, alpha)
 
-
-def gaussian_footprint(opacity: float, sigma_px: float, dx: float, dy: float) -> float:
-    """α of an isotropic splat of screen std `sigma_px` (before the low-pass) at offset (dx, dy) px."""
-    var = sigma_px**2 + EPS_2D
-    return min(ALPHA_MAX, opacity * math.exp(-0.5 * (dx * dx + dy * dy) / var))

@@ -145,7 +145,7 @@ class GSLRM(nn.Module):
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=INIT_STD)
 
-    def forward(self, images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor) -> Gaussians | list[Gaussians]:
+    def forward(self, images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor) -> list[Gaussians]:
         """images (B, V, 3, H, W) in [0, 1], c2w (B, V, 4, 4) OpenCV, K (B, V, 3, 3) → one `Gaussians`
         per batch element (B·V·H·W splats in all), as a list."""
         b, v, _, h, w = images.shape
@@ -186,10 +186,4 @@ def lr_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-
-
-def check_image_size(images: torch.Tensor, cfg: LRMConfig) -> None:
-    h, w = images.shape[-2:]
-    if h != cfg.image_size or w != cfg.image_size:
-        raise ValueError(f"views are {h}×{w}, the {cfg.preset} preset expects {cfg.image_size}×{cfg.image_size}")
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import facelift
+from datagen.card import FORMAT
 from facelift_models import cameras
 from facelift_models.lrm import (
     DEPTH_HALF_RANGE, OPACITY_SHIFT, GSLRM, activate, make_lrm_config, pixel_rays, ray_channels,
@@ -142,7 +143,8 @@ def _shard_of_another_format(folder):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     (folder / "shards" / "imagenet-000000.tar").write_bytes(buf.getvalue())
-    (folder / "dataset.json").write_text(json.dumps({"shards": [{"name": "imagenet-000000.tar"}]}))
+    # A valid facelift card that lists a foreign shard.
+    (folder / "dataset.json").write_text(json.dumps({"format": FORMAT, "shards": [{"name": "imagenet-000000.tar"}]}))
 
 
 def test_bad_inputs_are_one_line_errors(dataset_a, tmp_path):

@@ -38,18 +38,21 @@ class ViewPick:
 
 
 def shard_urls(data: str) -> list[str]:
-    """The shards a datagen output folder lists in its card (dataset.json)."""
+    """The shards a datagen output folder lists in its card (dataset.json), read by datagen's own card code."""
+    from datagen.card import CARD_NAME, SHARD_DIR, load_card
+    from datagen.errors import DatagenError
+    from datagen.storage import Storage
+
     if not os.path.isdir(data):
         raise DataError(f"--data {data!r} is not a folder; give a `facelift datagen` output folder")
-    card_path = os.path.join(data, "dataset.json")
-    if not os.path.exists(card_path):
-        raise DataError(f"--data {data!r} has no dataset.json: not a `facelift datagen` output folder")
     try:
-        card = json.load(open(card_path))
-        names = [s["name"] for s in card["shards"]]
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{card_path} is not a facelift dataset card ({e})") from None
-    urls = [os.path.join(data, "shards", n) for n in names if os.path.exists(os.path.join(data, "shards", n))]
+        card = load_card(Storage(data))
+    except DatagenError as e:
+        raise DataError(str(e)) from None
+    if card is None:
+        raise DataError(f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
+    paths = [os.path.join(data, SHARD_DIR, s["name"]) for s in card.get("shards", [])]
+    urls = [p for p in paths if os.path.exists(p)]
     if not urls:
         raise DataError(f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion")
     check_format(urls[0])
@@ -86,17 +89,21 @@ def normalize_cameras(c2w: np.ndarray) -> np.ndarray:
     return c2w
 
 
+def near_inputs(directions: np.ndarray, inputs, max_angle_deg: float) -> np.ndarray:
+    """Per view: is its direction from the origin within max_angle_deg of some input view's?"""
+    unit = directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    return (unit @ unit[inputs].T).max(axis=1) >= math.cos(math.radians(max_angle_deg)) - 1e-9
+
+
 def pick_views(directions: np.ndarray, rng: np.random.Generator, pick: ViewPick, tries: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """Indices of input and supervision views: each supervision direction within max_angle of an input's."""
     n = len(directions)
     need = pick.num_input + pick.num_supervision
     if n < need:
         raise DataError(f"a subject has {n} views; LRM training needs at least {need} (render more with --views-random)")
-    unit = directions / np.linalg.norm(directions, axis=1, keepdims=True)
-    cos_max = math.cos(math.radians(pick.max_angle_deg))
     for _ in range(tries):
         inputs = rng.choice(n, pick.num_input, replace=False)
-        near = (unit @ unit[inputs].T).max(axis=1) >= cos_max - 1e-9
+        near = near_inputs(directions, inputs, pick.max_angle_deg)
         near[inputs] = False
         candidates = np.flatnonzero(near)
         if len(candidates) >= pick.num_supervision:
@@ -112,6 +119,11 @@ def decode_view(png: bytes, size: int) -> torch.Tensor:
     a = np.asarray(rgba, dtype=np.float32) / 255.0
     rgb = a[..., :3] * a[..., 3:] + (1.0 - a[..., 3:])
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+
+
+def frame_K_at(frame: dict, size: int) -> np.ndarray:
+    """A cameras.json frame's intrinsics for its view resized to size × size."""
+    return np.diag([size / frame["w"], size / frame["h"], 1.0]) @ cameras.frame_K(frame)
 
 
 def lrm_sample(files: dict, size: int, pick: ViewPick, rng: np.random.Generator) -> dict:
@@ -131,11 +143,10 @@ def lrm_sample(files: dict, size: int, pick: ViewPick, rng: np.random.Generator)
             if stems[k] not in files:
                 raise DataError(f"sample {key!r} lists {stems[k]} in cameras.json but the shard lacks it")
             images.append(decode_view(files[stems[k]], size))
-            sx, sy = size / f["w"], size / f["h"]
-            Ks.append([[f["fx"] * sx, 0.0, f["cx"] * sx], [0.0, f["fy"] * sy, f["cy"] * sy], [0.0, 0.0, 1.0]])
+            Ks.append(frame_K_at(f, size))
         out[f"{role}_images"] = torch.stack(images)
         out[f"{role}_c2w"] = torch.tensor(c2w[idx], dtype=torch.float32)
-        out[f"{role}_K"] = torch.tensor(Ks, dtype=torch.float32)
+        out[f"{role}_K"] = torch.tensor(np.stack(Ks), dtype=torch.float32)
     return out
 
 
