@@ -13,7 +13,7 @@ import typer
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="FaceLift synthetic-head data factory and trainer.")
 datagen_app = typer.Typer(invoke_without_command=True, pretty_exceptions_enable=False, help="Render synthetic heads into webdataset shards (subcommands: verify, preview).")
 app.add_typer(datagen_app, name="datagen")
-train_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Train the models on datagen shards (lrm).")
+train_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Train the models on datagen shards (lrm, diffusion).")
 app.add_typer(train_app, name="train")
 
 
@@ -116,7 +116,7 @@ def train_lrm_command(
 
     from facelift_models.lrm import make_lrm_config
     from training.checkpoints import CheckpointError
-    from training.lrm_data import DataError
+    from training.shards import DataError
     from training.train_lrm import make_train_config, train_lrm
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -130,6 +130,46 @@ def train_lrm_command(
         raise TrainError(str(e)) from None
     typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
                f"{result['skipped']} skipped -> {result['checkpoint']}")
+
+
+@train_app.command("diffusion")
+def train_diffusion_command(
+    data: str = typer.Option(..., help="A `facelift datagen` output folder (its dataset.json lists the shards)."),
+    out: str = typer.Option("runs/diffusion", help="Run folder: checkpoints/, pipeline/ (diffusers), vae/ (tiny), logs/ (tensorboard)."),
+    preset: str = typer.Option("tiny", help="tiny (CPU, 32², from scratch) | paper (512², fine-tunes --pretrained)."),
+    pretrained: Optional[str] = typer.Option(None, help="Diffusers folder or hub id to fine-tune: SD 2.1-unCLIP-style, or a facelift pipeline/."),
+    attention: Optional[str] = typer.Option(None, help="dense (all 6 views) | sparse (front + own view) | per_view (ablation)."),
+    reconstruct_input: Optional[bool] = typer.Option(None, "--reconstruct-input/--no-reconstruct-input", help="Learn view 0 = the input view (FaceLift); off for the ablation."),
+    steps: Optional[int] = typer.Option(None, help="Override the preset's total steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Subjects per step per process."),
+    grad_accum: Optional[int] = typer.Option(None, help="Gradient accumulation steps."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (constant after the warm-up)."),
+    mixed_precision: Optional[str] = typer.Option(None, help="fp16 | bf16 | no (CUDA only; the CPU trains in fp32)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints and pipeline saves (one is also written at exit)."),
+    validate_every: Optional[int] = typer.Option(None, help="Steps between validation grids in tensorboard."),
+    vae_steps: Optional[int] = typer.Option(None, help="tiny: steps fitting the from-scratch VAE before the UNet (kept in --out/vae)."),
+    workers: Optional[int] = typer.Option(None, help="DataLoader workers per process."),
+    resume: bool = typer.Option(False, help="Continue the latest checkpoint in --out: weights, EMA, optimiser, step."),
+    seed: int = typer.Option(0, help="Seed of the model init, noise and background draws."),
+    stop_at: Optional[int] = typer.Option(None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    import logging
+
+    from facelift_models.mv_diffusion import PretrainedError, make_diffusion_config
+    from training.checkpoints import CheckpointError
+    from training.shards import DataError
+    from training.train_diffusion import make_train_config, train_diffusion
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        cfg = make_train_config(preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, mixed_precision=mixed_precision,
+                                checkpoint_every=checkpoint_every, validate_every=validate_every, vae_steps=vae_steps, workers=workers, seed=seed)
+        model_cfg = make_diffusion_config(preset, pretrained=pretrained, attention=attention, reconstruct_input=reconstruct_input)
+        result = train_diffusion(cfg, data, out, model_cfg, resume=resume, progress=progress, stop_at=stop_at)
+    except (DataError, CheckpointError, PretrainedError, ValueError) as e:
+        raise TrainError(str(e)) from None
+    typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; pipeline: {result['pipeline']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from facelift_models.lrm import make_lrm_config  # noqa: E402
-from training.lrm_data import ViewPick, decode_view, frame_K_at, near_inputs, normalize_cameras, shard_urls  # noqa: E402
-from training.train_lrm import make_train_config, psnr, render_targets, train_lrm  # noqa: E402
+from training.lrm_data import ViewPick, frame_K_at, near_inputs, normalize_cameras  # noqa: E402
+from training.shards import decode_view, shard_urls  # noqa: E402
+from training.loop import psnr  # noqa: E402
+from training.train_lrm import make_train_config, render_targets, train_lrm  # noqa: E402
 
 HOLDOUT = ("fixed_01.png", "fixed_05.png", "random_28.png", "random_29.png", "random_30.png", "random_31.png")
 EVAL_INPUTS = ("fixed_00.png", "fixed_02.png", "fixed_03.png", "fixed_04.png")  # front, right, back, left

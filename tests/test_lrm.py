@@ -15,8 +15,10 @@ from facelift_models import cameras
 from facelift_models.lrm import (
     DEPTH_HALF_RANGE, OPACITY_SHIFT, GSLRM, activate, make_lrm_config, pixel_rays, ray_channels,
 )
-from training.lrm_data import DataError, ViewPick, pick_views
-from training.train_lrm import make_train_config, warmup_cosine
+from training.lrm_data import ViewPick, pick_views
+from training.shards import DataError
+from training.loop import warmup_cosine
+from training.train_lrm import make_train_config
 
 
 def fixed_cameras(size: int, views=(0, 2, 3, 4)):

@@ -63,7 +63,7 @@ def read_meta(path: str) -> dict:
 def check_model_config(path: str, meta: dict, model_cfg) -> None:
     """One-line error when the checkpoint's architecture is not this run's."""
     saved = meta.get("model", {})
-    want = dataclasses.asdict(model_cfg)
+    want = json.loads(json.dumps(dataclasses.asdict(model_cfg)))  # as saved: tuples become lists
     arch = [k for k in want if k not in ("gradient_checkpointing",)]
     diff = [k for k in arch if saved.get(k) != want[k]]
     if diff:

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from facelift_models.gaussian_render import render_gaussians
 from facelift_models.lrm import GSLRM, LRMConfig, lr_groups, make_lrm_config, parameter_count
 from training import checkpoints as ckpt
-from training.lrm_data import DataError, lrm_loader
+from training.loop import Progress, psnr, rng_state, set_rng_state, warmup_cosine
+from training.lrm_data import lrm_loader
+from training.shards import DataError
 from training.perceptual import PerceptualLoss
 
 log = logging.getLogger(__name__)
@@ -67,20 +66,6 @@ def make_train_config(preset: str, **overrides) -> LRMTrainConfig:
     return dataclasses.replace(TRAIN_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
-def warmup_cosine(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-
-    return factor
-
-
-def psnr(mse: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(mse.clamp(min=1e-10)))
-
-
 def render_targets(gaussians, c2w: torch.Tensor, K: torch.Tensor, size: int) -> torch.Tensor:
     """(B, V, 3, H, W) renders of each sample's Gaussians in its supervision cameras, on white."""
     out = []
@@ -93,19 +78,6 @@ def image_grid(batch: dict, pred: torch.Tensor) -> torch.Tensor:
     """(3, H·3, W·V) first sample: inputs / targets / renders, one row each."""
     rows = [batch["input_images"][0], batch["target_images"][0], pred[0].detach().float().clamp(0, 1).cpu()]
     return torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)
-
-
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
-    if s.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
 
 
 def train_lrm(
@@ -159,7 +131,7 @@ def train_lrm(
         state = ckpt.load_state(resume_from)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         step, skipped = state["step"], state["skipped"]
 
     writer = None
@@ -173,10 +145,10 @@ def train_lrm(
 
     def save() -> str:
         meta["lr"] = scheduler.get_last_lr()[0]  # the rate the next step will use
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(), "step": step, "skipped": skipped}
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "skipped": skipped}
         return ckpt.save_checkpoint(out, step, accelerator.unwrap_model(model), state, meta) if accelerator.is_main_process else ""
 
-    bar = _progress(progress and accelerator.is_main_process, cfg.steps, step)
+    bar = Progress("train lrm", progress and accelerator.is_main_process, cfg.steps, step)
     last = {"loss": float("nan"), "psnr": float("nan")}
     saved_at = None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -218,7 +190,7 @@ def train_lrm(
                 writer.add_scalar("train/skipped", skipped, step)
             if writer and (step % cfg.image_every == 0 or step == 1):
                 writer.add_image("train/inputs_targets_renders", image_grid(batch, pred), step)
-            bar.update(step, last["loss"], last["psnr"])
+            bar.update(step, f"loss {last['loss']:.4f}  psnr {last['psnr']:.2f} dB")
             if step % cfg.checkpoint_every == 0:
                 saved_at = save()
             if callback:
@@ -230,27 +202,6 @@ def train_lrm(
         if writer:
             writer.close()
     return {"step": step, **last, "skipped": skipped, "checkpoint": saved_at}
-
-
-class _progress:
-    """rich progress bar (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.enabled = enabled
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.p = Progress(TextColumn("train lrm"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
-            self.p.start()
-            self.task = self.p.add_task("train", total=total, completed=start, info="")
-
-    def update(self, step: int, loss: float, psnr_db: float) -> None:
-        if self.enabled:
-            self.p.update(self.task, completed=step, info=f"loss {loss:.4f}  psnr {psnr_db:.2f} dB")
-
-    def close(self) -> None:
-        if self.enabled:
-            self.p.stop()
 
 
 __all__ = ["LRMTrainConfig", "TRAIN_PRESETS", "make_train_config", "train_lrm", "DataError"]

@@ -1,0 +1,114 @@
+"""Reading datagen shards for training (DESIGN §4): the card's shard list, a format check before
+training starts, PNG decoding, and a webdataset stream whose per-sample function draws from a
+generator seeded per worker and rank. The model-specific samples are in lrm_data / diffusion_data.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from typing import Callable
+
+import numpy as np
+import torch
+import webdataset as wds
+from PIL import Image
+
+REQUIRED = ("cameras.json", "fixed_00.png")  # what every facelift head sample holds
+
+
+class DataError(ValueError):
+    """Input that is not a facelift datagen output; the message is one line for the user."""
+
+
+def shard_urls(data: str) -> list[str]:
+    """The shards a datagen output folder lists in its card (dataset.json), read by datagen's own card code."""
+    from datagen.card import CARD_NAME, SHARD_DIR, load_card
+    from datagen.errors import DatagenError
+    from datagen.storage import Storage
+
+    if not os.path.isdir(data):
+        raise DataError(f"--data {data!r} is not a folder; give a `facelift datagen` output folder")
+    try:
+        card = load_card(Storage(data))
+    except DatagenError as e:
+        raise DataError(str(e)) from None
+    if card is None:
+        raise DataError(f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
+    paths = [os.path.join(data, SHARD_DIR, s["name"]) for s in card.get("shards", [])]
+    urls = [p for p in paths if os.path.exists(p)]
+    if not urls:
+        raise DataError(f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion")
+    check_format(urls[0])
+    return urls
+
+
+def check_format(url: str) -> None:
+    """Fail before training starts when the first sample of a shard is not a facelift subject."""
+    key, members = None, set()
+    try:
+        with tarfile.open(url, mode="r|*") as tar:
+            for info in tar:
+                k, _, member = info.name.rsplit("/", 1)[-1].partition(".")
+                if key is not None and k != key:
+                    break
+                key = k
+                members.add(member)
+    except tarfile.TarError as e:
+        raise DataError(f"{url} is not a tar shard ({e})") from None
+    missing = [m for m in REQUIRED if m not in members]
+    if missing:
+        raise DataError(f"sample {key!r} in {url} has no {missing[0]}: not a facelift head shard")
+
+
+def decode_view(png: bytes, size: int, background: float = 1.0) -> torch.Tensor:
+    """(3, size, size) float in [0, 1], RGBA composited on a grey level (1 = white), area-resampled."""
+    rgba = Image.open(io.BytesIO(png)).convert("RGBA")
+    if rgba.size != (size, size):
+        rgba = rgba.resize((size, size), Image.Resampling.BOX)
+    a = np.asarray(rgba, dtype=np.float32) / 255.0
+    rgb = a[..., :3] * a[..., 3:] + background * (1.0 - a[..., 3:])
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+
+
+class SeededMap:
+    """Picklable per-sample map for webdataset workers: `fn(files, rng)` with a generator seeded by
+    (seed, worker, rank), so every worker draws its own reproducible views and backgrounds."""
+
+    def __init__(self, fn: Callable[[dict, np.random.Generator], dict], seed: int):
+        self.fn, self.seed, self.rng = fn, seed, None
+
+    def __call__(self, files: dict) -> dict:
+        if self.rng is None:
+            info = torch.utils.data.get_worker_info()
+            self.rng = np.random.default_rng([self.seed, info.id if info else 0, int(os.environ.get("RANK", 0))])
+        return self.fn(files, self.rng)
+
+
+def collate(samples: list[dict]) -> dict:
+    out = {"key": [s["key"] for s in samples]}
+    for k in samples[0]:
+        if k != "key" and not k.startswith("__"):  # webdataset carries __key__/__url__ along
+            out[k] = torch.stack([s[k] for s in samples])
+    return out
+
+
+def missing_member(files: dict, members) -> None:
+    """One-line DataError when a sample lacks one of `members`."""
+    missing = [m for m in members if m not in files]
+    if missing:
+        raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} has no {missing[0]}: not a facelift head shard")
+
+
+def shard_loader(data: str, sample_fn: Callable[[dict, np.random.Generator], dict], batch_size: int, workers: int = 0,
+                 seed: int = 0, resampled: bool = True) -> torch.utils.data.DataLoader:
+    """Batches of `sample_fn(files, rng)` over a datagen folder's shards: an endless resampled
+    stream for training; `resampled=False` reads each shard once, split between nodes and workers."""
+    urls = shard_urls(data)
+    if resampled:
+        ds = wds.WebDataset(urls, resampled=True, shardshuffle=False, seed=seed, handler=wds.reraise_exception)
+    else:
+        ds = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
+    ds = ds.map(SeededMap(sample_fn, seed)).batched(batch_size, collation_fn=collate, partial=not resampled)
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
