@@ -24,6 +24,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_data import data_or_render  # noqa: E402
+
 from facelift_models.lrm import make_lrm_config  # noqa: E402
 from training.lrm_data import ViewPick, frame_K_at, near_inputs, normalize_cameras  # noqa: E402
 from training.shards import decode_view, shard_urls  # noqa: E402
@@ -36,14 +38,6 @@ EVAL_INPUTS = ("fixed_00.png", "fixed_02.png", "fixed_03.png", "fixed_04.png")  
 
 class TimeUp(Exception):
     """The training budget is spent."""
-
-
-def render_subjects(count: int, out: str) -> None:
-    from datagen.config import RunOptions, make_config
-    from datagen.run import run_datagen
-
-    cfg = make_config("test", identities=count, appearances=1)
-    run_datagen(cfg, RunOptions(workers=0, threads_per_worker=1), out, show_progress=False)
 
 
 def eval_set(data: str, size: int) -> tuple[list[dict], torch.Tensor]:
@@ -98,12 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data
-        if not data:
-            t = time.perf_counter()
-            data = os.path.join(tmp, "data")
-            render_subjects(args.subjects, data)
-            print(f"rendered {args.subjects} test-preset subjects in {time.perf_counter() - t:.0f} s", flush=True)
+        data = data_or_render(args.data, args.subjects, tmp)
         model_cfg = make_lrm_config("tiny")
         subjects, mean_image = eval_set(data, model_cfg.image_size)
         targets = torch.cat([s["targets"][0] for s in subjects])

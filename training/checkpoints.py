@@ -50,6 +50,15 @@ def list_checkpoints(out: str) -> list[str]:
     return [os.path.join(root, d) for d in sorted(os.listdir(root)) if STEP_DIR.match(d)]
 
 
+def checkpoint_to_resume(out: str, model_cfg) -> str:
+    """The latest checkpoint in `out`, checked against this run's model config (for --resume)."""
+    found = list_checkpoints(out)
+    if not found:
+        raise CheckpointError(f"--resume: {out!r} holds no checkpoints yet; drop --resume to start")
+    check_model_config(found[-1], read_meta(found[-1]), model_cfg)
+    return found[-1]
+
+
 def read_meta(path: str) -> dict:
     """The JSON of a checkpoint folder (or of the folder holding a model.safetensors given directly)."""
     folder = os.path.dirname(path) if path.endswith(".safetensors") else path

@@ -102,13 +102,7 @@ def train_lrm(
 
     model_cfg = model_cfg or make_lrm_config(cfg.preset)
     loader = lrm_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, holdout=holdout)  # checks --data first
-    resume_from = None
-    if resume:
-        found = ckpt.list_checkpoints(out)
-        if not found:
-            raise ckpt.CheckpointError(f"--resume: {out!r} holds no checkpoints yet; drop --resume to start")
-        resume_from = found[-1]
-        ckpt.check_model_config(resume_from, ckpt.read_meta(resume_from), model_cfg)
+    resume_from = ckpt.checkpoint_to_resume(out, model_cfg) if resume else None
     if init_from:
         ckpt.check_model_config(init_from, ckpt.read_meta(init_from), model_cfg)
 

@@ -1,0 +1,97 @@
+"""What the multi-view UNet is conditioned on, besides the input image's VAE latent:
+
+- a global image embedding through the UNet's class-embedding path: a pretrained CLIP image
+  encoder (frozen; SD-unCLIP style, with the noise-level-0 embedding appended) or, without one,
+  a small trainable conv encoder (`SmallImageEncoder`);
+- one embedding per output view as `encoder_hidden_states` (`ViewEmbeddings`): learned, or
+  FaceLift's fixed CLIP text embeddings of the view prompts, computed once from a text encoder.
+
+Both are diffusers models, so a pipeline folder saves and loads them with `save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import get_timestep_embedding
+from diffusers.models.modeling_utils import ModelMixin
+
+from facelift_models.cameras import FIXED_VIEWS
+
+VIEW_NAMES = tuple(v.name for v in FIXED_VIEWS)  # front, front_right, right, back, left, front_left
+VIEW_PROMPT = "a rendering image of 3D models, {} view, color map."  # FaceLift's per-view "text"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIPImageProcessor's defaults
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class SmallImageEncoder(ModelMixin, ConfigMixin):
+    """A trainable global image embedding when no CLIP encoder is given: strided convs, mean pool, linear."""
+
+    @register_to_config
+    def __init__(self, embed_dim: int = 64, channels: tuple[int, ...] = (32, 64, 128)):
+        super().__init__()
+        layers, c_in = [], 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(8, c), nn.SiLU()]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.proj = nn.Linear(c_in, embed_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> (B, embed_dim)."""
+        return self.proj(self.features(pixels).mean(dim=(2, 3)))
+
+
+class ViewEmbeddings(ModelMixin, ConfigMixin):
+    """(V, tokens, dim): the `encoder_hidden_states` of each output view, shared by all subjects."""
+
+    @register_to_config
+    def __init__(self, num_views: int = 6, tokens: int = 4, dim: int = 32):
+        super().__init__()
+        self.embeddings = nn.Parameter(torch.randn(num_views, tokens, dim) * 0.02)
+
+    def forward(self) -> torch.Tensor:
+        return self.embeddings
+
+    @classmethod
+    def from_text(cls, tokenizer, text_encoder, num_views: int) -> "ViewEmbeddings":
+        """FaceLift's fixed embeddings: the text encoder's last hidden states of the view prompts."""
+        prompts = [VIEW_PROMPT.format(name) for name in VIEW_NAMES[:num_views]]
+        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            hidden = text_encoder(ids.to(text_encoder.device))[0].float().cpu()
+        out = cls(num_views=num_views, tokens=hidden.shape[1], dim=hidden.shape[2])
+        out.embeddings.data.copy_(hidden)
+        return out
+
+
+def is_clip(image_encoder) -> bool:
+    return not isinstance(image_encoder, SmallImageEncoder)
+
+
+def embed_image(image_encoder, pixels: torch.Tensor, feature_extractor=None) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> (B, E) global embedding. CLIP gets its own preprocessing, done in
+    torch (resize to its input size, normalise), so training and the pipeline share one path."""
+    if not is_clip(image_encoder):
+        return image_encoder(pixels)
+    size = image_encoder.config.image_size
+    mean = getattr(feature_extractor, "image_mean", None) or CLIP_MEAN
+    std = getattr(feature_extractor, "image_std", None) or CLIP_STD
+    x = (pixels.float() + 1) / 2
+    x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    x = (x - x.new_tensor(mean)[:, None, None]) / x.new_tensor(std)[:, None, None]
+    return image_encoder(pixel_values=x.to(image_encoder.dtype)).image_embeds
+
+
+def class_vector(image_embeds: torch.Tensor, class_input_dim: int) -> torch.Tensor:
+    """The UNet's class-embedding input. SD-unCLIP UNets expect [image embedding ; noise-level
+    embedding] (2·E): FaceLift conditions at noise level 0, whose sinusoidal embedding is exact."""
+    e = image_embeds.shape[-1]
+    if class_input_dim == e:
+        return image_embeds
+    if class_input_dim == 2 * e:
+        level0 = get_timestep_embedding(torch.zeros(image_embeds.shape[0], device=image_embeds.device), e, flip_sin_to_cos=True, downscale_freq_shift=0)
+        return torch.cat([image_embeds, level0.to(image_embeds.dtype)], dim=1)
+    raise ValueError(f"the UNet's class embedding takes {class_input_dim} values; the image encoder gives {e} (expected {e} or {2 * e})")
