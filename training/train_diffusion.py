@@ -242,23 +242,23 @@ def train_diffusion(
         torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(cfg.seed + accelerator.process_index)
 
-    vae = None
+    vae = None  # None: the pretrained model's
     vae_path = os.path.join(out, VAE_DIR)
     vae_psnr = None
     if not model_cfg.pretrained:
         from diffusers import AutoencoderKL
 
-        if os.path.exists(os.path.join(vae_path, "config.json")):  # fitted by an earlier run in this folder
-            vae = AutoencoderKL.from_pretrained(vae_path)
-        elif resume_from:
-            raise ckpt.CheckpointError(f"--resume: {out!r} has checkpoints but no {VAE_DIR}/; it was not made by this preset")
-        else:
-            vae = tiny_vae(model_cfg)
-            if cfg.vae_steps:
-                vae_psnr = fit_vae(vae, loader, cfg.vae_steps, cfg.vae_lr, accelerator.device, progress and accelerator.is_main_process)
-                log.info("VAE fitted in %d steps: %.2f dB, latent scaling %.4f", cfg.vae_steps, vae_psnr, vae.config.scaling_factor)
-            if accelerator.is_main_process:
+        if not os.path.exists(os.path.join(vae_path, "config.json")):  # else fitted by an earlier run in this folder
+            if resume_from:
+                raise ckpt.CheckpointError(f"--resume: {out!r} has checkpoints but no {VAE_DIR}/; it was not made by this preset")
+            if accelerator.is_main_process:  # one process fits, every process loads the same VAE
+                vae = tiny_vae(model_cfg)
+                if cfg.vae_steps:
+                    vae_psnr = fit_vae(vae, loader, cfg.vae_steps, cfg.vae_lr, accelerator.device, progress)
+                    log.info("VAE fitted in %d steps: %.2f dB, latent scaling %.4f", cfg.vae_steps, vae_psnr, vae.config.scaling_factor)
                 save_folder_atomically(vae.save_pretrained, vae_path)
+            accelerator.wait_for_everyone()
+        vae = AutoencoderKL.from_pretrained(vae_path)
     components = build_components(model_cfg, vae)
     vae, noise_scheduler = components.vae, components.noise_scheduler
     denoiser = MultiViewDenoiser(components, model_cfg)
