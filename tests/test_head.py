@@ -174,6 +174,24 @@ def test_identities_differ(identity):
     assert np.abs(a.vertices - b.vertices).max() > 0.05
 
 
+def render_front(path: str, size: int, samples: int) -> None:
+    """Cycles render of the current scene from the front camera (DESIGN §3), transparent film."""
+    import bpy
+
+    scene = bpy.context.scene
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    cam.location, cam.rotation_euler = (0.0, -2.7, 0.0), (np.pi / 2, 0.0, 0.0)
+    cam.data.angle = np.radians(50)
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = samples
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.film_transparent = True
+    scene.render.filepath = path
+    bpy.ops.render.render(write_still=True)
+
+
 def test_blender_build_and_render(identity, tmp_path):
     bpy = pytest.importorskip("bpy")
     from blender_assets.head import build_head
@@ -202,19 +220,8 @@ def test_blender_build_and_render(identity, tmp_path):
         build()
     assert (len(bpy.data.meshes), len(bpy.data.materials), len(bpy.data.objects)) == counts, "rebuilding leaks data-blocks"
 
-    scene = bpy.context.scene
     apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5}, {})
-    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
-    scene.collection.objects.link(cam)
-    scene.camera = cam
-    cam.location, cam.rotation_euler = (0.0, -2.7, 0.0), (np.pi / 2, 0.0, 0.0)
-    cam.data.angle = np.radians(50)
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = 2
-    scene.render.resolution_x = scene.render.resolution_y = 48
-    scene.render.film_transparent = True
-    scene.render.filepath = str(tmp_path / "front.png")
-    bpy.ops.render.render(write_still=True)
+    render_front(str(tmp_path / "front.png"), size=48, samples=2)
     from PIL import Image
 
     alpha = np.asarray(Image.open(tmp_path / "front.png").convert("RGBA"))[..., 3]
@@ -265,19 +272,10 @@ def test_ambient_sky_lights_a_sphere_from_above_at_the_same_mean(tmp_path):
         mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 1.0
         bpy.context.object.data.materials.append(mat)
         apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": ratio}, {})
-        cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
-        scene.collection.objects.link(cam)
-        scene.camera = cam
-        cam.location, cam.rotation_euler = (0.0, -2.7, 0.0), (np.pi / 2, 0.0, 0.0)
-        cam.data.angle = np.radians(50)
-        scene.render.engine = "CYCLES"
-        scene.cycles.samples = 16
-        scene.render.resolution_x = scene.render.resolution_y = 32
-        scene.render.film_transparent = True
         scene.view_settings.view_transform = "Standard"  # plain sRGB, so pixels convert back to radiance
-        scene.render.filepath = str(tmp_path / f"sphere_{ratio}.png")
-        bpy.ops.render.render(write_still=True)
-        return np.asarray(Image.open(scene.render.filepath).convert("RGBA"), dtype=np.float64)
+        path = str(tmp_path / f"sphere_{ratio}.png")
+        render_front(path, size=32, samples=16)
+        return np.asarray(Image.open(path).convert("RGBA"), dtype=np.float64)
 
     def top_bottom(img):  # mean linear radiance of the upper and lower thirds of the sphere
         lum, on = ((img[..., :3] / 255.0) ** 2.2).mean(-1), img[..., 3] > 250
