@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench_data import data_or_render  # noqa: E402
 
 from facelift_models.mv_diffusion import make_diffusion_config  # noqa: E402
-from training.diffusion_data import diffusion_sample  # noqa: E402
+from training.diffusion_data import diffusion_sample, input_view  # noqa: E402
 from training.loop import psnr  # noqa: E402
 from training.shards import shard_urls  # noqa: E402
 from training.train_diffusion import eval_loss, make_train_config, train_diffusion  # noqa: E402
@@ -48,14 +48,14 @@ def training_subjects(data: str, size: int) -> dict:
         with open(url, "rb") as f:
             for key, files in read_samples(f):
                 samples.append(diffusion_sample({**files, "__key__": key}, np.random.default_rng(0), size, background=1.0))
-    return {"input": torch.stack([s["input"] for s in samples]), "views": torch.stack([s["views"] for s in samples])}
+    return {"views": torch.stack([s["views"] for s in samples])}
 
 
 def generation_psnr(pipeline, batch: dict, steps: int) -> tuple[float, float]:
     """(front view PSNR, all-views PSNR) of the generated views against the ground truth."""
     front, every = [], []
-    for inp, truth in zip(batch["input"], batch["views"]):
-        gen = pipeline(inp, num_inference_steps=steps, guidance_scale=3.0, seed=0, output_type="pt").images
+    for truth in batch["views"]:
+        gen = pipeline(input_view(truth), num_inference_steps=steps, guidance_scale=3.0, seed=0, output_type="pt").images
         front.append(((gen[0] - truth[0]) ** 2).mean())
         every.append(((gen - truth) ** 2).mean())
     return psnr(torch.stack(front).mean()), psnr(torch.stack(every).mean())
@@ -90,7 +90,7 @@ def main() -> None:
                 with run.pipeline() as pipe:
                     pipe.set_progress_bar_config(disable=True)
                     state["before"] = generation_psnr(pipe, batch, args.ddim_steps)
-                print(f"untrained pipeline on {len(batch['input'])} training inputs: front view {state['before'][0]:.2f} dB, "
+                print(f"untrained pipeline on {len(batch['views'])} training inputs: front view {state['before'][0]:.2f} dB, "
                       f"all 6 views {state['before'][1]:.2f} dB ({time.perf_counter() - now:.0f} s)", flush=True)
                 state["t0"] = time.perf_counter()
             elapsed = time.perf_counter() - state["t0"]

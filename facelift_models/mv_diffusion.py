@@ -154,11 +154,10 @@ def resolve_pretrained(name: str) -> str:
     return path
 
 
-def read_model_index(path: str) -> dict:
-    p = os.path.join(path, "model_index.json")
-    if not os.path.exists(p):
-        return {}
-    with open(p) as f:
+def read_json(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
         return json.load(f)
 
 
@@ -199,7 +198,7 @@ def load_pretrained(cfg: DiffusionConfig) -> Components:
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     path = resolve_pretrained(cfg.pretrained)
-    index = read_model_index(path)
+    index = read_json(os.path.join(path, "model_index.json")) or {}
     if index.get("_class_name") == PIPELINE_CLASS:
         views = index.get("num_views", NUM_VIEWS)
         if views != NUM_VIEWS:
@@ -212,8 +211,7 @@ def load_pretrained(cfg: DiffusionConfig) -> Components:
     if unet.config.in_channels not in (LATENT_CHANNELS, 2 * LATENT_CHANNELS):
         raise PretrainedError(f"--pretrained {cfg.pretrained!r} has a UNet with {unet.config.in_channels} input channels; expected {LATENT_CHANNELS} (SD) or {2 * LATENT_CHANNELS} (a facelift pipeline)")
     expand_conv_in(unet, 2 * LATENT_CHANNELS)
-    sched_cfg = os.path.join(path, "scheduler", "scheduler_config.json")
-    noise_scheduler = training_scheduler(json.load(open(sched_cfg)) if os.path.exists(sched_cfg) else None)
+    noise_scheduler = training_scheduler(read_json(os.path.join(path, "scheduler", "scheduler_config.json")))
 
     feature_extractor, frozen = None, False
     if os.path.isdir(os.path.join(path, "image_encoder")) and index.get("image_encoder", [None, ""])[1] != "SmallImageEncoder":

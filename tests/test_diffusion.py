@@ -222,7 +222,7 @@ def test_an_unclip_style_checkpoint_gets_facelifts_surgery(tmp_path):
     assert not torch.allclose(c.view_embeddings.embeddings[1], c.view_embeddings.embeddings[3])  # front_right ≠ back prompt
     den = MultiViewDenoiser(c, cfg)
     assert set(den.trainable_modules()) == {"unet"} and not any(p.requires_grad for p in den.image_encoder.parameters())
-    batch = {"input": torch.rand(2, 3, 32, 32), "views": torch.rand(2, NUM_VIEWS, 3, 32, 32)}
+    batch = {"views": torch.rand(2, NUM_VIEWS, 3, 32, 32)}
     loss = diffusion_loss(den, c.vae, c.noise_scheduler, batch, make_train_config("tiny"), True, torch.float32)
     loss.backward()
     assert torch.isfinite(loss) and den.unet.conv_in.weight.grad[:, 4:].abs().sum() > 0  # the input latent gets gradient

@@ -25,19 +25,32 @@ def checkpoint_root(out: str) -> str:
     return os.path.join(out, "checkpoints")
 
 
+def save_folder_atomically(save, final: str) -> str:
+    """`save(tmp)` then rename over `final`: a kill never leaves a half-written folder there."""
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    old = final + ".old"
+    if os.path.exists(final):
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
 def save_checkpoint(out: str, step: int, model: torch.nn.Module, state: dict, meta: dict, keep: int = 3) -> str:
     root = checkpoint_root(out)
     os.makedirs(root, exist_ok=True)
-    final = os.path.join(root, f"step-{step:08d}")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, MODEL_FILE))
-    torch.save(state, os.path.join(tmp, STATE_FILE))
-    with open(os.path.join(tmp, META_FILE), "w") as f:
-        json.dump({**meta, "step": step}, f, indent=2, sort_keys=True)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+
+    def write(folder: str) -> None:
+        os.makedirs(folder)
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, os.path.join(folder, MODEL_FILE))
+        torch.save(state, os.path.join(folder, STATE_FILE))
+        with open(os.path.join(folder, META_FILE), "w") as f:
+            json.dump({**meta, "step": step}, f, indent=2, sort_keys=True)
+
+    final = save_folder_atomically(write, os.path.join(root, f"step-{step:08d}"))
     for old in list_checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -1,8 +1,8 @@
 """Multi-view diffusion samples streamed from datagen shards (DESIGN §7).
 
-One sample = one subject: the input image (`fixed_00`, the front view) and the 6 fixed views as
-targets (view 0 is the input's own camera), all composited on one background drawn per subject:
-white, black or grey, so the model does not learn a single background colour.
+One sample = one subject: the 6 fixed views as targets, all composited on one background drawn
+per subject (white, black or grey, so the model does not learn a single background colour). The
+input image is view 0 (`fixed_00`, the front view): the model reconstructs its own input.
 """
 
 from __future__ import annotations
@@ -28,12 +28,17 @@ def diffusion_sample(files: dict, rng: np.random.Generator, size: int, num_views
     if background is None:
         background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     views = torch.stack([decode_view(files[f], size, background) for f in FIXED_FILES[:num_views]])
-    return {"key": files.get("__key__", "?"), "input": views[0].clone(), "views": views, "background": torch.tensor(background)}
+    return {"key": files.get("__key__", "?"), "views": views, "background": torch.tensor(background)}
+
+
+def input_view(views: torch.Tensor) -> torch.Tensor:
+    """The conditioning image of (…, V, 3, S, S) views: view 0, the input's own camera (DESIGN §7)."""
+    return views[..., 0, :, :, :]
 
 
 def diffusion_loader(data: str, size: int, batch_size: int, workers: int = 0, seed: int = 0, resampled: bool = True) -> torch.utils.data.DataLoader:
-    """Batches of {"input": (B, 3, S, S), "views": (B, 6, 3, S, S)} in [0, 1], "background": (B,)."""
+    """Batches of {"views": (B, 6, 3, S, S)} in [0, 1] (input = `input_view`), "background": (B,)."""
     return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, resampled)
 
 
-__all__ = ["BACKGROUNDS", "DataError", "diffusion_loader", "diffusion_sample"]
+__all__ = ["BACKGROUNDS", "DataError", "diffusion_loader", "diffusion_sample", "input_view"]

@@ -57,9 +57,7 @@ def check_format(url: str) -> None:
                 members.add(member)
     except tarfile.TarError as e:
         raise DataError(f"{url} is not a tar shard ({e})") from None
-    missing = [m for m in REQUIRED if m not in members]
-    if missing:
-        raise DataError(f"sample {key!r} in {url} has no {missing[0]}: not a facelift head shard")
+    missing_member(dict.fromkeys(members) | {"__key__": key, "__url__": url}, REQUIRED)
 
 
 def decode_view(png: bytes, size: int, background: float = 1.0) -> torch.Tensor:

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 import types
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ from facelift_models.mv_diffusion import (
     DiffusionConfig, MultiViewDenoiser, build_components, make_diffusion_config, min_snr_v_weight, tiny_vae,
 )
 from training import checkpoints as ckpt
-from training.diffusion_data import diffusion_loader
+from training.diffusion_data import diffusion_loader, input_view
 from training.loop import Progress, psnr, rng_state, set_rng_state, warmup_constant
 from training.shards import DataError
 
@@ -98,45 +97,58 @@ def cfg_keep_masks(batch: int, p: float, generator: torch.Generator | None = Non
     return keep_embed, keep_latent
 
 
-def diffusion_loss(denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainConfig, reconstruct_input: bool, dtype: torch.dtype,
-                   timesteps: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The min-SNR-weighted v-prediction loss of one batch of subjects. Training draws t, noise and
-    CFG drops at random; with `timesteps` (B,) and a `generator` it is the fixed-noise evaluation
-    loss (no CFG drop, the VAE posterior's mode), comparable across steps."""
-    device = next(denoiser.parameters()).device  # denoiser: a MultiViewDenoiser, maybe DDP-wrapped
-    views = batch["views"].to(device) * 2 - 1  # (B, V, 3, S, S)
-    pixels = batch["input"].to(device) * 2 - 1
+def encode_views(vae, views: torch.Tensor, dtype: torch.dtype, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled latents of (B, V, 3, S, S) views in [0, 1]: the targets (a posterior sample for
+    training, its mode for evaluation) and the input's (view 0, the mode), from one VAE pass."""
     b, v = views.shape[:2]
-    sf = vae.config.scaling_factor
-    evaluating = timesteps is not None
     with torch.no_grad():
-        posterior = vae.encode(views.flatten(0, 1).to(dtype)).latent_dist
-        z = (posterior.mode() if evaluating else posterior.sample()).float() * sf
-        z_in = vae.encode(pixels.to(dtype)).latent_dist.mode().float() * sf
-    noise = torch.randn(z.shape, generator=generator).to(device) if evaluating else torch.randn_like(z)
-    t = timesteps.to(device) if evaluating else torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=device)
+        posterior = vae.encode((views.flatten(0, 1) * 2 - 1).to(dtype)).latent_dist
+        mode = posterior.mode().float() * vae.config.scaling_factor
+        z = posterior.sample().float() * vae.config.scaling_factor if sample else mode
+    return z.view(b, v, *z.shape[1:]), input_view(mode.view(b, v, *mode.shape[1:]))
+
+
+def v_loss(denoiser, scheduler, z: torch.Tensor, z_in: torch.Tensor, pixels: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+           keep_embed: torch.Tensor, keep_latent: torch.Tensor, gamma: float, reconstruct_input: bool) -> torch.Tensor:
+    """The min-SNR-weighted v-prediction loss: z (B, V, 4, h, w) target latents, z_in (B, 4, h, w)
+    and pixels (B, 3, S, S) in [-1, 1] the input, t (B,) one timestep per subject, keep_* (B,) CFG."""
+    b, v = z.shape[:2]
     tv = t.repeat_interleave(v)
-    noisy = scheduler.add_noise(z, noise, tv).view(b, v, *z.shape[1:])
-    target = scheduler.get_velocity(z, noise, tv).view(b, v, *z.shape[1:])
-    keep_embed, keep_latent = torch.ones(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)
-    if not evaluating:
-        keep_embed, keep_latent = cfg_keep_masks(b, cfg.cfg_drop)
-    z_in = z_in * keep_latent.to(device)[:, None, None, None].to(z_in.dtype)
-    pred = denoiser(noisy, t, z_in, pixels, keep_embed.to(device))
+    flat, eps = z.flatten(0, 1), noise.flatten(0, 1)
+    noisy = scheduler.add_noise(flat, eps, tv).view_as(z)
+    target = scheduler.get_velocity(flat, eps, tv).view_as(z)
+    z_in = z_in * keep_latent[:, None, None, None].to(z_in.dtype)
+    pred = denoiser(noisy, t, z_in, pixels, keep_embed)
     per_view = ((pred.float() - target) ** 2).mean(dim=(2, 3, 4))  # (B, V)
     if not reconstruct_input:  # the ablation: view 0 (the input's camera) is not learned
         per_view = per_view[:, 1:]
-    return (min_snr_v_weight(scheduler, t, cfg.snr_gamma) * per_view.mean(dim=1)).mean()
+    return (min_snr_v_weight(scheduler, t, gamma) * per_view.mean(dim=1)).mean()
+
+
+def diffusion_loss(denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainConfig, reconstruct_input: bool, dtype: torch.dtype) -> torch.Tensor:
+    """One training batch: random timestep per subject, random noise, random CFG drops."""
+    device = next(denoiser.parameters()).device  # denoiser: a MultiViewDenoiser, maybe DDP-wrapped
+    views = batch["views"].to(device)
+    z, z_in = encode_views(vae, views, dtype, sample=True)
+    b = z.shape[0]
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=device)
+    keep_embed, keep_latent = (m.to(device) for m in cfg_keep_masks(b, cfg.cfg_drop))
+    return v_loss(denoiser, scheduler, z, z_in, input_view(views) * 2 - 1, t, torch.randn_like(z), keep_embed, keep_latent, cfg.snr_gamma, reconstruct_input)
 
 
 @torch.no_grad()
 def eval_loss(denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainConfig, reconstruct_input: bool, levels: int = 10, seed: int = 0) -> float:
-    """The training objective on `batch` at `levels` evenly spaced timesteps with fixed noise."""
-    b = batch["views"].shape[0]
+    """The training objective on `batch` at `levels` evenly spaced timesteps with fixed noise, no
+    CFG drop and the posterior's mode: the same measurement at every step."""
+    device = next(denoiser.parameters()).device
+    views = batch["views"].to(device)
+    z, z_in = encode_views(vae, views, vae.dtype, sample=False)
+    b = z.shape[0]
+    keep = torch.ones(b, dtype=torch.bool, device=device)
     total = 0.0
     for k, t in enumerate(torch.linspace(0, scheduler.config.num_train_timesteps - 1, levels).round().long()):
-        g = torch.Generator().manual_seed(seed * 1000 + k)
-        total += float(diffusion_loss(denoiser, vae, scheduler, batch, cfg, reconstruct_input, vae.dtype, t.repeat(b), g))
+        noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed * 1000 + k)).to(device)
+        total += float(v_loss(denoiser, scheduler, z, z_in, input_view(views) * 2 - 1, t.repeat(b).to(device), noise, keep, keep, cfg.snr_gamma, reconstruct_input))
     return total / levels
 
 
@@ -172,20 +184,6 @@ def fit_vae(vae, loader, steps: int, lr: float, device, progress: bool, kl_weigh
     return psnr(torch.stack(errs).mean())
 
 
-def save_folder_atomically(save, final: str) -> str:
-    """`save(tmp)` then rename over `final`: a kill never leaves a half-written folder there."""
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save(tmp)
-    old = final + ".old"
-    if os.path.exists(final):
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
 def make_pipeline(denoiser: MultiViewDenoiser, vae, noise_scheduler, model_cfg: DiffusionConfig):
     from diffusers import DDIMScheduler
 
@@ -202,10 +200,10 @@ def make_pipeline(denoiser: MultiViewDenoiser, vae, noise_scheduler, model_cfg: 
 def validation_grid(pipe, batch: dict, cfg: DiffusionTrainConfig) -> tuple[torch.Tensor, float]:
     """(3, 2·S, 7·S) input | 6 generated views over blank | 6 ground-truth views, and the PSNR of
     the generated views against the ground truth (first subject of the batch)."""
-    gen = pipe(batch["input"][0], num_inference_steps=cfg.validation_steps, guidance_scale=cfg.guidance_scale, seed=cfg.seed, output_type="pt").images
     truth = batch["views"][0]
-    blank = torch.ones_like(batch["input"][0])
-    top = torch.cat([batch["input"][0], *gen], dim=2)
+    gen = pipe(input_view(truth), num_inference_steps=cfg.validation_steps, guidance_scale=cfg.guidance_scale, seed=cfg.seed, output_type="pt").images
+    blank = torch.ones_like(truth[0])
+    top = torch.cat([input_view(truth), *gen], dim=2)
     bottom = torch.cat([blank, *truth], dim=2)
     return torch.cat([top, bottom], dim=1), psnr(((gen - truth) ** 2).mean())
 
@@ -256,7 +254,7 @@ def train_diffusion(
                 if cfg.vae_steps:
                     vae_psnr = fit_vae(vae, loader, cfg.vae_steps, cfg.vae_lr, accelerator.device, progress)
                     log.info("VAE fitted in %d steps: %.2f dB, latent scaling %.4f", cfg.vae_steps, vae_psnr, vae.config.scaling_factor)
-                save_folder_atomically(vae.save_pretrained, vae_path)
+                ckpt.save_folder_atomically(vae.save_pretrained, vae_path)
             accelerator.wait_for_everyone()
         vae = AutoencoderKL.from_pretrained(vae_path)
     components = build_components(model_cfg, vae)
@@ -309,7 +307,7 @@ def train_diffusion(
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema.state_dict(), "rng": rng_state(), "step": step}
         path = ckpt.save_checkpoint(out, step, trainable, state, meta)
         with ema_pipeline() as pipe:
-            saved = save_folder_atomically(pipe.save_pretrained, os.path.join(out, PIPELINE_DIR))
+            saved = ckpt.save_folder_atomically(pipe.save_pretrained, os.path.join(out, PIPELINE_DIR))
         return path, saved
 
     run = types.SimpleNamespace(model=model, vae=vae, noise_scheduler=noise_scheduler, pipeline=ema_pipeline, vae_psnr=vae_psnr)
@@ -322,7 +320,7 @@ def train_diffusion(
         for batch in loader:
             if step >= end:
                 break
-            val_batch = val_batch or {k: batch[k][:1] for k in ("input", "views")}
+            val_batch = val_batch or {"views": batch["views"][:1]}
             with accelerator.accumulate(denoiser):
                 with accelerator.autocast():
                     loss = diffusion_loss(denoiser, vae, noise_scheduler, batch, cfg, model_cfg.reconstruct_input, weight_dtype)
