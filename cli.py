@@ -43,6 +43,7 @@ def datagen(
     ray_address: Optional[str] = typer.Option(None, help="Join a Ray cluster (auto, host:port, ray://...); default: a local one."),
     retries: int = typer.Option(2, help="Extra attempts for a failing subject before it is recorded as failed."),
     recycle_every: int = typer.Option(50, help="Restart an actor's Blender after this many subjects."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--keep-failed", help="Give subjects an earlier run recorded as failed another try (default), or keep them failed."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     if ctx.invoked_subcommand:
@@ -64,10 +65,11 @@ def datagen(
         subjects_per_shard=subjects_per_shard,
         kind=kind,
     )
-    opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, command=sys.argv[1:])
+    opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, retry_failed, command=sys.argv[1:])
     summary = run_datagen(cfg, opts, out, show_progress=progress)
     failed = f", {len(summary.failed)} failed (see dataset.json)" if summary.failed else ""
-    typer.echo(f"done: {summary.rendered_now} subjects rendered, {summary.shards_written_now} shards written, {summary.shards_total} in all{failed} -> {out} ({summary.seconds:.1f} s)")
+    aside = f", {len(summary.set_aside)} bad files set aside ({', '.join(summary.set_aside[:2])})" if summary.set_aside else ""
+    typer.echo(f"done: {summary.rendered_now} subjects rendered, {summary.shards_written_now} shards written, {summary.shards_total} in all{failed}{aside} -> {out} ({summary.seconds:.1f} s)")
 
 
 @datagen_app.command("verify")
@@ -110,6 +112,7 @@ def train_lrm_command(
     vgg_weights: Optional[str] = typer.Option(None, help="torchvision vgg19 .pth for the perceptual loss, or 'download'; default random."),
     seed: int = typer.Option(0, help="Seed of the model init and the view draws."),
     stop_at: Optional[int] = typer.Option(None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."),
+    verify_data: bool = typer.Option(False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     import logging
@@ -125,7 +128,8 @@ def train_lrm_command(
     try:
         cfg = make_train_config(preset, steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, workers=workers, seed=seed)
         model_cfg = make_lrm_config(preset, ray_encoding=ray_encoding)
-        result = train_lrm(cfg, data, out, model_cfg, resume=resume, init_from=init_from, vgg_weights=vgg_weights, progress=progress, stop_at=stop_at)
+        result = train_lrm(cfg, data, out, model_cfg, resume=resume, init_from=init_from, vgg_weights=vgg_weights, progress=progress,
+                           stop_at=stop_at, verify_data=verify_data)
     except (DataError, CheckpointError, ValueError) as e:
         raise TrainError(str(e)) from None
     typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
@@ -152,6 +156,7 @@ def train_diffusion_command(
     resume: bool = typer.Option(False, help="Continue the latest checkpoint in --out: weights, EMA, optimiser, step."),
     seed: int = typer.Option(0, help="Seed of the model init, noise and background draws."),
     stop_at: Optional[int] = typer.Option(None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."),
+    verify_data: bool = typer.Option(False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     import logging
@@ -166,32 +171,37 @@ def train_diffusion_command(
         cfg = make_train_config(preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, mixed_precision=mixed_precision,
                                 checkpoint_every=checkpoint_every, validate_every=validate_every, vae_steps=vae_steps, workers=workers, seed=seed)
         model_cfg = make_diffusion_config(preset, pretrained=pretrained, attention=attention, reconstruct_input=reconstruct_input)
-        result = train_diffusion(cfg, data, out, model_cfg, resume=resume, progress=progress, stop_at=stop_at)
+        result = train_diffusion(cfg, data, out, model_cfg, resume=resume, progress=progress, stop_at=stop_at, verify_data=verify_data)
     except (DataError, CheckpointError, PretrainedError, ValueError) as e:
         raise TrainError(str(e)) from None
     typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; pipeline: {result['pipeline']}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datagen.errors import DatagenError
+    from datagen import interrupts
+    from datagen.errors import DatagenError, StorageError
     from datagen.run import DatagenInterrupted
 
+    interrupts.interrupt_on_sigterm()  # a scheduler's SIGTERM stops like Ctrl-C: what is done is kept
     try:
         code = app(args=argv, standalone_mode=False, prog_name="facelift")
     except typer.Abort:
         print("interrupted", file=sys.stderr)
-        return 130
+        return interrupts.exit_code()
     except typer.TyperException as e:  # click's usage errors (typer vendors click)
         if e.__class__.__name__ == "NoArgsIsHelpError":  # help was already printed
             return 0
         print(f"error: {e.format_message()}", file=sys.stderr)
         return 2
+    except StorageError as e:  # not the input's fault: the rerun finishes the job
+        print(f"error: {e}; what is finished is kept, rerun the same command to finish", file=sys.stderr)
+        return 1
     except (DatagenError, TrainError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except DatagenInterrupted as e:
         print(e, file=sys.stderr)
-        return 130
+        return interrupts.exit_code()
     return code if isinstance(code, int) else 0  # typer.Exit(n) comes back as n in this mode
 
 

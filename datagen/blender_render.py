@@ -90,6 +90,11 @@ def select_device(scene, device: str) -> str:
     return "CPU"
 
 
+def select_device_now(device: str) -> str:
+    """select_device on the current scene: the worker's check before its first subject."""
+    return select_device(bpy.context.scene, device)
+
+
 def configure_render(scene, render: dict, threads: int, device: str) -> str:
     scene.render.engine = "CYCLES"
     chosen = select_device(scene, device)
@@ -172,9 +177,13 @@ def render_subject(spec: dict, threads: int = 1, device: str = "cpu") -> RenderR
         for frame, file_name in zip(cams["frames"], view_files(spec)):
             camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
             t = time.perf_counter()
+            if os.path.exists(png):
+                os.unlink(png)  # a render that writes nothing must not hand on the previous view
             with quiet_fds():
                 bpy.ops.render.render(write_still=True)
             render_s += time.perf_counter() - t
+            if not os.path.exists(png):
+                raise RuntimeError(f"Blender wrote no image for {file_name} (is {tmp} full?)")
             with open(png, "rb") as f:
                 files[file_name] = f.read()
             if passes_exr:

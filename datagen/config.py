@@ -13,12 +13,14 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from datagen.environments import check_environments
 from datagen.errors import DatagenError
 
 LIGHTING_KINDS = ("ambient", "hdr", "mixed")
 KINDS = ("heads", "objects")  # objects: procedural general objects for the reconstructor's first stage
 PASSES = ("depth", "normal")
 DEVICES = ("auto", "cpu", "gpu")
+MAX_RANDOM_VIEWS = 999  # the view file names' counter; a subject's views are held in memory at once
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,6 @@ class DatagenConfig:
     hdri_dir: str | None = None
     passes: tuple[str, ...] = ()
     kind: str = "heads"
-
-    @property
-    def subjects(self) -> int:
-        return self.identities * self.appearances
-
-    @property
-    def shard_count(self) -> int:
-        return -(-self.subjects // self.subjects_per_shard)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -103,8 +97,8 @@ def validate(cfg: DatagenConfig) -> None:
     _positive("size", cfg.size)
     _positive("samples", cfg.samples)
     _positive("subjects-per-shard", cfg.subjects_per_shard)
-    if cfg.views_random < 0:
-        raise DatagenError(f"--views-random {cfg.views_random} is not allowed (must be 0 or more)")
+    if not 0 <= cfg.views_random <= MAX_RANDOM_VIEWS:
+        raise DatagenError(f"--views-random {cfg.views_random} is not allowed (0 to {MAX_RANDOM_VIEWS})")
     if cfg.size < 16 or cfg.size > 4096:
         raise DatagenError(f"--size {cfg.size} is not allowed (16 to 4096 pixels)")
     if cfg.appearances > 999 or cfg.identities > 99999:
@@ -119,8 +113,10 @@ def validate(cfg: DatagenConfig) -> None:
     if cfg.hdri_dir is not None:
         if not os.path.isdir(cfg.hdri_dir):
             raise DatagenError(f"--hdri-dir {cfg.hdri_dir} does not exist or is not a folder")
-        if not user_hdris(cfg.hdri_dir):
+        found = user_hdris(cfg.hdri_dir)
+        if not found:
             raise DatagenError(f"--hdri-dir {cfg.hdri_dir} holds no .exr or .hdr files")
+        check_environments(found)
 
 
 def user_hdris(hdri_dir: str) -> dict[str, str]:
@@ -144,6 +140,7 @@ class RunOptions:
     ray_address: str | None = None
     retries: int = 2  # extra attempts per subject after the first failure
     recycle_every: int = 50  # restart a worker's Blender after this many subjects (flat memory)
+    retry_failed: bool = True  # subjects recorded as failed by an earlier run get another try
     command: list[str] = field(default_factory=list)
 
     def validate(self) -> None:

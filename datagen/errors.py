@@ -1,5 +1,14 @@
-"""The one error type the CLI turns into a one-line message and exit code 2."""
+"""The error types the CLI turns into one line: exit 2 for bad input, exit 1 for a storage failure."""
 
 
 class DatagenError(Exception):
     """Bad input or an unusable output location; the message names the value and what is allowed."""
+
+
+class StorageError(DatagenError):
+    """The output storage failed mid-run (full, read-only, gone). Not a subject's fault: the run
+    stops, everything finished stays, and rerunning the same command finishes the rest."""
+
+
+class OutputLocked(DatagenError):
+    """Another run holds the output folder's lock."""

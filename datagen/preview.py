@@ -9,10 +9,11 @@ import posixpath
 from PIL import Image, ImageDraw
 
 from blender_assets import catalogue
-from datagen.card import CARD_NAME, SHARD_DIR, load_card
+from datagen.card import SHARD_DIR
 from datagen.errors import DatagenError
 from datagen.sample import read_samples
 from datagen.storage import Storage
+from datagen.verify import require_card
 from facelift_models import cameras
 
 BACKGROUND = (128, 128, 128)
@@ -21,19 +22,25 @@ LABEL_W = 120
 
 def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Image:
     storage = Storage(out)
-    card = load_card(storage)
-    if card is None:
-        raise DatagenError(f"{out} has no {CARD_NAME}; is it a facelift datagen output folder?")
+    card = require_card(storage)
     if max_subjects < 1 or tile < 16:
         raise DatagenError(f"--subjects {max_subjects} / --tile {tile} not allowed (at least 1 subject, tile at least 16 px)")
     fixed = [f"fixed_{k:02d}.png" for k in range(len(cameras.FIXED_VIEWS))]
     rows: list[tuple[str, list[str], list[Image.Image]]] = []
     for entry in card["shards"]:
-        with storage.open_read(f"{SHARD_DIR}/{entry['name']}") as f:
-            for key, files in read_samples(f):
-                rows.append((key, summary(json.loads(files["spec.json"])), [_on_background(files[n], tile) for n in fixed]))
-                if len(rows) == max_subjects:
-                    break
+        rel = f"{SHARD_DIR}/{entry['name']}"
+        try:
+            with storage.open_read(rel) as f:
+                for key, files in read_samples(f):
+                    if key not in entry["keys"]:
+                        continue  # members the card does not list as a subject
+                    rows.append(_row(rel, key, files, fixed, tile))
+                    if len(rows) == max_subjects:
+                        break
+        except DatagenError:
+            raise
+        except Exception as e:  # a truncated or corrupt tar
+            raise DatagenError(f"{storage.path(rel)} is unreadable ({e.__class__.__name__}: {e}); run `facelift datagen verify {out}`") from None
         if len(rows) == max_subjects:
             break
     if not rows:
@@ -51,6 +58,17 @@ def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Im
         for c, img in enumerate(tiles):
             sheet.paste(img, (LABEL_W + c * tile, y))
     return sheet
+
+
+def _row(rel: str, key: str, files: dict[str, bytes], fixed: list[str], tile: int) -> tuple[str, list[str], list[Image.Image]]:
+    lacking = [n for n in ["spec.json", *fixed] if n not in files]
+    if lacking:
+        raise DatagenError(f"{rel}: sample {key} has no {lacking[0]}; run `facelift datagen verify` on the folder")
+    try:
+        lines = summary(json.loads(files["spec.json"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        lines = ["(spec unreadable)"]
+    return key, lines, [_on_background(files[n], tile) for n in fixed]
 
 
 def summary(spec: dict) -> list[str]:

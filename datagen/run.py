@@ -1,45 +1,33 @@
-"""The datagen driver: plan shards, resume what exists, render the rest on Ray actors, publish shards.
+"""The datagen driver: check everything, lock OUT, reconcile it, render the rest on Ray actors.
 
-Crash safety rests on three facts:
-1. shard k always holds the same subjects (subjects in (identity, appearance) order, cut every
-   `subjects_per_shard`), so a rerun knows what each shard must contain;
-2. a rendered subject is published atomically as OUT/staging/<key>.tar before it counts as done;
-3. a shard is published atomically under its final name, then recorded in the card, and only
-   then are its staging files deleted.
-A rerun after any crash therefore adopts finished shards, re-renders only subjects with neither a
-shard nor a staging file, and never writes a key twice.
+Order matters for "bad input leaves OUT as it was": every check that can fail (options, the Ray
+address, CPUs and GPUs, the card's config) runs before the first write; a folder this run created
+and left empty is removed again. What a crash leaves behind is reconciled by `ShardBook`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
-from datagen.card import SHARD_DIR, STAGING_DIR, open_card, save_card, shard_name
+from datagen.card import SHARD_DIR, STAGING_DIR, open_card, save_card
 from datagen.config import DatagenConfig, RunOptions
-from datagen.errors import DatagenError
+from datagen.errors import DatagenError, StorageError
+from datagen.lock import OutputLock
 from datagen.progress import SubjectProgress
-from datagen.sample import read_samples, write_samples
+from datagen.ray_cluster import resolve_ray_address, start_ray
 from datagen.seeding import subject_key
+from datagen.shard_book import ShardBook
 from datagen.spec import make_spec
-from datagen.storage import Storage
-from datagen.worker import RenderWorker, staging_name
+from datagen.storage import Storage, check_output_url
+from datagen.worker import RenderWorker
 
 
 class DatagenInterrupted(Exception):
-    """Ctrl-C: staging files and finished shards are kept; rerunning resumes."""
-
-
-def plan_shards(cfg: DatagenConfig) -> list[list[tuple[int, int]]]:
-    subjects = [(i, j) for i in range(cfg.identities) for j in range(cfg.appearances)]
-    n = cfg.subjects_per_shard
-    return [subjects[k : k + n] for k in range(0, len(subjects), n)]
+    """Ctrl-C or SIGTERM: staging files and finished shards are kept; rerunning resumes."""
 
 
 @dataclass
@@ -49,6 +37,7 @@ class RunSummary:
     shards_written_now: int = 0
     rendered_now: int = 0
     reused_staged: int = 0
+    set_aside: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     render_wall_s: float = 0.0  # from all actors ready (Blender loaded) to the last subject
@@ -56,181 +45,134 @@ class RunSummary:
     timing: dict[str, float] = field(default_factory=dict)
 
 
-class _HashingWriter:
-    """File wrapper that sha256-hashes what goes through it (one pass for write and hash)."""
-
-    def __init__(self, f):
-        self.f, self.sha, self.size = f, hashlib.sha256(), 0
-
-    def write(self, data) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        return self.f.write(data)
-
-    def flush(self) -> None:
-        self.f.flush()
-
-
-def _publish_shard(storage: Storage, card: dict, index: int, keys: list[str]) -> None:
-    """Concatenate staged subjects into shard `index`, publish it, record it, drop the staging files."""
-
-    def fill(f):
-        w = _HashingWriter(f)
-        samples = (sample for key in keys for sample in read_samples(storage.open_read(staging_name(key))))
-        count = write_samples(w, samples)
-        return count, w.sha.hexdigest(), w.size
-
-    count, sha, size = storage.write_via(f"{SHARD_DIR}/{shard_name(index)}", fill)
-    if count != len(keys):
-        raise RuntimeError(f"shard {index}: wrote {count} samples, expected {len(keys)}")
-    card["shards"] = [s for s in card["shards"] if s["index"] != index]
-    card["shards"].append({"index": index, "name": shard_name(index), "samples": count, "sha256": sha, "bytes": size, "keys": keys})
-
-
-def _adopt_shard(storage: Storage, index: int) -> dict:
-    """Card entry for a shard that was published but not yet recorded (crash in between)."""
-    rel = f"{SHARD_DIR}/{shard_name(index)}"
-    data = storage.read_bytes(rel)
-    keys = [key for key, _ in read_samples(io.BytesIO(data))]
-    return {"index": index, "name": shard_name(index), "samples": len(keys), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "keys": keys}
-
-
-def check_ray_address(address: str) -> None:
-    """Fail fast, in one line, when a host:port Ray address does not answer."""
-    if address == "auto":
-        return
-    parsed = urlparse(address if "://" in address else f"ray://{address}")
-    if not parsed.hostname or not parsed.port:
-        raise DatagenError(f"--ray-address {address!r} is not allowed (use auto, host:port or ray://host:port)")
-    try:
-        socket.create_connection((parsed.hostname, parsed.port), timeout=3).close()
-    except OSError as e:
-        raise DatagenError(f"--ray-address {address} does not answer ({e.strerror or e})") from None
-
-
-def start_ray(opts: RunOptions):
-    import logging
-
-    import ray
-
-    kwargs = dict(log_to_driver=False, include_dashboard=False, configure_logging=True, logging_level=logging.ERROR)
-    if opts.ray_address:
-        import blender_assets
-        import datagen
-        import facelift_models
-
-        # Ship this code to the cluster so nodes only need the dependencies installed.
-        kwargs["runtime_env"] = {"py_modules": [blender_assets, datagen, facelift_models]}
-        try:
-            ray.init(address=opts.ray_address, **kwargs)
-        except (ConnectionError, RuntimeError) as e:
-            raise DatagenError(f"--ray-address {opts.ray_address} could not be joined ({str(e).splitlines()[0]})") from None
-    else:
-        ray.init(num_cpus=os.cpu_count(), object_store_memory=256 * 2**20, **kwargs)
-    return ray
+def check_local_workers(opts: RunOptions, cpus: int) -> None:
+    """Each actor holds its CPUs for life: more than fit would wait forever."""
+    if cpus // opts.threads_per_worker < 1 or opts.workers > cpus // opts.threads_per_worker:
+        asked = opts.workers or 1
+        raise DatagenError(f"--workers {asked} × --threads-per-worker {opts.threads_per_worker} needs {asked * opts.threads_per_worker} CPUs; the Ray cluster has {cpus}")
 
 
 def run_datagen(cfg: DatagenConfig, opts: RunOptions, out: str, show_progress: bool = True) -> RunSummary:
     opts.validate()
-    if opts.ray_address:
-        check_ray_address(opts.ray_address)  # before touching OUT, even when nothing is left to render
-    t0 = time.time()
+    check_output_url(out)
+    address = resolve_ray_address(opts.ray_address) if opts.ray_address else None
+    if address is None:
+        check_local_workers(opts, os.cpu_count() or 1)
     storage = Storage(out)
-    storage.ensure_writable()
-    card = open_card(storage, cfg, opts.command)
-    for folder in (SHARD_DIR, STAGING_DIR):
-        storage.makedirs(folder)
-        storage.remove_temporaries(folder)
-    storage.remove_temporaries("")
-    summary = RunSummary(out=out, shards_total=cfg.shard_count)
-
-    shards = plan_shards(cfg)
-    shard_keys = [[subject_key(i, j) for i, j in subjects] for subjects in shards]
-    shard_of = {key: k for k, keys in enumerate(shard_keys) for key in keys}
-
-    # Reconcile the card with what is on storage.
-    on_disk = set(storage.listdir(SHARD_DIR))
-    recorded = {s["index"] for s in card["shards"]}
-    card["shards"] = [s for s in card["shards"] if s["name"] in on_disk]  # a recorded shard that vanished is redone
-    for k in range(len(shards)):
-        if shard_name(k) in on_disk and k not in recorded:
-            card["shards"].append(_adopt_shard(storage, k))
-    finished = {s["index"] for s in card["shards"]}
-    staged = {n[: -len(".tar")] for n in storage.listdir(STAGING_DIR) if n.endswith(".tar")}
-    for key in sorted(staged):
-        if key not in shard_of or shard_of[key] in finished:
-            storage.remove(staging_name(key))  # already inside a finished shard (crash before cleanup)
-    staged = {key for key in staged if key in shard_of and shard_of[key] not in finished}
-    summary.reused_staged = len(staged)
-    # Failures of unfinished shards get a fresh try; those inside finished shards stay recorded.
-    card["failed"] = {k: v for k, v in card["failed"].items() if shard_of.get(k) in finished}
-    run_record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": opts.command, "host": socket.gethostname()}
-    card["runs"].append(run_record)
-    save_card(storage, card, cfg)
-
-    def resolved(k: int) -> bool:
-        return all(key in staged or key in card["failed"] for key in shard_keys[k])
-
-    def publish_ready() -> None:
-        for k in range(len(shards)):
-            if k not in finished and resolved(k):
-                keys = [key for key in shard_keys[k] if key in staged]
-                _publish_shard(storage, card, k, keys)
-                finished.add(k)
-                summary.shards_written_now += 1
-                save_card(storage, card, cfg)
-                for key in keys:
-                    storage.remove(staging_name(key))
-
-    publish_ready()
-    todo = deque((i, j) for k, subjects in enumerate(shards) if k not in finished for i, j in subjects if subject_key(i, j) not in staged)
-    progress = SubjectProgress(total=cfg.subjects, done=cfg.subjects - len(todo), enabled=show_progress)
+    lock = OutputLock(storage)
     try:
-        if todo:
-            _render_all(cfg, opts, out, todo, staged, card, summary, progress, publish_ready)
-    except KeyboardInterrupt:
-        raise DatagenInterrupted(f"interrupted: {len(finished)} of {len(shards)} shards finished, {len(staged)} subjects staged; rerun the same command to resume") from None
+        with lock:
+            return _run_locked(cfg, opts, storage, address, show_progress)
     finally:
-        progress.close()
-        run_record.update({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rendered": summary.rendered_now, **{k: round(v, 3) for k, v in summary.timing.items()}})
+        if lock.created_out and storage.local and os.path.isdir(storage.root) and not os.listdir(storage.root):
+            os.rmdir(storage.root)  # an early refusal leaves no trace
+
+
+def _run_locked(cfg: DatagenConfig, opts: RunOptions, storage: Storage, address: str | None, show_progress: bool) -> RunSummary:
+    t0 = time.time()
+    card = open_card(storage, cfg, opts.command)
+    book = ShardBook(storage, card, cfg, retry_failed=opts.retry_failed)
+    book.reconcile()
+    summary = RunSummary(out=storage.url, shards_total=book.plan.shard_count, reused_staged=len(book.staged), set_aside=list(book.set_aside))
+    todo_count = book.todo_count
+    farm = RenderFarm(cfg, opts, storage.url, address, todo_count) if todo_count else None
+    try:
+        if farm:
+            farm.start()  # Ray, actors, Blender and the device check: the last refusals before writing
+        run_record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": opts.command, "host": socket.gethostname()}
+        if book.set_aside:
+            run_record["set_aside"] = list(book.set_aside)
+        card["runs"].append(run_record)
         save_card(storage, card, cfg)
+        for folder in (SHARD_DIR, STAGING_DIR):
+            storage.makedirs(folder)
+        book.cleanup()
+        summary.shards_written_now += book.publish_all_ready()
+        progress = SubjectProgress(total=book.plan.subjects, done=book.plan.subjects - todo_count, enabled=show_progress)
+        try:
+            if farm:
+                farm.render(book, summary, progress)
+        except KeyboardInterrupt:
+            raise DatagenInterrupted(
+                f"interrupted: {len(book.recorded)} of {book.plan.shard_count} shards finished, {len(book.staged)} subjects staged; "
+                "rerun the same command to resume"
+            ) from None
+        finally:
+            progress.close()
+            run_record.update({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rendered": summary.rendered_now,
+                               **{k: round(v, 3) for k, v in summary.timing.items()}})
+            try:
+                save_card(storage, card, cfg)
+            except StorageError:
+                pass  # the card on storage is the last complete one; the error that stopped us is reported
+    finally:
+        if farm:
+            farm.stop()
     summary.failed = {k: v["error"] for k, v in card["failed"].items()}
     summary.seconds = time.time() - t0
     return summary
 
 
-def _render_all(cfg, opts, out, todo, staged, card, summary, progress, publish_ready) -> None:
-    ray = start_ray(opts)
-    from ray.exceptions import RayActorError, RayTaskError
+class RenderFarm:
+    """Ray actors, one Blender each, fed subject specs; restarts dead actors, retries subjects."""
 
-    try:
+    def __init__(self, cfg: DatagenConfig, opts: RunOptions, out: str, address: str | None, max_workers: int):
+        self.cfg, self.opts, self.out, self.address, self.max_workers = cfg, opts, out, address, max_workers
+        self.ray = None
+        self.actors: list = []
+
+    def start(self) -> None:
+        opts = self.opts
+        self.ray = ray = start_ray(self.address)
+        from ray.exceptions import RayTaskError
+
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        # Each actor holds its CPUs for life: more than fit would wait forever.
-        fit = cpus // opts.threads_per_worker
-        if fit < 1 or opts.workers > fit:
-            asked = opts.workers or 1
-            raise DatagenError(f"--workers {asked} × --threads-per-worker {opts.threads_per_worker} needs {asked * opts.threads_per_worker} CPUs; the Ray cluster has {cpus}")
-        n_workers = min(opts.workers or fit, len(todo))
-        summary.workers = n_workers
-        Actor = ray.remote(num_cpus=opts.threads_per_worker, max_restarts=0)(RenderWorker)
+        check_local_workers(opts, cpus)
+        n_workers = min(opts.workers or cpus // opts.threads_per_worker, self.max_workers)
+        self._Actor = ray.remote(num_cpus=opts.threads_per_worker, max_restarts=0)(RenderWorker)
+        self.actors = [self._new_actor() for _ in range(n_workers)]
+        try:
+            ray.get([a.probe_device.remote() for a in self.actors])  # Blender loaded, the device found, in every actor
+        except RayTaskError as e:
+            if isinstance(getattr(e, "cause", None), DatagenError):
+                raise e.cause from None  # e.g. --device gpu on a machine without one
+            raise
 
-        def new_actor():
-            return Actor.remote(out, opts.threads_per_worker, opts.device)
+    def _new_actor(self):
+        return self._Actor.remote(self.out, self.opts.threads_per_worker, self.opts.device)
 
-        actors = [new_actor() for _ in range(n_workers)]
-        ray.get([a.__ray_ready__.remote() for a in actors])  # Blender loaded in every actor
+    def stop(self) -> None:
+        if self.ray is not None:
+            self.ray.shutdown()
+            self.ray = None
+
+    def render(self, book: ShardBook, summary: RunSummary, progress: SubjectProgress) -> None:
+        ray, opts, actors = self.ray, self.opts, self.actors
+        from ray.exceptions import RayActorError, RayTaskError
+
+        summary.workers = len(actors)
         t_start = time.perf_counter()
-        uses = [0] * n_workers
-        idle = deque(range(n_workers))
+        todo = book.pending()
+        retry: deque = deque()
+        uses = [0] * len(actors)
+        idle = deque(range(len(actors)))
         in_flight: dict = {}
         attempts: dict[str, int] = {}
         timing = summary.timing
-        while todo or in_flight:
-            while todo and idle:
+
+        def next_subject():
+            return retry.popleft() if retry else next(todo, None)
+
+        while True:
+            while idle:
+                subject = next_subject()
+                if subject is None:
+                    break
                 w = idle.popleft()
-                i, j = todo.popleft()
-                spec = make_spec(cfg, i, j)
-                in_flight[actors[w].render.remote(spec)] = (w, i, j)
+                i, j = subject
+                in_flight[actors[w].render.remote(make_spec(self.cfg, i, j))] = (w, i, j)
+            if not in_flight:
+                break
             done, _ = ray.wait(list(in_flight), num_returns=1)
             ref = done[0]
             w, i, j = in_flight.pop(ref)
@@ -239,33 +181,31 @@ def _render_all(cfg, opts, out, todo, staged, card, summary, progress, publish_r
                 result = ray.get(ref)
             except (RayActorError, RayTaskError) as e:
                 if isinstance(getattr(e, "cause", None), DatagenError):
-                    raise e.cause from None  # a setting no subject can satisfy (e.g. --device gpu without one)
+                    raise e.cause from None  # storage full, or a setting no subject can satisfy: stop, keep what is done
                 if isinstance(e, RayActorError) or not _actor_alive(ray, actors[w]):
-                    actors[w], uses[w] = new_actor(), 0  # the Blender process died: start a fresh one
+                    actors[w], uses[w] = self._new_actor(), 0  # the Blender process died: start a fresh one
                 attempts[key] = attempts.get(key, 0) + 1
                 if attempts[key] <= opts.retries:
-                    todo.appendleft((i, j))
+                    retry.appendleft((i, j))
                 else:
-                    card["failed"][key] = {"error": _one_line(e), "attempts": attempts[key]}
+                    book.subject_failed(key, {"error": _one_line(e), "attempts": attempts[key]})
                     progress.advance(failed=True)
-                    publish_ready()
+                    summary.shards_written_now += book.publish_if_ready(book.plan.shard_of(key))
             else:
-                staged.add(key)
+                book.subject_done(key)
                 summary.rendered_now += 1
                 for name, value in result["timing"].items():
                     if isinstance(value, (int, float)):
                         timing[name] = timing.get(name, 0.0) + value
                 timing["max_worker_rss_mb"] = max(timing.get("max_worker_rss_mb", 0.0), result["rss_mb"])
                 progress.advance()
-                publish_ready()
+                summary.shards_written_now += book.publish_if_ready(book.plan.shard_of(key))
                 uses[w] += 1
                 if uses[w] >= opts.recycle_every:
                     ray.kill(actors[w])  # a fresh Blender keeps memory flat over long runs
-                    actors[w], uses[w] = new_actor(), 0
+                    actors[w], uses[w] = self._new_actor(), 0
             idle.append(w)
         summary.render_wall_s = time.perf_counter() - t_start
-    finally:
-        ray.shutdown()
 
 
 def _actor_alive(ray, actor) -> bool:

