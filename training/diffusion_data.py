@@ -24,7 +24,8 @@ def diffusion_sample(files: dict, rng: np.random.Generator, size: int, num_views
     missing_member(files, ("cameras.json", FIXED_FILES[0]))
     have = sum(f in files for f in FIXED_FILES)
     if have < num_views:
-        raise DataError(f"sample {files.get('__key__', '?')!r} has {have} fixed views; the multi-view model needs {num_views} (fixed_00..fixed_{num_views - 1:02d})")
+        raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} has {have} fixed views; "
+                        f"the multi-view model needs {num_views} (fixed_00..fixed_{num_views - 1:02d})")
     if background is None:
         background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     views = torch.stack([decode_view(files[f], size, background) for f in FIXED_FILES[:num_views]])
@@ -36,9 +37,10 @@ def input_view(views: torch.Tensor) -> torch.Tensor:
     return views[..., 0, :, :, :]
 
 
-def diffusion_loader(data: str, size: int, batch_size: int, workers: int = 0, seed: int = 0, resampled: bool = True) -> torch.utils.data.DataLoader:
+def diffusion_loader(data: str, size: int, batch_size: int, workers: int = 0, seed: int = 0, resampled: bool = True,
+                     verify_data: bool = False) -> torch.utils.data.DataLoader:
     """Batches of {"views": (B, 6, 3, S, S)} in [0, 1] (input = `input_view`), "background": (B,)."""
-    return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, resampled)
+    return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, resampled, verify_data)
 
 
 __all__ = ["BACKGROUNDS", "DataError", "diffusion_loader", "diffusion_sample", "input_view"]

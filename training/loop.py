@@ -26,19 +26,49 @@ def warmup_constant(warmup: int):
     return factor
 
 
+def check_overrides(overrides: dict, at_least_1=(), at_least_0=(), positive_finite=()) -> None:
+    """One-line ValueError for a training option out of its range (None means "the preset's")."""
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        flag = f"--{k.replace('_', '-')}"
+        if k in at_least_1 and v < 1:
+            raise ValueError(f"{flag} {v} is not allowed (must be at least 1)")
+        if k in at_least_0 and v < 0:
+            raise ValueError(f"{flag} {v} is not allowed (must be 0 or more)")
+        if k in positive_finite and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{flag} {v} is not allowed (must be a finite number above 0)")
+
+
+def check_stop_at(stop_at: int | None) -> None:
+    if stop_at is not None and stop_at < 1:
+        raise ValueError(f"--stop-at {stop_at} is not allowed (must be at least 1: the step to leave after)")
+
+
 def psnr(mse: torch.Tensor) -> float:
     return float(-10.0 * torch.log10(mse.clamp(min=1e-10)))
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """Every generator's state as tensors, numbers and lists, so `torch.load(weights_only=True)` reads it."""
+    np_state = np.random.get_state(legacy=False)
+    version, mt, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"bit_generator": np_state["bit_generator"], "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                      "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]), "gauss": float(np_state["gauss"])},
+            "python": {"version": version, "state": list(mt), "gauss": gauss},
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
+    n, p = s["numpy"], s["python"]
+    if isinstance(n, dict):
+        np.random.set_state({"bit_generator": n["bit_generator"], "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+                             "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    else:  # a state saved before RNG states were stored as plain data: numpy's own tuple
+        np.random.set_state(n)
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]) if isinstance(p, dict) else p)
     if s.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
 

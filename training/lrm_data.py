@@ -90,6 +90,7 @@ def lrm_sample(files: dict, rng: np.random.Generator, size: int, pick: ViewPick)
     return out
 
 
-def lrm_loader(data: str, size: int, batch_size: int, workers: int = 0, seed: int = 0, resampled: bool = True, holdout: tuple[str, ...] = ()) -> torch.utils.data.DataLoader:
+def lrm_loader(data: str, size: int, batch_size: int, workers: int = 0, seed: int = 0, resampled: bool = True, holdout: tuple[str, ...] = (),
+               verify_data: bool = False) -> torch.utils.data.DataLoader:
     pick = ViewPick(holdout=tuple(holdout))
-    return shard_loader(data, functools.partial(lrm_sample, size=size, pick=pick), batch_size, workers, seed, resampled)
+    return shard_loader(data, functools.partial(lrm_sample, size=size, pick=pick), batch_size, workers, seed, resampled, verify_data)

@@ -52,9 +52,15 @@ class PerceptualLoss(nn.Module):
             elif not os.path.exists(weights):
                 raise ValueError(f"--vgg-weights {weights!r} does not exist; give torchvision's vgg19 .pth or 'download'")
             else:
-                state = torch.load(weights, map_location="cpu", weights_only=True)
-            own = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) <= TAPS[-1]}
-            self.features.load_state_dict({k[len("features."):]: v for k, v in own.items()})
+                try:
+                    state = torch.load(weights, map_location="cpu", weights_only=True)
+                except Exception as e:
+                    raise ValueError(f"--vgg-weights {weights!r} is not a torchvision state dict ({e.__class__.__name__}); give vgg19's .pth") from None
+            own = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) <= TAPS[-1]} if isinstance(state, dict) else {}
+            try:
+                self.features.load_state_dict({k[len("features."):]: v for k, v in own.items()})
+            except RuntimeError:
+                raise ValueError(f"--vgg-weights {weights!r} does not hold torchvision's vgg19 features") from None
             self.pretrained = True
         else:
             log.warning("perceptual loss uses a randomly initialised VGG-19 (no --vgg-weights): fine for tests, not for real training")

@@ -5,10 +5,11 @@ generator seeded per worker and rank. The model-specific samples are in lrm_data
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -22,8 +23,10 @@ class DataError(ValueError):
     """Input that is not a facelift datagen output; the message is one line for the user."""
 
 
-def shard_urls(data: str) -> list[str]:
-    """The shards a datagen output folder lists in its card (dataset.json), read by datagen's own card code."""
+def shard_urls(data: str, verify_data: bool = False) -> list[str]:
+    """The shards a datagen output folder lists in its card (dataset.json), read by datagen's own
+    card code, each checked before training starts: present, of the size the card records, and with
+    `verify_data` of the recorded sha256 (reads every byte once)."""
     from datagen.card import CARD_NAME, SHARD_DIR, load_card
     from datagen.errors import DatagenError
     from datagen.storage import Storage
@@ -36,12 +39,67 @@ def shard_urls(data: str) -> list[str]:
         raise DataError(str(e)) from None
     if card is None:
         raise DataError(f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
-    paths = [os.path.join(data, SHARD_DIR, s["name"]) for s in card.get("shards", [])]
-    urls = [p for p in paths if os.path.exists(p)]
-    if not urls:
+    entries = [s for s in card["shards"] if s["samples"] > 0]
+    if not entries:
         raise DataError(f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion")
+    urls = []
+    for entry in entries:
+        path = os.path.join(data, SHARD_DIR, entry["name"])
+        problem = shard_problem(path, entry, verify_data)
+        if problem:
+            raise DataError(f"--data {data!r}: {entry['name']} {problem}; rerun the `facelift datagen` command on it to repair, or check it with `facelift datagen verify {data}`")
+        urls.append(path)
     check_format(urls[0])
     return urls
+
+
+def shard_problem(path: str, entry: dict, verify_data: bool) -> str | None:
+    """Why a card-listed shard cannot be trained on, or None."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return "is listed in dataset.json but missing"
+    if size != entry["bytes"]:
+        return f"is {size} bytes, dataset.json says {entry['bytes']} (truncated or replaced)"
+    if verify_data:
+        sha = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                sha.update(block)
+        if sha.hexdigest() != entry["sha256"]:
+            return "has another sha256 than dataset.json records (corrupt)"
+    return None
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def shard_read_error(exn: Exception) -> bool:
+    """webdataset handler: a shard that fails mid-run is one DataError naming it (webdataset
+    appends the url to the exception's args)."""
+    url = next((a for a in reversed(exn.args) if isinstance(a, str) and (a.endswith(".tar") or "/shards/" in a)), None)
+    raise DataError(f"shard {url or '?'} could not be read ({exn.__class__.__name__}: {_first_line(exn.args[0]) if exn.args else ''}); "
+                    "check the data with `facelift datagen verify`")
+
+
+def guarded(batches: Iterable) -> Iterator:
+    """Iterate a DataLoader; a DataError raised in a loader worker comes back wrapped in a
+    traceback text, which this turns into its one original line."""
+    it = iter(batches)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except DataError as e:
+            text = str(e)
+            if "Original Traceback" in text:
+                last = [ln for ln in text.splitlines() if ln.strip()][-1]
+                text = last.split("DataError: ", 1)[-1]
+            raise DataError(text) from None
+        yield batch
 
 
 def check_format(url: str) -> None:
@@ -81,7 +139,13 @@ class SeededMap:
         if self.rng is None:
             info = torch.utils.data.get_worker_info()
             self.rng = np.random.default_rng([self.seed, info.id if info else 0, int(os.environ.get("RANK", 0))])
-        return self.fn(files, self.rng)
+        try:
+            return self.fn(files, self.rng)
+        except DataError:
+            raise
+        except Exception as e:  # a PNG or JSON member that does not decode
+            raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} does not decode "
+                            f"({e.__class__.__name__}: {_first_line(e)}); check the data with `facelift datagen verify`") from None
 
 
 def collate(samples: list[dict]) -> dict:
@@ -100,13 +164,15 @@ def missing_member(files: dict, members) -> None:
 
 
 def shard_loader(data: str, sample_fn: Callable[[dict, np.random.Generator], dict], batch_size: int, workers: int = 0,
-                 seed: int = 0, resampled: bool = True) -> torch.utils.data.DataLoader:
+                 seed: int = 0, resampled: bool = True, verify_data: bool = False) -> torch.utils.data.DataLoader:
     """Batches of `sample_fn(files, rng)` over a datagen folder's shards: an endless resampled
-    stream for training; `resampled=False` reads each shard once, split between nodes and workers."""
-    urls = shard_urls(data)
+    stream for training; `resampled=False` reads each shard once, split between nodes and workers.
+    Iterate it through `guarded` so a read error mid-run is one line naming the shard."""
+    urls = shard_urls(data, verify_data)
     if resampled:
-        ds = wds.WebDataset(urls, resampled=True, shardshuffle=False, seed=seed, handler=wds.reraise_exception)
+        ds = wds.WebDataset(urls, resampled=True, shardshuffle=False, seed=seed, handler=shard_read_error)
     else:
-        ds = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
+        ds = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
+                            empty_check=False, handler=shard_read_error)
     ds = ds.map(SeededMap(sample_fn, seed)).batched(batch_size, collation_fn=collate, partial=not resampled)
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)

@@ -28,8 +28,8 @@ from facelift_models.mv_diffusion import (
 )
 from training import checkpoints as ckpt
 from training.diffusion_data import diffusion_loader, input_view
-from training.loop import Progress, psnr, rng_state, set_rng_state, warmup_constant
-from training.shards import DataError
+from training.loop import Progress, check_overrides, check_stop_at, psnr, rng_state, set_rng_state, warmup_constant
+from training.shards import DataError, guarded
 
 log = logging.getLogger(__name__)
 MIXED_PRECISION = ("fp16", "bf16", "no")
@@ -78,10 +78,8 @@ TRAIN_PRESETS: dict[str, DiffusionTrainConfig] = {
 def make_train_config(preset: str, **overrides) -> DiffusionTrainConfig:
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"diffusion preset {preset!r} is not one of {', '.join(TRAIN_PRESETS)}")
-    for k in ("steps", "batch_size", "checkpoint_every", "log_every", "validate_every", "grad_accum"):
-        v = overrides.get(k)
-        if v is not None and v < 1:
-            raise ValueError(f"--{k.replace('_', '-')} {v} must be at least 1")
+    check_overrides(overrides, at_least_1=("steps", "batch_size", "checkpoint_every", "log_every", "validate_every", "grad_accum"),
+                    at_least_0=("vae_steps", "workers"), positive_finite=("lr",))
     return dataclasses.replace(TRAIN_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -158,7 +156,7 @@ def fit_vae(vae, loader, steps: int, lr: float, device, progress: bool, kl_weigh
     vae.train().to(device)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     bar = Progress("fit vae", progress, steps, 0)
-    it = iter(loader)
+    it = guarded(loader)
     for step in range(steps):
         x = next(it)["views"].flatten(0, 1).to(device) * 2 - 1
         post = vae.encode(x).latent_dist
@@ -220,6 +218,7 @@ def train_diffusion(
     progress: bool = True,
     stop_at: int | None = None,
     callback=None,
+    verify_data: bool = False,
 ) -> dict:
     """Train; returns {"step", "loss", "checkpoint", "pipeline"}. Errors are one-line ValueErrors.
 
@@ -230,8 +229,13 @@ def train_diffusion(
     from diffusers.training_utils import EMAModel
 
     model_cfg = model_cfg or make_diffusion_config(cfg.preset)
-    loader = diffusion_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed)  # checks --data first
+    check_stop_at(stop_at)
+    loader = diffusion_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, verify_data=verify_data)  # checks --data first
+    ckpt.check_run_folder(out)
     resume_from = ckpt.checkpoint_to_resume(out, model_cfg) if resume else None
+    # Read (and so check) the checkpoint's files before any work: a bad one is one line, nothing else.
+    resume_weights = ckpt.read_weights(resume_from) if resume_from else None
+    resume_state = ckpt.load_state(resume_from, ("optimizer", "scheduler", "ema", "rng")) if resume_from else None
 
     cuda = torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision if cuda else "no", gradient_accumulation_steps=cfg.grad_accum)
@@ -274,8 +278,8 @@ def train_diffusion(
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True)
     step = 0
     if resume_from:
-        ckpt.load_weights(resume_from, trainable)
-        state = ckpt.load_state(resume_from)
+        ckpt.apply_weights(resume_weights, trainable, resume_from)
+        state = resume_state
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         ema.load_state_dict(state["ema"])
@@ -317,7 +321,7 @@ def train_diffusion(
     if callback:
         callback(step, None, run)
     try:
-        for batch in loader:
+        for batch in guarded(loader):
             if step >= end:
                 break
             val_batch = val_batch or {"views": batch["views"][:1]}

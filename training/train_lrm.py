@@ -19,9 +19,9 @@ import torch
 from facelift_models.gaussian_render import render_gaussians
 from facelift_models.lrm import GSLRM, LRMConfig, lr_groups, make_lrm_config, parameter_count
 from training import checkpoints as ckpt
-from training.loop import Progress, psnr, rng_state, set_rng_state, warmup_cosine
+from training.loop import Progress, check_overrides, check_stop_at, psnr, rng_state, set_rng_state, warmup_cosine
 from training.lrm_data import lrm_loader
-from training.shards import DataError
+from training.shards import DataError, guarded
 from training.perceptual import PerceptualLoss
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,7 @@ TRAIN_PRESETS: dict[str, LRMTrainConfig] = {
 def make_train_config(preset: str, **overrides) -> LRMTrainConfig:
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"LRM preset {preset!r} is not one of {', '.join(TRAIN_PRESETS)}")
-    for k in ("steps", "batch_size", "checkpoint_every", "log_every"):
-        v = overrides.get(k)
-        if v is not None and v < 1:
-            raise ValueError(f"--{k.replace('_', '-')} {v} must be at least 1")
+    check_overrides(overrides, at_least_1=("steps", "batch_size", "checkpoint_every", "log_every"), at_least_0=("workers",), positive_finite=("lr",))
     return dataclasses.replace(TRAIN_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -92,19 +89,27 @@ def train_lrm(
     stop_at: int | None = None,
     holdout: tuple[str, ...] = (),
     callback=None,
+    verify_data: bool = False,
 ) -> dict:
     """Train; returns {"step", "loss", "psnr", "skipped", "checkpoint"}. Errors are one-line ValueErrors.
 
     `stop_at`: leave after this step (checkpointed) without shortening the schedule, for jobs with a
     time limit; `--resume` continues. `holdout`: view files never drawn. `callback(step, model)` runs
-    before the first step and after every step (benchmarks evaluate there)."""
+    before the first step and after every step (benchmarks evaluate there). `verify_data`: check
+    every shard's sha256 against the card before training (sizes are always checked)."""
     from accelerate import Accelerator
 
     model_cfg = model_cfg or make_lrm_config(cfg.preset)
-    loader = lrm_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, holdout=holdout)  # checks --data first
+    check_stop_at(stop_at)
+    loader = lrm_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, holdout=holdout, verify_data=verify_data)  # checks --data first
+    ckpt.check_run_folder(out)
     resume_from = ckpt.checkpoint_to_resume(out, model_cfg) if resume else None
     if init_from:
         ckpt.check_model_config(init_from, ckpt.read_meta(init_from), model_cfg)
+    # Read (and so check) the checkpoint's files before any work: a bad one is one line, nothing else.
+    start_path = resume_from or init_from
+    start_weights = ckpt.read_weights(start_path) if start_path else None
+    resume_state = ckpt.load_state(resume_from) if resume_from else None
 
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     if torch.cuda.is_available():
@@ -113,7 +118,7 @@ def train_lrm(
     torch.manual_seed(cfg.seed + accelerator.process_index)
     model = GSLRM(model_cfg)
     if init_from:  # stage change: weights only, a fresh optimiser and schedule
-        ckpt.load_weights(init_from, model)
+        ckpt.apply_weights(start_weights, model, init_from)
     fused = torch.cuda.is_available()
     optimizer = torch.optim.AdamW(lr_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps))
@@ -121,8 +126,8 @@ def train_lrm(
     model, optimizer = accelerator.prepare(model, optimizer)
     step, skipped = 0, 0
     if resume_from:
-        ckpt.load_weights(resume_from, accelerator.unwrap_model(model))
-        state = ckpt.load_state(resume_from)
+        ckpt.apply_weights(start_weights, accelerator.unwrap_model(model), resume_from)
+        state = resume_state
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
@@ -150,7 +155,7 @@ def train_lrm(
     if callback:
         callback(step, accelerator.unwrap_model(model))
     try:
-        for batch in loader:
+        for batch in guarded(loader):
             if step >= end:
                 break
             dev = accelerator.device
