@@ -24,3 +24,40 @@ def dataset_a(tmp_path_factory) -> Path:
     r = facelift("datagen", "--identities", "3", "--appearances", "2", "--preset", "test", "--out", str(out), "--workers", "2", "--no-progress")
     assert r.returncode == 0, r.stderr + r.stdout
     return out
+
+
+def write_card_listing(folder: Path, like: Path) -> None:
+    """A valid dataset card in `folder` (the config of the dataset `like`) that lists exactly the
+    tars in folder/shards as shards 0, 1, ... with their real sizes and hashes: how a card looks
+    when it lists shards of any content."""
+    import hashlib
+    import json
+
+    from datagen.card import save_card, shard_name
+    from datagen.config import make_config
+    from datagen.storage import Storage
+
+    card = json.loads((like / "dataset.json").read_text())
+    cfg = make_config(card["config"]["preset"], **{k: v for k, v in card["config"].items() if k != "preset"})
+    card["shards"] = []
+    for k, tar in enumerate(sorted((folder / "shards").glob("*.tar"))):
+        if tar.name != shard_name(k):
+            tar.rename(tar.with_name(shard_name(k)))
+            tar = tar.with_name(shard_name(k))
+        data = tar.read_bytes()
+        card["shards"].append({"index": k, "name": tar.name, "samples": 1, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "keys": ["id00000_ap000"]})
+    save_card(Storage(str(folder)), card, cfg)
+
+
+def foreign_tar() -> bytes:
+    """A tar of another dataset's format (an ImageNet-style webdataset sample)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("000.jpg", b"not a png"), ("000.cls", b"3")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

@@ -170,6 +170,17 @@ def test_failing_subject_is_recorded_and_a_crashed_worker_is_replaced(tmp_path):
     assert sorted(samples_of(out)) == ["id00000_ap000", "id00000_ap002"]
     v = facelift("datagen", "verify", str(out))
     assert v.returncode == 0 and "1 subjects recorded as failed" in v.stdout, v.stdout
+    # --keep-failed leaves the failure as it is; a plain rerun retries it (its cause is gone now)
+    # and rewrites the shard with it.
+    args = ["datagen", "--identities", "1", "--appearances", "3", "--preset", "test", "--views-random", "2", "--out", str(out), "--workers", "1", "--no-progress"]
+    r = facelift(*args, "--keep-failed")
+    assert r.returncode == 0 and "0 subjects rendered, 0 shards written" in r.stdout and "1 failed" in r.stdout, r.stdout + r.stderr
+    r = facelift(*args)
+    assert r.returncode == 0 and "1 subjects rendered, 1 shards written" in r.stdout and "failed" not in r.stdout, r.stdout + r.stderr
+    assert sorted(samples_of(out)) == ["id00000_ap000", "id00000_ap001", "id00000_ap002"]
+    assert json.loads((out / "dataset.json").read_text())["failed"] == {}
+    v = facelift("datagen", "verify", str(out))
+    assert v.returncode == 0 and "3 samples" in v.stdout and "failed" not in v.stdout, v.stdout
 
 
 def test_verify_catches_corruption(dataset_a, tmp_path):
@@ -253,8 +264,10 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
 def test_device_gpu_without_a_gpu_is_one_line(tmp_path):
     r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--device", "gpu", "--out", str(tmp_path / "g"), "--no-progress")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--device gpu" in r.stderr, r.stderr
+    assert not (tmp_path / "g").exists(), "the device check comes before OUT is created"
 
 
 def test_more_workers_than_cpus_is_one_line(tmp_path):
     r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--workers", "999", "--out", str(tmp_path / "w"), "--no-progress")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--workers 999" in r.stderr, r.stderr
+    assert not (tmp_path / "w").exists(), "the CPU check comes before OUT is created"

@@ -10,8 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import facelift
-from datagen.card import FORMAT
+from conftest import facelift, write_card_listing
 from facelift_models.mv_attention import MultiViewAttnProcessor, set_multiview_attention
 from facelift_models.mv_conditioning import SmallImageEncoder, ViewEmbeddings, class_vector
 from facelift_models.mv_diffusion import (
@@ -248,7 +247,7 @@ def _fewer_fixed_views(dataset_a, folder, keep=4):
             if key == first and (member == "cameras.json" or member in [f"fixed_{k:02d}.png" for k in range(keep)]):
                 tout.addfile(info, tin.extractfile(info))
     (folder / "shards" / "heads-000000.tar").write_bytes(buf.getvalue())
-    (folder / "dataset.json").write_text(json.dumps({"format": FORMAT, "shards": [{"name": "heads-000000.tar"}]}))
+    write_card_listing(folder, dataset_a)
 
 
 def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and_resumes(dataset_a, tmp_path):
@@ -274,7 +273,7 @@ def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and
     assert r.returncode == 0, r.stderr
     assert "step 4" in r.stdout
     assert (out / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == vae_before
-    state = torch.load(out / "checkpoints" / "step-00000004" / "training_state.pt", weights_only=False)
+    state = torch.load(out / "checkpoints" / "step-00000004" / "training_state.pt", weights_only=True)
     assert state["step"] == 4 and state["ema"]["optimization_step"] == 4
 
 

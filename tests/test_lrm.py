@@ -1,16 +1,13 @@
 """GS-LRM: rays, activations, view picks, and `facelift train lrm` on real test shards."""
 
-import io
 import json
 import math
-import tarfile
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import facelift
-from datagen.card import FORMAT
+from conftest import facelift, foreign_tar, write_card_listing
 from facelift_models import cameras
 from facelift_models.lrm import (
     DEPTH_HALF_RANGE, OPACITY_SHIFT, GSLRM, activate, make_lrm_config, pixel_rays, ray_channels,
@@ -136,24 +133,17 @@ def test_train_lrm_runs_checkpoints_logs_and_resumes(dataset_a, tmp_path):
         assert _meta(out, step)["lr"] == pytest.approx(cfg.lr * schedule(step), rel=1e-9)
 
 
-def _shard_of_another_format(folder):
+def _shard_of_another_format(folder, dataset_a):
     (folder / "shards").mkdir(parents=True)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("000.jpg", b"not a png"), ("000.cls", b"3")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    (folder / "shards" / "imagenet-000000.tar").write_bytes(buf.getvalue())
-    # A valid facelift card that lists a foreign shard.
-    (folder / "dataset.json").write_text(json.dumps({"format": FORMAT, "shards": [{"name": "imagenet-000000.tar"}]}))
+    (folder / "shards" / "imagenet-000000.tar").write_bytes(foreign_tar())
+    write_card_listing(folder, dataset_a)  # a valid facelift card that lists a foreign shard
 
 
 def test_bad_inputs_are_one_line_errors(dataset_a, tmp_path):
     r = facelift("train", "lrm", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r"), "--no-progress")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not a folder" in r.stderr
     other = tmp_path / "other"
-    _shard_of_another_format(other)
+    _shard_of_another_format(other, dataset_a)
     r = facelift("train", "lrm", "--data", str(other), "--out", str(tmp_path / "r"), "--steps", "1", "--no-progress")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: sample '000' ")
     assert "not a facelift head shard" in r.stderr

@@ -34,12 +34,16 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_leftover_temporaries_are_removed(tmp_path):
+def test_leftover_temporaries_are_removed_and_nothing_else(tmp_path):
     (tmp_path / "shards").mkdir()
-    (tmp_path / "shards" / f"heads-000000.tar{TMP_MARK}abc").write_bytes(b"half")
+    (tmp_path / "shards" / f"heads-000000.tar{TMP_MARK}abc_1234").write_bytes(b"half")  # ours
     (tmp_path / "shards" / "heads-000001.tar").write_bytes(b"whole")
-    assert Storage(str(tmp_path)).remove_temporaries("shards") == 1
-    assert [p.name for p in (tmp_path / "shards").iterdir()] == ["heads-000001.tar"]
+    (tmp_path / "shards" / f"notes.txt{TMP_MARK}abc_1234").write_bytes(b"a temporary of a name we do not own")
+    (tmp_path / "shards" / "draft.tmp-1").write_bytes(b"the user's")
+    (tmp_path / "shards" / f"heads-000002.tar{TMP_MARK}x").write_bytes(b"not our random suffix")
+    assert Storage(str(tmp_path)).remove_temporaries("shards", lambda name: name.startswith("heads-")) == 1
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == sorted(
+        ["heads-000001.tar", f"notes.txt{TMP_MARK}abc_1234", "draft.tmp-1", f"heads-000002.tar{TMP_MARK}x"])
 
 
 def test_unwritable_location_is_a_one_line_error(tmp_path):
