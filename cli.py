@@ -179,8 +179,7 @@ def train_diffusion_command(
 
 def main(argv: list[str] | None = None) -> int:
     from datagen import interrupts
-    from datagen.errors import DatagenError, StorageError
-    from datagen.run import DatagenInterrupted
+    from datagen.errors import DatagenError, DatagenInterrupted, StorageError
 
     interrupts.interrupt_on_sigterm()  # a scheduler's SIGTERM stops like Ctrl-C: what is done is kept
     try:

@@ -152,6 +152,10 @@ def build_scene(spec: dict, threads: int = 1, device: str = "cpu"):
     else:
         head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["hair"], spec["clothing"], spec["accessories"])
     apply_lighting(spec["lighting"], hdri_paths_for_spec(spec))
+    map_resolution = spec["render"].get("world_map_resolution", 0)  # absent in specs of earlier versions
+    if map_resolution:
+        scene.world.cycles.sampling_method = "MANUAL"
+        scene.world.cycles.sample_map_resolution = map_resolution
     camera = add_camera(scene, spec["render"]["fov_deg"])
     return head, camera, chosen
 

@@ -131,8 +131,9 @@ def open_card(storage: Storage, cfg: DatagenConfig, command: list[str]) -> dict:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise DatagenError(f"--out {storage.url} is not empty and holds no {CARD_NAME} ({shown}); use an empty or new folder")
         return new_card(cfg, command)
-    if card["fingerprint"] != cfg.fingerprint():
-        diff = "; ".join(cfg.differences(card["config"]))
+    differences = cfg.differences(card["config"])
+    if differences:
+        diff = "; ".join(differences)
         raise DatagenError(f"--out {storage.url} was made by a different config ({diff}); use the same options or another --out")
     return card
 

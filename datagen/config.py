@@ -33,6 +33,9 @@ class DatagenConfig:
     denoise_quality: str  # OIDN quality (HIGH, BALANCED, FAST); FAST also skips the albedo/normal prefilter
     max_bounces: int
     subjects_per_shard: int
+    # Cycles' world importance map side: 0 = Cycles' automatic choice (a full-size map: about 3 s of
+    # one core per subject to build, nothing at 512² × 38 views, most of a 64² subject's time).
+    world_map_resolution: int = 0
     identities: int = 200
     appearances: int = 50
     seed: int = 0
@@ -53,14 +56,19 @@ class DatagenConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def differences(self, other: dict) -> list[str]:
-        """Human-readable fields where a stored config dict differs from this one."""
+        """Human-readable fields where a stored config dict differs from this one. A field the
+        stored config lacks (it was added later) counts as its default, which renders as before."""
         mine = self.to_dict()
-        return [f"{k} {other.get(k)!r} vs {mine[k]!r}" for k in sorted(set(mine) | set(other)) if other.get(k) != mine.get(k)]
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING}
+        theirs = {**{k: v for k, v in defaults.items() if k not in other}, **other}
+        theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
+        return [f"{k} {theirs.get(k)!r} vs {mine.get(k)!r}" for k in sorted(set(mine) | set(theirs)) if theirs.get(k) != mine.get(k)]
 
 
 PRESETS: dict[str, DatagenConfig] = {
     # CI: real Cycles renders, tiny and few samples.
-    "test": DatagenConfig("test", size=64, samples=4, adaptive_threshold=0.1, denoise=False, denoise_quality="FAST", max_bounces=4, subjects_per_shard=4),
+    "test": DatagenConfig("test", size=64, samples=4, adaptive_threshold=0.1, denoise=False, denoise_quality="FAST", max_bounces=4, subjects_per_shard=4,
+                          world_map_resolution=256),
     "preview": DatagenConfig("preview", size=256, samples=16, adaptive_threshold=0.05, denoise=True, denoise_quality="FAST", max_bounces=6, subjects_per_shard=16),
     # The quality FaceLift trained on: 512², denoised with OIDN's best model and prefiltered guides.
     "paper": DatagenConfig("paper", size=512, samples=64, adaptive_threshold=0.02, denoise=True, denoise_quality="HIGH", max_bounces=8, subjects_per_shard=32),

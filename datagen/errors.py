@@ -12,3 +12,7 @@ class StorageError(DatagenError):
 
 class OutputLocked(DatagenError):
     """Another run holds the output folder's lock."""
+
+
+class DatagenInterrupted(Exception):
+    """Ctrl-C or SIGTERM: staging files and finished shards are kept; rerunning resumes."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from datagen.card import SHARD_DIR, STAGING_DIR, open_card, save_card
 from datagen.config import DatagenConfig, RunOptions
-from datagen.errors import DatagenError, StorageError
+from datagen.errors import DatagenError, DatagenInterrupted, StorageError
 from datagen.lock import OutputLock
 from datagen.progress import SubjectProgress
 from datagen.ray_cluster import resolve_ray_address, start_ray
@@ -24,10 +24,6 @@ from datagen.shard_book import ShardBook
 from datagen.spec import make_spec
 from datagen.storage import Storage, check_output_url
 from datagen.worker import RenderWorker
-
-
-class DatagenInterrupted(Exception):
-    """Ctrl-C or SIGTERM: staging files and finished shards are kept; rerunning resumes."""
 
 
 @dataclass

@@ -7,8 +7,6 @@ import json
 import tarfile
 from collections.abc import Iterator
 
-import webdataset as wds
-
 from blender_assets.anny_data import SCENE_UNIT_M
 from datagen.config import DatagenConfig
 from datagen.spec import view_file_stem
@@ -58,6 +56,8 @@ def pack_sample(key: str, files: dict[str, bytes]) -> bytes:
 
 def write_samples(fileobj, samples) -> int:
     """Write (key, files) pairs as webdataset samples; mtime 0 keeps shard bytes reproducible."""
+    import webdataset as wds  # here, not at import: it imports torch (seconds), which readers of shards do not need
+
     count = 0
     with wds.TarWriter(fileobj, encoder=False, mtime=0) as sink:
         for key, files in samples:

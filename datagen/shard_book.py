@@ -70,13 +70,16 @@ class ShardBook:
         """Read what is on storage; set aside what fails its check. Writes nothing else."""
         plan, storage = self.plan, self.storage
         entries = {e["index"]: e for e in self.card["shards"] if 0 <= e["index"] < plan.shard_count}
-        on_disk = set(storage.listdir(SHARD_DIR))
+        on_disk = storage.sizes(SHARD_DIR)
         for k, entry in sorted(entries.items()):
             rel = f"{SHARD_DIR}/{entry['name']}"
+            planned = plan.shard_keys(k)
             if entry["name"] not in on_disk:
                 log.warning("%s is recorded but missing: its subjects are rendered again", rel)
-            elif storage.size(rel) != entry["bytes"]:
-                self._set_aside(rel, f"{storage.size(rel)} bytes, the card says {entry['bytes']}")
+            elif on_disk[entry["name"]] != entry["bytes"]:
+                self._set_aside(rel, f"{on_disk[entry['name']]} bytes, the card says {entry['bytes']}")
+            elif entry["keys"] != [key for key in planned if key in set(entry["keys"])] or entry["samples"] != len(entry["keys"]):
+                self._set_aside(rel, "the card lists subjects the plan does not put in this shard")
             else:
                 self.recorded[k] = entry
         for name in sorted(on_disk):

@@ -312,6 +312,7 @@ def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:
         "denoise": cfg.denoise,
         "denoise_quality": cfg.denoise_quality,
         "max_bounces": cfg.max_bounces,
+        "world_map_resolution": cfg.world_map_resolution,
         "passes": list(cfg.passes),
         "hdri_dir": cfg.hdri_dir,
         "cycles_seed": component_seed(cfg.seed, i, j, "render") % (2**31 - 1),

@@ -96,6 +96,12 @@ class Storage:
             return []
         return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.path(rel), detail=False))
 
+    def sizes(self, rel: str) -> dict[str, int]:
+        """Base name → size of the files in a folder, from one listing (one request on object stores)."""
+        if not self.fs.exists(self.path(rel)):
+            return {}
+        return {posixpath.basename(e["name"].rstrip("/")): int(e.get("size") or 0) for e in self.fs.ls(self.path(rel), detail=True) if e.get("type") == "file"}
+
     def read_bytes(self, rel: str) -> bytes:
         try:
             with self.fs.open(self.path(rel), "rb") as f:

@@ -190,6 +190,8 @@ def fingerprint() -> dict[str, tuple]:
             fp["image:" + key(img.name)] = (tuple(img.size), round(float(px.sum()), 3))
     scene = bpy.context.scene
     fp["render"] = (tuple(_values(scene.render)), tuple(_values(scene.cycles)), tuple(_values(scene.cycles_curves)), tuple(_values(scene.view_settings)))
+    if scene.world:
+        fp["world"] = tuple(_values(scene.world.cycles))  # light sampling of the world (importance map)
     return fp
 
 

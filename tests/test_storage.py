@@ -64,3 +64,19 @@ def test_card_refuses_another_config_and_garbage(tmp_path):
     (tmp_path / "dataset.json").write_text("{not json")
     with pytest.raises(DatagenError, match="not a readable dataset card"):
         load_card(s)
+
+
+def test_a_card_from_before_a_config_field_existed_still_matches(tmp_path):
+    """A field added later counts as its default in an older card, so older runs resume."""
+    s = Storage(str(tmp_path))
+    for preset, accepted in (("paper", True), ("test", False)):  # paper keeps the default map, test does not
+        cfg = make_config(preset, identities=2, appearances=1)
+        card = open_card(s, cfg, ["datagen"])
+        del card["config"]["world_map_resolution"]
+        save_card(s, card, cfg)
+        if accepted:
+            assert open_card(s, cfg, [])["config"]["preset"] == preset
+        else:
+            with pytest.raises(DatagenError, match="world_map_resolution 0 vs 256"):
+                open_card(s, cfg, [])
+        (tmp_path / "dataset.json").unlink()
