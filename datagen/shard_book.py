@@ -73,12 +73,12 @@ class ShardBook:
         on_disk = storage.sizes(SHARD_DIR)
         for k, entry in sorted(entries.items()):
             rel = f"{SHARD_DIR}/{entry['name']}"
-            planned = plan.shard_keys(k)
+            listed = set(entry["keys"])
             if entry["name"] not in on_disk:
                 log.warning("%s is recorded but missing: its subjects are rendered again", rel)
             elif on_disk[entry["name"]] != entry["bytes"]:
                 self._set_aside(rel, f"{on_disk[entry['name']]} bytes, the card says {entry['bytes']}")
-            elif entry["keys"] != [key for key in planned if key in set(entry["keys"])] or entry["samples"] != len(entry["keys"]):
+            elif entry["keys"] != [key for key in plan.shard_keys(k) if key in listed] or entry["samples"] != len(entry["keys"]):
                 self._set_aside(rel, "the card lists subjects the plan does not put in this shard")
             else:
                 self.recorded[k] = entry

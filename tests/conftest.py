@@ -37,9 +37,14 @@ def write_card_listing(folder: Path, like: Path) -> None:
     from datagen.config import make_config
     from datagen.storage import Storage
 
+    from datagen.sample import read_samples
+
     card = json.loads((like / "dataset.json").read_text())
     cfg = make_config(card["config"]["preset"], **{k: v for k, v in card["config"].items() if k != "preset"})
     card["shards"] = []
+    first = sorted((folder / "shards").glob("*.tar"))[0]
+    with open(first, "rb") as f:
+        card["members_per_sample"] = sorted(next(read_samples(f))[1])  # what the shards really hold
     for k, tar in enumerate(sorted((folder / "shards").glob("*.tar"))):
         if tar.name != shard_name(k):
             tar.rename(tar.with_name(shard_name(k)))

@@ -555,7 +555,7 @@ def test_training_checks_shards_before_and_names_them_when_reading_fails(small_c
         _flip_a_member_header(shard)
     for workers in ("0", "1"):
         line = train("--workers", workers)
-        assert "sample 'id00000_ap00" in line and str(shards) in line and "fixed views" in line, line
+        assert "sample 'id00000_ap00" in line and str(shards) in line and "that dataset.json lists: the shard is damaged" in line, line
 
 
 # ---------------------------------------------------------------------------------------- 9. memory from valid-looking options

@@ -46,8 +46,8 @@ def save_folder_atomically(save, final: str) -> str:
             raise
         # torch reports a failed write as RuntimeError ("unexpected pos"), safetensors as its own error
         reason = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
-        if not isinstance(e, OSError):  # torch's message does not say why: the free space usually does
-            reason += f"; {shutil.disk_usage(os.path.dirname(final)).free / 2**20:.1f} MiB free there"
+        if "unexpected pos" in reason:  # torch's words for a short write
+            reason = "the file could not be written in full: is the disk full?"
         raise CheckpointError(f"writing {final} failed ({reason}); the previous one is kept") from None
     old = final + ".old"
     if os.path.exists(final):

@@ -27,6 +27,10 @@ def shard_urls(data: str, verify_data: bool = False) -> list[str]:
     """The shards a datagen output folder lists in its card (dataset.json), read by datagen's own
     card code, each checked before training starts: present, of the size the card records, and with
     `verify_data` of the recorded sha256 (reads every byte once)."""
+    return _checked_shards(data, verify_data)[0]
+
+
+def _checked_shards(data: str, verify_data: bool) -> tuple[list[str], dict]:
     from datagen.card import CARD_NAME, SHARD_DIR, load_card
     from datagen.errors import DatagenError
     from datagen.storage import Storage
@@ -50,7 +54,7 @@ def shard_urls(data: str, verify_data: bool = False) -> list[str]:
             raise DataError(f"--data {data!r}: {entry['name']} {problem}; rerun the `facelift datagen` command on it to repair, or check it with `facelift datagen verify {data}`")
         urls.append(path)
     check_format(urls[0])
-    return urls
+    return urls, card
 
 
 def shard_problem(path: str, entry: dict, verify_data: bool) -> str | None:
@@ -130,15 +134,22 @@ def decode_view(png: bytes, size: int, background: float = 1.0) -> torch.Tensor:
 
 class SeededMap:
     """Picklable per-sample map for webdataset workers: `fn(files, rng)` with a generator seeded by
-    (seed, worker, rank), so every worker draws its own reproducible views and backgrounds."""
+    (seed, worker, rank), so every worker draws its own reproducible views and backgrounds. A sample
+    that lacks a member the card lists (`members`) is a damaged shard: a tar whose stream breaks
+    off mid-sample reads as a short sample, not as an error."""
 
-    def __init__(self, fn: Callable[[dict, np.random.Generator], dict], seed: int):
-        self.fn, self.seed, self.rng = fn, seed, None
+    def __init__(self, fn: Callable[[dict, np.random.Generator], dict], seed: int, members: tuple[str, ...] = ()):
+        self.fn, self.seed, self.rng, self.members = fn, seed, None, members
 
     def __call__(self, files: dict) -> dict:
         if self.rng is None:
             info = torch.utils.data.get_worker_info()
             self.rng = np.random.default_rng([self.seed, info.id if info else 0, int(os.environ.get("RANK", 0))])
+        lacking = [m for m in self.members if m not in files]
+        if lacking:
+            more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+            raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} lacks {lacking[0]}{more} that dataset.json lists: "
+                            "the shard is damaged; check the data with `facelift datagen verify`")
         try:
             return self.fn(files, self.rng)
         except DataError:
@@ -168,11 +179,11 @@ def shard_loader(data: str, sample_fn: Callable[[dict, np.random.Generator], dic
     """Batches of `sample_fn(files, rng)` over a datagen folder's shards: an endless resampled
     stream for training; `resampled=False` reads each shard once, split between nodes and workers.
     Iterate it through `guarded` so a read error mid-run is one line naming the shard."""
-    urls = shard_urls(data, verify_data)
+    urls, card = _checked_shards(data, verify_data)
     if resampled:
         ds = wds.WebDataset(urls, resampled=True, shardshuffle=False, seed=seed, handler=shard_read_error)
     else:
         ds = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
                             empty_check=False, handler=shard_read_error)
-    ds = ds.map(SeededMap(sample_fn, seed)).batched(batch_size, collation_fn=collate, partial=not resampled)
+    ds = ds.map(SeededMap(sample_fn, seed, tuple(card["members_per_sample"]))).batched(batch_size, collation_fn=collate, partial=not resampled)
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
