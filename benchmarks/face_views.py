@@ -1,0 +1,119 @@
+"""The face benchmarks' inputs: fixed views of subjects from a datagen folder or rendered now, and
+the composites and detectors they are judged with (MTCNN from facenet-pytorch, dlib's models)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import os
+import sys
+import types
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from facelift_models.cameras import FIXED_VIEWS  # noqa: E402
+
+FIXED_FILES = {v.name: f"fixed_{k:02d}.png" for k, v in enumerate(FIXED_VIEWS)}
+BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
+
+
+def composite(png: bytes, background: str = "white") -> Image.Image:
+    """The straight-alpha RGBA view over a flat background, as RGB."""
+    rgba = Image.open(io.BytesIO(png)).convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, (*BACKGROUNDS[background], 255))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+def dataset_views(out: str, limit: int) -> Iterator[tuple[dict, dict[str, bytes]]]:
+    """(spec, files) of the first `limit` samples of a datagen output folder."""
+    import json
+
+    from datagen.card import SHARD_DIR, load_card
+    from datagen.sample import read_samples
+    from datagen.storage import Storage
+
+    storage = Storage(out)
+    card = load_card(storage)
+    if card is None:
+        sys.exit(f"error: {out} has no dataset.json; run facelift datagen first")
+    count = 0
+    for entry in card["shards"]:
+        with storage.open_read(f"{SHARD_DIR}/{entry['name']}") as f:
+            for _, files in read_samples(f):
+                yield json.loads(files["spec.json"]), files
+                count += 1
+                if count == limit:
+                    return
+
+
+def rendered_views(identities: list[int], appearances: int, preset: str, size: int, seed: int, views: list[str]) -> Iterator[tuple[dict, dict[str, bytes]]]:
+    """(spec, files) of fresh subjects rendered in this process, only the named fixed views."""
+    from datagen.blender_render import render_subject
+    from datagen.config import make_config
+    from datagen.spec import make_spec
+
+    cfg = dataclasses.replace(make_config(preset, identities=max(identities) + 1, appearances=appearances, views_random=0, seed=seed), size=size)
+    order = [FIXED_FILES[v] for v in views]
+    for i in identities:
+        for j in range(appearances):
+            spec = make_spec(cfg, i, j)
+            spec["views"] = [spec["views"][int(name[6:8])] for name in order]
+            files = render_subject(spec, threads=os.cpu_count() or 1).files
+            # render_subject numbers views by their order in the trimmed list: map back to the fixed names
+            yield spec, {"spec.json": files["spec.json"], **{name: files[f"fixed_{k:02d}.png"] for k, name in enumerate(order)}}
+
+
+def package_file(package: str, *parts: str) -> str:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f"error: the package {package!r} is not installed; run `make identity` (or see the benchmark's docstring)")
+    return os.path.join(spec.submodule_search_locations[0], *parts)
+
+
+def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """torchvision.ops.batched_nms in plain torch: greedy NMS, boxes of different idxs never interact."""
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64)
+    shifted = boxes + (idxs.to(boxes) * (boxes.max() + 1))[:, None]
+    x1, y1, x2, y2 = shifted.unbind(1)
+    areas = (x2 - x1) * (y2 - y1)
+    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
+    keep = []
+    for i in scores.argsort(descending=True).tolist():
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        w = (torch.minimum(x2[i], x2) - torch.maximum(x1[i], x1)).clamp(min=0)
+        h = (torch.minimum(y2[i], y2) - torch.maximum(y1[i], y1)).clamp(min=0)
+        suppressed |= w * h / (areas[i] + areas - w * h) > iou_threshold
+    return torch.tensor(keep, dtype=torch.int64)
+
+
+def load_mtcnn():
+    """facenet-pytorch's MTCNN with a stand-in for the torchvision modules it imports
+    (facenet-pytorch pins an old torch/torchvision, so it is installed without dependencies)."""
+    if "torchvision" not in sys.modules:
+        tv, ops, boxes = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
+        tr, fn = types.ModuleType("torchvision.transforms"), types.ModuleType("torchvision.transforms.functional")
+        boxes.batched_nms, ops.boxes, tv.ops, tr.functional, tv.transforms = batched_nms, boxes, ops, fn, tr
+        sys.modules.update({"torchvision": tv, "torchvision.ops": ops, "torchvision.ops.boxes": boxes, "torchvision.transforms": tr, "torchvision.transforms.functional": fn})
+    try:
+        from facenet_pytorch import MTCNN
+    except ImportError as e:
+        sys.exit(f"error: facenet-pytorch is not installed ({e}); run: pip install --no-deps facenet-pytorch==2.6.0 tqdm")
+    return MTCNN(keep_all=True, device="cpu")
+
+
+def mtcnn_finds_face(detector, img: Image.Image, min_confidence: float = 0.8):
+    """(found, box of the most confident face or None) at FaceLift's alignment confidence."""
+    boxes, probs = detector.detect(img)
+    if boxes is None or probs.max() < min_confidence:
+        return False, None
+    return True, boxes[int(np.argmax(probs))]

