@@ -24,6 +24,7 @@ RIM_REACH = 0.015  # skin within this of a rim point (in x–z) must stay behind
 BRIDGE_WIDTH = 0.115  # ≈ 18.5 mm between the lenses: frames are a little wider than the wearer's eyes, as sized by opticians
 BRIDGE_EXTRA_MAX = 0.05  # a broad nose gets a bridge up to ≈ 9 mm wider (bridge sizes run 14–24 mm)
 LENS_CENTRE_OFFSET_MAX = 0.05  # ≈ 9 mm: lenses centred much further out than the pupils look worn wrong
+LENS_SCALE_MIN = 0.86  # frames come in sizes a few mm apart: the smallest size tried is 86 % of the drawn one
 LENS_REFLECTANCE = 0.3  # share of the Fresnel reflection an AR-coated, curved lens keeps
 PANTOSCOPIC_TILT_DEG = 8.0  # lens bottoms lean toward the cheeks, as worn
 HAT_OFFSET = {"beanie": 0.1, "cap": 0.085}  # over bald-to-short hair
@@ -145,27 +146,30 @@ def glasses(spec: dict, geo) -> list:
     tilt = math.radians(PANTOSCOPIC_TILT_DEG)
     plane = min(eyes["left"][1], eyes["right"][1]) - radius - LENS_GAP
 
-    def placed(bridge_width: float):
-        """Rims for a bridge width, and how far forward they must sit to clear the brow, cheeks and nose."""
-        out = {}
+    def placed(bridge_width: float, scale: float):
+        """Rims for a bridge width and lens scale, and how far forward they must sit to clear the brow, cheeks and nose."""
+        out, shape = {}, outline * scale
         for side, sign in (("left", 1.0), ("right", -1.0)):
             e = eyes[side]
             # Lens centres sit bridge / 2 + half a lens from the midline: a touch outward and up of the pupils.
-            centre = np.array([sign * (0.5 * bridge_width + 0.5 * spec["lens_width"]), e[1], e[2] + 0.015])
-            x = centre[0] + sign * outline[:, 0]
-            z = centre[2] + outline[:, 1] * math.cos(tilt)
-            y = -outline[:, 1] * math.sin(tilt)  # bottom toward the face
+            centre = np.array([sign * (0.5 * bridge_width + 0.5 * scale * spec["lens_width"]), e[1], e[2] + 0.015])
+            x = centre[0] + sign * shape[:, 0]
+            z = centre[2] + shape[:, 1] * math.cos(tilt)
+            y = -shape[:, 1] * math.sin(tilt)  # bottom toward the face
             out[side] = np.stack([x, y, z], axis=1)
         pts = np.concatenate([out["left"], out["right"]])
         return out, float((_forward_clearance(skin, pts, RIM_REACH) - r - FRAME_CLEARANCE - pts[:, 1]).min())
 
-    # An optician fits the bridge to the nose: on a broad nose the narrowest frame's inner rims would
-    # rest on its flanks and push the lenses centimetres off the eyes, so widen the bridge (up to
-    # BRIDGE_EXTRA_MAX) until the lenses sit at their vertex distance, or as close as it gets.
-    # The lens centres stay within LENS_CENTRE_OFFSET_MAX of the pupils (close-set eyes allow less widening).
+    # An optician fits the frame to the face: on a broad nose or full cheeks the drawn frame's inner
+    # rims would rest on them and push the lenses centimetres off the eyes, so widen the bridge (up to
+    # BRIDGE_EXTRA_MAX, lens centres within LENS_CENTRE_OFFSET_MAX of the pupils), then take a smaller
+    # size of the same frame (down to LENS_SCALE_MIN), until the lenses sit at their vertex distance
+    # or as close as they get.
     pupils = min(abs(eyes["left"][0]), abs(eyes["right"][0]))
-    most = float(np.clip(2 * (pupils + LENS_CENTRE_OFFSET_MAX - 0.5 * (BRIDGE_WIDTH + spec["lens_width"])), 0.0, BRIDGE_EXTRA_MAX))
-    fits = [placed(BRIDGE_WIDTH + extra) for extra in np.linspace(0.0, most, 9)]
+    fits = []
+    for scale in np.linspace(1.0, LENS_SCALE_MIN, 3):
+        most = float(np.clip(2 * (pupils + LENS_CENTRE_OFFSET_MAX - 0.5 * (BRIDGE_WIDTH + scale * spec["lens_width"])), 0.0, BRIDGE_EXTRA_MAX))
+        fits += [placed(BRIDGE_WIDTH + extra, scale) for extra in np.linspace(0.0, most, 6)]
     rims, need = next((fit for fit in fits if fit[1] >= plane), max(fits, key=lambda fit: fit[1]))
     plane = min(plane, need)
     for side in rims:

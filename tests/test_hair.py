@@ -176,6 +176,17 @@ def _head(identity, pose):
     return build_head(identity, SMILE, pose)
 
 
+def scalp_surface_points(geo, weights: np.ndarray) -> np.ndarray:
+    """Points covering the skin faces that have a weighted corner (the surface scalp hair may grow on),
+    in the frame `to_rest` maps the roots to: the skull's quads are up to ~0.15 units across, so
+    distances to the vertices alone overstate gaps."""
+    tris = hs._triangles([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0 and weights[f].max() > 0])
+    steps = np.linspace(0.0, 1.0, 7)
+    bary = np.array([(a, b, 1 - a - b) for a in steps for b in steps if a + b <= 1 + 1e-9])
+    surface = to_rest(geo, hs.final_vertices(geo))  # the posed surface, mapped back as the roots are
+    return np.einsum("kc,tcd->tkd", bary, surface[tris]).reshape(-1, 3)
+
+
 def test_every_style_builds_dense_scalp_hair_on_the_scalp(identity):
     pose = POSES[1]
     for style in hs.HAIRSTYLES:
@@ -191,9 +202,9 @@ def test_every_style_builds_dense_scalp_hair_on_the_scalp(identity):
         roots = to_rest(geo, _evaluated_roots(bpy.data.objects["hair_scalp"]))
         assert len(roots) > 5000, style  # interpolated children, not just guides
         weights = hs.scalp_weights(spec_for(style), geo)
-        scalp = geo.rest[weights > 0]
+        scalp = scalp_surface_points(geo, weights)
         gap = np.sqrt(((roots[::25, None] - scalp[None]) ** 2).sum(-1)).min(axis=1)
-        assert gap.max() < 0.1, (style, gap.max())
+        assert gap.max() < 0.03, (style, gap.max())  # on the scalp's own faces (≈ 5 mm of sampling slack)
         f = hs.rest_frame(geo)
         assert (roots[roots[:, 1] < f.eye_y + 0.15, 2] > f.eye_z + 0.2).all(), style
 
