@@ -68,11 +68,16 @@ class Recognizer:
         return np.array(self.net.compute_face_descriptor(rgb, self.landmarks(rgb, box)))
 
     def face(self, rgb: np.ndarray):
-        """(embedding or None, which detector found it)."""
+        """(embedding or None, which detector found it or None)."""
         box, by = self.hog_box(rgb), "hog"
         if box is None:
             box, by = self.cnn_box(rgb), "cnn"
         return (None, None) if box is None else (self.embed(rgb, box), by)
+
+    def box_shift(self, rgb: np.ndarray, hog_embedding: np.ndarray) -> float | None:
+        """How far the embedding moves when the CNN detector's box replaces the HOG one (None: CNN finds none)."""
+        cnn = self.cnn_box(rgb)
+        return None if cnn is None else float(np.linalg.norm(hog_embedding - self.embed(rgb, cnn)))
 
 
 def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
@@ -154,22 +159,23 @@ def main() -> None:
         for view, name in FIXED_FILES.items():
             if name not in files:
                 continue
-            for background in BACKGROUNDS:
-                found, _ = mtcnn_finds_face(mtcnn, composite(files[name], background))
+            images = {background: composite(files[name], background) for background in BACKGROUNDS}
+            for background, img in images.items():
+                found, _ = mtcnn_finds_face(mtcnn, img)
                 mtcnn_hits.setdefault((view, background), []).append(found)
-            rgb = np.asarray(composite(files[name]))
-            emb, _ = rec.face(rgb)
+            rgb = np.asarray(images["white"])
+            emb, by = rec.face(rgb)
             dlib_hits.setdefault(view, []).append(emb is not None)
             if view == "front":
                 if emb is None:
                     missing_front.append(key)
                     continue
                 front[key] = emb
-                hog, cnn = rec.hog_box(rgb), rec.cnn_box(rgb)
-                if hog is not None and cnn is not None:
-                    box_shifts.append(float(np.linalg.norm(rec.embed(rgb, hog) - rec.embed(rgb, cnn))))
+                shift = rec.box_shift(rgb, emb) if by == "hog" else None
+                if shift is not None:
+                    box_shifts.append(shift)
                 if args.save:
-                    composite(files[name]).save(os.path.join(args.save, f"{key}.png"))
+                    images["white"].save(os.path.join(args.save, f"{key}.png"))
             elif view in ("front_right", "front_left") and emb is not None and key in front:
                 side_distances.append(float(np.linalg.norm(emb - front[key])))
         print(f"{key}: {n} subjects measured ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
@@ -203,9 +209,9 @@ def main() -> None:
     if box_shifts:
         print(f"embedding shift between dlib's HOG and CNN boxes (front): {stats(box_shifts)}")
     print("detection per fixed view:        dlib    MTCNN white  MTCNN black")
+    rate = lambda hits: f"{100 * np.mean(hits):5.1f} %"  # noqa: E731
     for view in FIXED_FILES:
         if view in dlib_hits:
-            rate = lambda hits: f"{100 * np.mean(hits):5.1f} %"  # noqa: E731
             print(f"  {view:12s} ({FIXED_FILES[view]}):  {rate(dlib_hits[view])}  {rate(mtcnn_hits[(view, 'white')])}      {rate(mtcnn_hits[(view, 'black')])}")
     print(f"MTCNN targets: front >= {TARGETS['mtcnn front']:.0f} %, ±45° >= {TARGETS['mtcnn 45']:.0f} % on both backgrounds")
 

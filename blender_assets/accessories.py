@@ -166,11 +166,17 @@ def glasses(spec: dict, geo) -> list:
     # size of the same frame (down to LENS_SCALE_MIN), until the lenses sit at their vertex distance
     # or as close as they get.
     pupils = min(abs(eyes["left"][0]), abs(eyes["right"][0]))
-    fits = []
-    for scale in np.linspace(1.0, LENS_SCALE_MIN, 3):
-        most = float(np.clip(2 * (pupils + LENS_CENTRE_OFFSET_MAX - 0.5 * (BRIDGE_WIDTH + scale * spec["lens_width"])), 0.0, BRIDGE_EXTRA_MAX))
-        fits += [placed(BRIDGE_WIDTH + extra, scale) for extra in np.linspace(0.0, most, 6)]
-    rims, need = next((fit for fit in fits if fit[1] >= plane), max(fits, key=lambda fit: fit[1]))
+
+    def widest_bridge(scale: float) -> float:
+        return float(np.clip(2 * (pupils + LENS_CENTRE_OFFSET_MAX - 0.5 * (BRIDGE_WIDTH + scale * spec["lens_width"])), 0.0, BRIDGE_EXTRA_MAX))
+
+    candidates = (placed(BRIDGE_WIDTH + extra, scale) for scale in np.linspace(1.0, LENS_SCALE_MIN, 3) for extra in np.linspace(0.0, widest_bridge(scale), 6))
+    rims, need = None, -np.inf
+    for fit in candidates:  # the first that fits, else the one pushed forward least
+        if fit[1] > need:
+            rims, need = fit
+        if need >= plane:
+            break
     plane = min(plane, need)
     for side in rims:
         rims[side][:, 1] += plane

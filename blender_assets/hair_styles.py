@@ -260,7 +260,8 @@ def sample_surface(geo: HeadGeometry, weights: np.ndarray, count: int, rng: np.r
     `inside(points) -> bool mask`, given rest positions, keeps only roots that are themselves in the
     region: a triangle with one weighted corner otherwise grows hair up to its far corners, and
     anny's triangles are large enough there to put brow hairs over the nose bridge or a moustache
-    over the nose tip on many identities. Roots are then drawn until `count` pass (or give up).
+    over the nose tip on many identities. With `inside`, twice `count` roots are drawn and the
+    first `count` that pass are kept (fewer when fewer pass).
     """
     tris = _triangles([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
     v = geo.rest
@@ -468,10 +469,6 @@ def _brow_line(spec: dict, f: Frame, side: int):
     return inner, outer, lambda u: f.eye_z + b["height"] + b["arch"] * np.sin(np.pi * np.clip(u, 0, 1) ** 0.75) - 0.03 * u
 
 
-def brow_weights(spec: dict, geo: HeadGeometry) -> np.ndarray:
-    return brow_field(spec, rest_frame(geo), geo.rest) * skin_mask(geo)
-
-
 def brow_field(spec: dict, f: Frame, r: np.ndarray) -> np.ndarray:
     """(N,) brow density at rest positions `r`: 1 at the head of each brow fading toward the tail, 0 outside."""
     thick = spec["eyebrows"]["thickness"]
@@ -490,7 +487,7 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     b = spec["eyebrows"]
     f = rest_frame(geo)
     count = int(1300 * b["density"])
-    tri, bary = sample_surface(geo, brow_weights(spec, geo), count, rng, inside=lambda pts: brow_field(spec, f, pts) > 0)
+    tri, bary = sample_surface(geo, brow_field(spec, f, geo.rest) * skin_mask(geo), count, rng, inside=lambda pts: brow_field(spec, f, pts) > 0)
     count = len(tri)
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     side = np.sign(root[:, 0])
@@ -553,12 +550,6 @@ def eyelash_strands(spec: dict, geo: HeadGeometry) -> Strands:
     return Strands(np.concatenate(strands), 0.0006)
 
 
-def beard_weights(spec: dict, geo: HeadGeometry, style: str | None = None) -> np.ndarray:
-    """(N,) facial-hair region for the given style (default: the spec's)."""
-    style = style or spec["facial_hair"]["style"]
-    return (beard_region(style, rest_frame(geo), geo.rest) & skin_mask(geo)).astype(float)
-
-
 def beard_region(style: str, f: Frame, r: np.ndarray) -> np.ndarray:
     """(N,) bool: rest positions `r` inside the facial-hair region of `style`."""
     if style == "none":
@@ -584,10 +575,10 @@ def beard_strands(spec: dict, geo: HeadGeometry) -> Strands:
     rng = np.random.default_rng(spec["seed"] ^ 0xBE)
     if fh["style"] == "none":
         return Strands(np.zeros((0, 2, 3)), 0.0)
-    w = beard_weights(spec, geo)
     stubble = fh["style"] == "stubble"
     count = int((9000 if stubble else 6000) * fh["density"])
-    f = rest_frame(geo)
+    f = rest_frame(geo)  # one frame for the weights, the root test and the growth below
+    w = (beard_region(fh["style"], f, geo.rest) & skin_mask(geo)).astype(float)
     tri, bary = sample_surface(geo, w, count, rng, inside=lambda pts: beard_region(fh["style"], f, pts))
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     n = _unit((skin_normals(geo)[tri] * bary[..., None]).sum(1))
