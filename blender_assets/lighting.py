@@ -17,17 +17,29 @@ import bpy
 import numpy as np
 
 
-HDR_MEAN_RADIANCE = 0.5  # about the ambient world's colour × strength
+HDR_FACE_RADIANCE = 0.5  # about the ambient world's colour × strength
+FACE_NORMAL = (0.0, -1.0, 0.0)  # the head faces −Y (DESIGN §3)
 
 
-def mean_radiance(image) -> float:
-    """Solid-angle-weighted mean luminance of an equirectangular environment image."""
+def face_radiance(image, rotation_deg: float) -> float:
+    """Cosine-weighted radiance arriving at a surface facing the front camera, as an incident-light
+    meter held at the face reads it: (1/π)∫ L(ω) max(0, ω·n) dω, which is L for a uniform world.
+
+    Blender looks an equirectangular map up at u = 0.5 − atan2(y, x)/2π, v = 0.5 + elevation/π
+    (pixel rows bottom-up), in the Mapping node's frame: the world normal rotated by `rotation_deg`.
+    """
     w, h = image.size
     px = np.empty(w * h * 4, dtype=np.float32)
     image.pixels.foreach_get(px)
     lum = px.reshape(h, w, 4)[..., :3] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    rows = np.cos((np.arange(h) + 0.5) / h * np.pi - np.pi / 2)  # equirect rows shrink toward the poles
-    return float(max((lum.mean(axis=1) * rows).sum() / rows.sum(), 1e-6))
+    elevation = ((np.arange(h) + 0.5) / h - 0.5) * np.pi
+    azimuth = -((np.arange(w) + 0.5) / w - 0.5) * 2.0 * np.pi
+    rot = math.radians(rotation_deg)
+    nx, ny, _ = FACE_NORMAL
+    n = (nx * math.cos(rot) - ny * math.sin(rot), nx * math.sin(rot) + ny * math.cos(rot))
+    cos_n = np.cos(elevation)[:, None] * (n[0] * np.cos(azimuth) + n[1] * np.sin(azimuth))[None, :]
+    solid_angle = np.cos(elevation)[:, None] * (2.0 * np.pi / w) * (np.pi / h)  # per pixel
+    return float(max((lum * np.clip(cos_n, 0.0, None) * solid_angle).sum() / np.pi, 1e-6))
 
 
 _KEYS = {"ambient": ("color", "strength"), "hdr": ("hdri", "rotation_deg", "strength")}
@@ -88,6 +100,9 @@ def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
         links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
         links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         links.new(env.outputs["Color"], background.inputs["Color"])
-        # HDRIs differ by stops in brightness: scale each to the same mean irradiance, so `strength`
-        # means the same thing for every map (and for a uniform ambient world of that radiance).
-        background.inputs["Strength"].default_value = lighting["strength"] * HDR_MEAN_RADIANCE / mean_radiance(env.image)
+        # HDRIs differ by stops in brightness, and one map by up to ~4 stops on the face as it turns
+        # (a sun in front or behind): meter the light reaching the face, as a portrait is exposed, so
+        # `strength` means the same face exposure for every map and rotation (and an ambient world of
+        # that radiance); the direction of the light, shadows and rim, stays the map's.
+        meter = face_radiance(env.image, lighting["rotation_deg"])
+        background.inputs["Strength"].default_value = lighting["strength"] * HDR_FACE_RADIANCE / meter
