@@ -15,23 +15,31 @@ import numpy as np
 from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
 from blender_assets.shape import Eye
 
-SEGMENTS, RINGS = 32, 16
+SEGMENTS, RINGS = 48, 32  # fine enough near the gaze pole for the cornea's bulge
+# The cornea is a steeper dome than the eyeball (7.8 mm against 12 mm radius): over the iris the
+# surface rises to CORNEA_BULGE × radius at the apex, so highlights and the profile read as an eye.
+CORNEA_BULGE = 0.06
 # cos of the polar angle from the gaze axis: iris radius ≈ 0.49 × eyeball radius (12 of 24 mm),
 # pupil ≈ 0.17 × (a 4 mm pupil), limbal ring just outside the iris.
 COS_LIMBUS, COS_IRIS, COS_PUPIL = 0.85, 0.875, 0.985
 SCLERA = (0.80, 0.76, 0.72, 1.0)
 PUPIL = (0.003, 0.003, 0.003, 1.0)
 CORNEA_IOR = 1.376
+IRIS_FIBRES = 40.0  # streaks around the iris (per radian of angle ×8 along the radius)
 
 
 def sphere(radius: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A UV sphere whose poles lie on ±Y (so the gaze pole −Y has no seam through the iris)."""
-    verts = [(0.0, -radius, 0.0)]
+    """A UV sphere whose poles lie on ±Y (so the gaze pole −Y has no seam through the iris), with the
+    cornea's bulge over the iris."""
+    limbus = math.acos(COS_LIMBUS)
+    verts = [(0.0, -radius * (1.0 + CORNEA_BULGE), 0.0)]
     for r in range(1, RINGS):
         theta = math.pi * r / RINGS
+        rise = 1.0 + CORNEA_BULGE * max(0.0, 1.0 - (theta / limbus) ** 2)
         for s in range(SEGMENTS):
             phi = 2 * math.pi * s / SEGMENTS
-            verts.append((radius * math.sin(theta) * math.cos(phi), -radius * math.cos(theta), radius * math.sin(theta) * math.sin(phi)))
+            rr = radius * rise
+            verts.append((rr * math.sin(theta) * math.cos(phi), -rr * math.cos(theta), rr * math.sin(theta) * math.sin(phi)))
     verts.append((0.0, radius, 0.0))
 
     def ring(r: int, s: int) -> int:
@@ -75,11 +83,25 @@ def eye_material(iris_color) -> bpy.types.Material:
         el.new(pos).color = (*colour, 1.0)
     links.new(gaze.outputs["Value"], ramp.inputs["Fac"])
 
-    # Iris fibres: fine noise darkening, only between limbus and pupil.
+    # Iris fibres: streaks that run from the pupil to the limbus (noise on angle × radius, stretched
+    # along the radius), darkening only between limbus and pupil.
+    xyz = nodes.new("ShaderNodeSeparateXYZ")
+    links.new(norm.outputs["Vector"], xyz.inputs[0])
+    angle = nodes.new("ShaderNodeMath")
+    angle.operation = "ARCTAN2"
+    links.new(xyz.outputs["Z"], angle.inputs[0])
+    links.new(xyz.outputs["X"], angle.inputs[1])
+    polar = nodes.new("ShaderNodeCombineXYZ")
+    links.new(angle.outputs["Value"], polar.inputs["X"])
+    links.new(gaze.outputs["Value"], polar.inputs["Y"])
+    stretch = nodes.new("ShaderNodeVectorMath")
+    stretch.operation = "MULTIPLY"
+    stretch.inputs[1].default_value = (IRIS_FIBRES, IRIS_FIBRES / 8.0, 0.0)
+    links.new(polar.outputs["Vector"], stretch.inputs[0])
     fibres = nodes.new("ShaderNodeTexNoise")
-    fibres.inputs["Scale"].default_value = 120.0
     fibres.inputs["Detail"].default_value = 4.0
-    links.new(coords.outputs["Object"], fibres.inputs["Vector"])
+    fibres.inputs["Scale"].default_value = 1.0
+    links.new(stretch.outputs["Vector"], fibres.inputs["Vector"])
     in_iris = nodes.new("ShaderNodeMapRange")
     in_iris.inputs["From Min"].default_value = COS_LIMBUS
     in_iris.inputs["From Max"].default_value = COS_LIMBUS + 0.01
@@ -90,7 +112,7 @@ def eye_material(iris_color) -> bpy.types.Material:
     links.new(in_iris.outputs["Result"], amount.inputs[0])
     mix = nodes.new("ShaderNodeMix")
     mix.data_type = "RGBA"
-    mix.blend_type = "MULTIPLY"
+    mix.blend_type = "OVERLAY"
     links.new(amount.outputs["Value"], mix.inputs["Factor"])
     links.new(ramp.outputs["Color"], mix.inputs["A"])
     links.new(fibres.outputs["Fac"], mix.inputs["B"])

@@ -2,7 +2,7 @@
 
 Colour: the identity's tone, a haemoglobin flush on cheeks and nose, lip tint, freckles, moles and
 blemishes, the dark mouth cavity, and the appearance's make-up (lipstick, eye shadow, blush).
-Roughness/specular: an oily T-zone. Normal: pores everywhere, forehead lines and creases that deepen
+Roughness/specular: an oily T-zone. Normal: pores everywhere, lip furrows, forehead lines and creases that deepen
 with age. Region weights come from `face_regions` as the `skin_regions` colour attribute; the
 procedural fields read the `rest` position attribute so they stay on the skin through expressions.
 """
@@ -17,7 +17,14 @@ MOUTH_INSIDE = (0.12, 0.025, 0.025)  # inside the mouth-cavity mask: dark, wet r
 FLUSH = (1.0, 0.72, 0.7)  # multiplies the tone where haemoglobin shows (cheeks, nose)
 FLUSH_STRENGTH = 0.6  # of the identity's redness at full cheek weight: stronger reads as blush
 FRECKLE = (0.7, 0.54, 0.42)  # multiplies the tone inside a freckle
-MOLE = (0.09, 0.05, 0.035)
+# Moles and blemishes multiply the tone (a mole on dark skin is darker still, not a black decal).
+MOLE = (0.35, 0.24, 0.19)
+# Mole radius in scene units (0.183 m): 0.6-1.6 mm, most under 3 mm across as on real faces.
+MOLE_RADIUS = (0.0033, 0.0088)
+# Albedo variation at three scales (scene units across, overlay strength): blotches of a few cm,
+# patches of about a centimetre, speckle near the pores' scale. One smooth noise read as plastic.
+MOTTLE_SCALES = ((12.0, 0.08), (60.0, 0.06), (300.0, 0.05))
+LIP_FURROW_SCALE = 90.0  # grooves about 2 mm apart across the lips
 BLEMISH = (0.55, 0.14, 0.1)
 BLUSH = (0.75, 0.3, 0.3)
 REST_ATTRIBUTE, REGIONS_ATTRIBUTE = "rest", "skin_regions"
@@ -40,8 +47,9 @@ class Graph:
                 n.inputs[k].default_value = v
         return n
 
-    def math(self, op: str, a, b=0.0):
-        return self.node("ShaderNodeMath", {0: a, 1: b}, operation=op).outputs[0]
+    def math(self, op: str, a, b=0.0, c=0.0):
+        """A Math node (`c` is the third input: MULTIPLY_ADD computes a·b + c)."""
+        return self.node("ShaderNodeMath", {0: a, 1: b, 2: c}, operation=op).outputs[0]
 
     def mix(self, a, b, factor, blend: str = "MIX"):
         """RGBA mix of a and b by factor (tuples become constant colours)."""
@@ -87,21 +95,31 @@ def skin_material(skin: dict, makeup: dict | None = None):
 
     # --- colour ---
     colour = _rgba(tuple(skin["base_color"]))
-    mottle = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 12.0, "Detail": 3.0})
-    colour = g.mix(colour, mottle.outputs["Color"], 0.08, "OVERLAY")
+    for scale, strength in MOTTLE_SCALES:
+        mottle = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": scale, "Detail": 3.0})
+        colour = g.mix(colour, mottle.outputs["Color"], strength, "OVERLAY")
     # Melanin hides the haemoglobin below it: on dark skin a full flush reads as dark patches.
+    # The flush is patchy (capillaries cluster): a centimetre-scale noise modulates it.
     flush = skin["redness"] * FLUSH_STRENGTH * (1.0 - 0.8 * skin["tone"])
-    colour = g.mix(colour, FLUSH, g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.4)), flush), "MULTIPLY")
+    patches = g.math("MULTIPLY_ADD", g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 40.0, "Detail": 2.0}).outputs["Fac"], 1.6, 0.2)
+    redness = g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.4)), g.math("MULTIPLY", patches, flush))
+    colour = g.mix(colour, FLUSH, redness, "MULTIPLY")
     if skin["freckles"] > 0:
         density = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 3.0}).outputs["Fac"]
         where = g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.7)), skin["freckles"])
         freckle = g.spots(coords, 45.0, 0.3, g.math("MULTIPLY", density, 1.3))
         colour = g.mix(colour, FRECKLE, g.math("MULTIPLY", freckle, where), "MULTIPLY")
-    colour = g.mix(colour, MOLE, g.spots(coords, 5.0, 0.05, 0.12 * skin["moles"]))
+    # Voronoi cells 4 cm apart, a few hold a mole: a handful per face at moles = 1.
+    mole_radius = MOLE_RADIUS[0] + (MOLE_RADIUS[1] - MOLE_RADIUS[0]) * skin["moles"]
+    colour = g.mix(colour, MOLE, g.math("MULTIPLY", g.spots(coords, 5.0, 5.0 * mole_radius, 0.1 * skin["moles"]), 0.85), "MULTIPLY")
     if skin["blemishes"] > 0:
-        colour = g.mix(colour, BLEMISH, g.math("MULTIPLY", g.spots(coords, 14.0, 0.12, 0.25 * skin["blemishes"]), 0.5))
+        colour = g.mix(colour, BLEMISH, g.math("MULTIPLY", g.spots(coords, 14.0, 0.12, 0.25 * skin["blemishes"]), 0.5), "MULTIPLY")
     lips = g.image_mask(uv, "mpfb_lips.jpg")
+    # Lip furrows: fine vertical grooves (waves along x, wavy), a little darker in each groove.
+    furrows = g.node("ShaderNodeTexWave", {"Vector": coords, "Scale": LIP_FURROW_SCALE, "Distortion": 4.0, "Detail": 1.0}, wave_type="BANDS", bands_direction="X").outputs["Fac"]
+    lip_furrows = g.math("MULTIPLY", lips, furrows)
     colour = g.mix(colour, _rgba(tuple(skin["lip_tint"])), lips, "MULTIPLY")
+    colour = g.mix(colour, (0.8, 0.7, 0.7), g.math("MULTIPLY", lip_furrows, 0.35), "MULTIPLY")
     if makeup["lipstick"]:
         colour = g.mix(colour, tuple(makeup["lipstick"]["color"]), g.math("MULTIPLY", lips, makeup["lipstick"]["opacity"]))
     if makeup["eyeshadow"]:
@@ -112,16 +130,20 @@ def skin_material(skin: dict, makeup: dict | None = None):
     colour = g.mix(colour, MOUTH_INSIDE, g.image_mask(uv, "mpfb_inside-mouth.jpg"))
     g.links.new(colour, bsdf.inputs["Base Color"])
 
-    # --- roughness and specular: an oily T-zone, glossier lips (more so with lipstick) ---
+    pores = g.node("ShaderNodeTexVoronoi", {"Vector": coords, "Scale": 260.0}, feature="SMOOTH_F1").outputs["Distance"]
+
+    # --- roughness and specular: an oily T-zone, glossier lips (more so with lipstick); the pores
+    # break the highlight up (rougher and less specular in each pit, 0 at a cell centre) ---
     oil = g.math("MULTIPLY", tzone, skin["oiliness"])
     gloss = 0.25 + (0.15 if makeup["lipstick"] else 0.0)
+    pits = g.math("SUBTRACT", 1.0, g.math("MINIMUM", g.math("MULTIPLY", pores, 2.0), 1.0))  # 1 at a pore centre
     rough = g.math("SUBTRACT", skin["roughness"], g.math("ADD", g.math("MULTIPLY", oil, 0.25), g.math("MULTIPLY", lips, gloss)))
-    g.links.new(rough, bsdf.inputs["Roughness"])
-    g.links.new(g.math("ADD", 0.35, g.math("MULTIPLY", oil, 0.35)), bsdf.inputs["Specular IOR Level"])
+    g.links.new(g.math("ADD", rough, g.math("MULTIPLY", pits, 0.12)), bsdf.inputs["Roughness"])
+    specular = g.math("ADD", 0.35, g.math("MULTIPLY", oil, 0.35))
+    g.links.new(g.math("MULTIPLY", specular, g.math("MULTIPLY_ADD", pits, -0.4, 1.0)), bsdf.inputs["Specular IOR Level"])
 
     # --- normal: pores + age lines (forehead bands, creases), as one height field ---
-    pores = g.node("ShaderNodeTexVoronoi", {"Vector": coords, "Scale": 260.0}, feature="SMOOTH_F1").outputs["Distance"]
-    height = g.math("MULTIPLY", pores, 0.6 * skin["pores"])
+    height = g.math("MULTIPLY_ADD", pores, 0.6 * skin["pores"], g.math("MULTIPLY", lip_furrows, -0.5))
     if skin["wrinkles"] > 0:
         bands = g.node("ShaderNodeTexWave", {"Vector": coords, "Scale": 14.0, "Distortion": 3.0, "Detail": 2.0}, wave_type="BANDS", bands_direction="Z")
         line_height = g.math("MULTIPLY", g.math("MULTIPLY", bands.outputs["Fac"], lines), 1.5 * skin["wrinkles"])

@@ -17,7 +17,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 4
+SPEC_VERSION = 5
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -27,11 +27,12 @@ SWATCH_TO_ALBEDO = (0.74, 0.64, 0.58)
 # the human range; identities interpolate between neighbouring tones.
 MONK_SKIN_TONES = ("f6ede4", "f3e7db", "f7ead0", "eadaba", "d7bd96", "a07e56", "825c43", "604134", "3a312a", "292420")
 
-# Iris colours (linear RGB) with a rough melanin order: dark brown … light blue.
+# Iris colours (linear RGB) with a rough melanin order: dark brown … light blue. Brown irises in
+# photos read mid-brown around a black pupil (sRGB ≈ 90-110, 50-60, 25-35), not as black discs.
 IRIS_COLOURS = {
-    "dark_brown": (0.035, 0.015, 0.006),
-    "brown": (0.10, 0.045, 0.015),
-    "hazel": (0.16, 0.10, 0.03),
+    "dark_brown": (0.07, 0.03, 0.012),
+    "brown": (0.13, 0.06, 0.02),
+    "hazel": (0.17, 0.105, 0.035),
     "green": (0.09, 0.14, 0.06),
     "grey": (0.18, 0.20, 0.22),
     "blue": (0.08, 0.16, 0.30),

@@ -10,7 +10,7 @@ import pytest
 from datagen.config import make_config
 from datagen.errors import DatagenError
 from datagen.seeding import component_rng, component_seed, subject_key
-from datagen.spec import make_spec, sample_identity, skin_tone_linear
+from datagen.spec import SPEC_VERSION, make_spec, sample_identity, skin_tone_linear
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_makeup_is_per_appearance_and_mostly_on_women(cfg):
                 men, worn_m = men + 1, worn_m + worn
     assert worn_w / women > 0.25 and worn_m / men < 0.12
     spec = make_spec(cfg, 0, 0)
-    assert set(spec["makeup"]) == {"lipstick", "eyeshadow", "blush"} and spec["spec_version"] == 4
+    assert set(spec["makeup"]) == {"lipstick", "eyeshadow", "blush"} and spec["spec_version"] == SPEC_VERSION
 
 
 def test_darker_skin_is_metered_brighter_light_skin_keeps_its_exposure(cfg):
