@@ -197,7 +197,7 @@ def build_hair(hair_spec: dict, head_obj, geo) -> list:
     scalp_mat = hair_material("hair", colour)
     # Brows and lashes grey later and less than the scalp, and stay darker; dye rarely reaches them.
     natural = {**colour, "dye": None}
-    brow_mat = hair_material("eyebrows", natural, melanin_scale=1.3, grey_scale=0.4)
+    brow_mat = hair_material("eyebrows", natural, melanin_scale=hair_spec["eyebrows"]["shade"], grey_scale=0.4)
     lash_mat = lash_material()
     beard_mat = hair_material("facial_hair", natural, melanin_scale=1.05, grey_scale=1.2)
     objects = [

@@ -75,6 +75,7 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
 
     # Identity-level draws first, always the same count, so they never depend on the appearance.
     traits = brow_rng.random(12)
+    brow_traits = brow_rng.random(5)  # brow shape beyond size and arch
     melanin = float(np.clip(0.35 + 0.55 * tone + 0.35 * (traits[0] - 0.5) + 0.3 * african, 0.05, 1.0))
     redness = float(np.clip(0.2 + 0.6 * traits[1] ** 3 * (1.0 - tone), 0.0, 1.0))
     grey_onset = 30.0 + 25.0 * traits[2]  # years at which greying starts
@@ -83,10 +84,18 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
     # Brow centre line ≈ 1.3-1.8 cm above the eyeball centre, 0.6-1.1 cm tall, hairs 5-8 mm.
     eyebrows = {
         "thickness": _r(0.035 + 0.025 * traits[4] + 0.012 * gender),
-        "density": _r(0.6 + 0.4 * traits[5]),
+        "density": _r(0.45 + 0.55 * traits[5]),
         "length": _r(0.03 + 0.015 * traits[6] + 0.008 * gender),
         "arch": _r(0.01 + 0.035 * traits[7] * (1.2 - 0.5 * gender)),
         "height": _r(0.075 + 0.03 * traits[8]),
+        # Where the head starts (half the gap between brows, 8-14 mm), how far the tail runs past
+        # the eye, how far the tail drops (or rises) from the head, how much thinner the tail is, and how much
+        # darker than the scalp hair: brow shape is among the strongest cues a face recognizer reads.
+        "inner": _r(0.045 + 0.03 * brow_traits[0]),
+        "tail": _r(0.1 + 0.05 * brow_traits[1]),
+        "tilt": _r(-0.03 + 0.045 * brow_traits[2]),
+        "taper": _r(0.3 + 0.45 * brow_traits[3]),
+        "shade": _r(1.0 + 0.5 * brow_traits[4]),
     }
     eyelashes = {"length": _r(0.035 + 0.02 * traits[9] * (1.3 - 0.6 * gender)), "density": _r(0.7 + 0.3 * traits[10])}
     pattern_baldness = float(np.clip((age - 25.0) / 45.0 + 0.4 * (traits[11] - 0.5), 0.0, 1.0)) if male else 0.0
@@ -458,15 +467,19 @@ def _grow_strands(geo, tri, bary, dirs_rest, lengths, n_pts: int, bend: float) -
     return root[:, None] + _to_world_dirs(geo, off.reshape(-1, 3)).reshape(off.shape)
 
 
-BROW_OUTER = 0.135  # the brow's tail ends about 1 cm past the outer eye corner (eye centre + 0.135)
+# Both brows at density 1, and each hair's root radius (scene units: 0.11 mm; real brow hairs are
+# 0.1-0.2 mm thick): many fine hairs read as strands, fewer thick ones as a painted band.
+BROW_HAIRS, BROW_HAIR_RADIUS = 1800, 0.0006
 
 
 def _brow_line(spec: dict, f: Frame, side: int):
-    """Inner and outer ends of one brow in x, and its centre-line height function of u ∈ [0, 1]."""
+    """Inner and outer ends of one brow in x, and its centre-line height function of u ∈ [0, 1].
+
+    The tail ends `tail` past the eye centre (0.135: about 1 cm past the outer eye corner)."""
     b = spec["eyebrows"]
     eye = f.eye_l if side > 0 else f.eye_r
-    inner, outer = side * 0.05, eye[0] + side * BROW_OUTER
-    return inner, outer, lambda u: f.eye_z + b["height"] + b["arch"] * np.sin(np.pi * np.clip(u, 0, 1) ** 0.75) - 0.03 * u
+    inner, outer = side * b["inner"], eye[0] + side * b["tail"]
+    return inner, outer, lambda u: f.eye_z + b["height"] + b["arch"] * np.sin(np.pi * np.clip(u, 0, 1) ** 0.75) + b["tilt"] * u
 
 
 def brow_field(spec: dict, f: Frame, r: np.ndarray) -> np.ndarray:
@@ -476,7 +489,7 @@ def brow_field(spec: dict, f: Frame, r: np.ndarray) -> np.ndarray:
     for side in (1, -1):
         inner, outer, line = _brow_line(spec, f, side)
         u = (r[:, 0] - inner) / (outer - inner)
-        half = thick * (1.0 - 0.55 * np.clip(u, 0, 1)) / 2  # thick at the head, thin at the tail
+        half = thick * (1.0 - spec["eyebrows"]["taper"] * np.clip(u, 0, 1)) / 2  # thick at the head, thin at the tail
         inside = (u > -0.02) & (u < 1.0) & (np.abs(r[:, 2] - line(u)) < half) & (r[:, 1] < f.eye_y)
         w = np.maximum(w, inside * np.clip((1.0 - u) * 4, 0, 1) ** 0.5)
     return w
@@ -486,13 +499,13 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     rng = np.random.default_rng(spec["seed"] ^ 0xB0)
     b = spec["eyebrows"]
     f = rest_frame(geo)
-    count = int(1300 * b["density"])
+    count = int(BROW_HAIRS * b["density"])
     tri, bary = sample_surface(geo, brow_field(spec, f, geo.rest) * skin_mask(geo), count, rng, inside=lambda pts: brow_field(spec, f, pts) > 0)
     count = len(tri)
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     side = np.sign(root[:, 0])
-    inner = np.where(side > 0, 0.05, -0.05)
-    outer = np.where(side > 0, f.eye_l[0] + BROW_OUTER, f.eye_r[0] - BROW_OUTER)
+    inner = side * b["inner"]
+    outer = np.where(side > 0, f.eye_l[0] + b["tail"], f.eye_r[0] - b["tail"])
     u = np.clip((root[:, 0] - inner) / (outer - inner), 0, 1)[:, None]
     # Hairs at the head of the brow stand up, the rest sweep outward and, past the arch, down.
     d = (1 - u) ** 2 * np.stack([0.4 * side, 0 * side, 1 + 0 * side], axis=1) + u * np.stack([side, 0 * side, 0.5 - 1.1 * u[:, 0]], axis=1)
@@ -500,7 +513,7 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     n = _unit((skin_normals(geo)[tri] * bary[..., None]).sum(1))
     d = _unit(_tangent(d, n) + 0.1 * n)  # brow hairs lie almost flat on the skin
     lengths = b["length"] * rng.uniform(0.6, 1.1, count) * (1.0 - 0.35 * u[:, 0])
-    return Strands(_grow_strands(geo, tri, bary, d, lengths, 4, 0.25), 0.0008)
+    return Strands(_grow_strands(geo, tri, bary, d, lengths, 4, 0.25), BROW_HAIR_RADIUS)
 
 
 def lash_roots(geo: HeadGeometry) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]]:

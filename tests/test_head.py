@@ -174,6 +174,18 @@ def test_identities_differ(identity):
     assert np.abs(a.vertices - b.vertices).max() > 0.05
 
 
+def test_eye_spacing_of_many_identities_is_adult():
+    """The sampler widens head and face proportions; pupils must stay where adults have them
+    (interpupillary distance 63 mm on average, 5th-95th percentile about 55-70 mm)."""
+    ipd_mm = []
+    for i in range(40):
+        m = geometry(sample_identity(0, i)).landmarks
+        ipd_mm.append(np.linalg.norm(m["eye_left"] - m["eye_right"]) * anny_data.BUILD_UNIT_M * 1000)
+    ipd_mm = np.array(ipd_mm)
+    assert 53.0 < ipd_mm.min() and ipd_mm.max() < 71.0, ipd_mm.round(1)
+    assert 58.0 < ipd_mm.mean() < 66.0 and 2.0 < ipd_mm.std() < 5.0, (ipd_mm.mean(), ipd_mm.std())
+
+
 def render_front(path: str, size: int, samples: int) -> None:
     """Cycles render of the current scene from the front camera (DESIGN §3), transparent film."""
     import bpy
