@@ -35,10 +35,9 @@ def sphere(radius: float) -> tuple[np.ndarray, list[np.ndarray]]:
     verts = [(0.0, -radius * (1.0 + CORNEA_BULGE), 0.0)]
     for r in range(1, RINGS):
         theta = math.pi * r / RINGS
-        rise = 1.0 + CORNEA_BULGE * max(0.0, 1.0 - (theta / limbus) ** 2)
+        rr = radius * (1.0 + CORNEA_BULGE * max(0.0, 1.0 - (theta / limbus) ** 2))
         for s in range(SEGMENTS):
             phi = 2 * math.pi * s / SEGMENTS
-            rr = radius * rise
             verts.append((rr * math.sin(theta) * math.cos(phi), -rr * math.cos(theta), rr * math.sin(theta) * math.sin(phi)))
     verts.append((0.0, radius, 0.0))
 

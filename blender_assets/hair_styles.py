@@ -504,8 +504,8 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     count = len(tri)
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     side = np.sign(root[:, 0])
-    inner = side * b["inner"]
-    outer = np.where(side > 0, f.eye_l[0] + b["tail"], f.eye_r[0] - b["tail"])
+    (inner_l, outer_l, _), (inner_r, outer_r, _) = _brow_line(spec, f, 1), _brow_line(spec, f, -1)
+    inner, outer = np.where(side > 0, inner_l, inner_r), np.where(side > 0, outer_l, outer_r)
     u = np.clip((root[:, 0] - inner) / (outer - inner), 0, 1)[:, None]
     # Hairs at the head of the brow stand up, the rest sweep outward and, past the arch, down.
     d = (1 - u) ** 2 * np.stack([0.4 * side, 0 * side, 1 + 0 * side], axis=1) + u * np.stack([side, 0 * side, 0.5 - 1.1 * u[:, 0]], axis=1)

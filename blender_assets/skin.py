@@ -25,6 +25,7 @@ MOLE_RADIUS = (0.0033, 0.0088)
 # patches of about a centimetre, speckle near the pores' scale. One smooth noise read as plastic.
 MOTTLE_SCALES = ((12.0, 0.08), (60.0, 0.06), (300.0, 0.05))
 LIP_FURROW_SCALE = 90.0  # grooves about 2 mm apart across the lips
+LIP_FURROW = (0.8, 0.7, 0.7)  # multiplies the lip colour in a groove
 BLEMISH = (0.55, 0.14, 0.1)
 BLUSH = (0.75, 0.3, 0.3)
 REST_ATTRIBUTE, REGIONS_ATTRIBUTE = "rest", "skin_regions"
@@ -119,7 +120,7 @@ def skin_material(skin: dict, makeup: dict | None = None):
     furrows = g.node("ShaderNodeTexWave", {"Vector": coords, "Scale": LIP_FURROW_SCALE, "Distortion": 4.0, "Detail": 1.0}, wave_type="BANDS", bands_direction="X").outputs["Fac"]
     lip_furrows = g.math("MULTIPLY", lips, furrows)
     colour = g.mix(colour, _rgba(tuple(skin["lip_tint"])), lips, "MULTIPLY")
-    colour = g.mix(colour, (0.8, 0.7, 0.7), g.math("MULTIPLY", lip_furrows, 0.35), "MULTIPLY")
+    colour = g.mix(colour, LIP_FURROW, g.math("MULTIPLY", lip_furrows, 0.35), "MULTIPLY")
     if makeup["lipstick"]:
         colour = g.mix(colour, tuple(makeup["lipstick"]["color"]), g.math("MULTIPLY", lips, makeup["lipstick"]["opacity"]))
     if makeup["eyeshadow"]:
