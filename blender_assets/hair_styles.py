@@ -83,8 +83,8 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
     texture = float(np.clip(african + 0.25 * (traits[3] - 0.5), 0.0, 1.0))  # curl tendency
     # Brow centre line ≈ 1.3-1.8 cm above the eyeball centre, 0.6-1.1 cm tall, hairs 5-8 mm.
     eyebrows = {
-        "thickness": _r(0.035 + 0.025 * traits[4] + 0.012 * gender),
-        "density": _r(0.45 + 0.55 * traits[5]),
+        "thickness": _r(0.028 + 0.042 * traits[4] + 0.012 * gender),  # fine pencil lines to bushy
+        "density": _r(0.35 + 0.65 * traits[5]),
         "length": _r(0.03 + 0.015 * traits[6] + 0.008 * gender),
         "arch": _r(0.01 + 0.035 * traits[7] * (1.2 - 0.5 * gender)),
         "height": _r(0.075 + 0.03 * traits[8]),
@@ -95,7 +95,7 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
         "tail": _r(0.1 + 0.05 * brow_traits[1]),
         "tilt": _r(-0.03 + 0.045 * brow_traits[2]),
         "taper": _r(0.3 + 0.45 * brow_traits[3]),
-        "shade": _r(1.0 + 0.5 * brow_traits[4]),
+        "shade": _r(0.9 + 0.8 * brow_traits[4]),
     }
     eyelashes = {"length": _r(0.035 + 0.02 * traits[9] * (1.3 - 0.6 * gender)), "density": _r(0.7 + 0.3 * traits[10])}
     pattern_baldness = float(np.clip((age - 25.0) / 45.0 + 0.4 * (traits[11] - 0.5), 0.0, 1.0)) if male else 0.0

