@@ -127,7 +127,7 @@ LEVERS: dict[str, Lever] = {
 SCALE_LEVERS = ("another-identity", "another-appearance")
 
 
-def neutral_look(spec: dict, light: str) -> dict:
+def neutral_look(spec: dict, light: str, sky: tuple[float, ...] = (3.0, 0.0, 90.0, 1.0)) -> dict:
     """The spec with a neutral face, a straight pose and the benchmark's one light."""
     from datagen.spec import metering_ev
 
@@ -138,7 +138,7 @@ def neutral_look(spec: dict, light: str) -> dict:
     spec["accessories"] = {"glasses": None, "earrings": None, "hat": None}
     exposure = metering_ev(spec["identity"]["skin"]["base_color"])
     if light == "ambient":
-        spec["lighting"] = {"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.7, "sky_ratio": 3.0, "exposure_ev": exposure}
+        spec["lighting"] = {"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.7, "sky_ratio": sky[0], "sky_direction_deg": [sky[1], sky[2]], "sky_sharpness": sky[3], "exposure_ev": exposure}
     else:
         spec["lighting"] = {"kind": "hdr", "hdri": f"bundled:{light}", "rotation_deg": 30.0, "strength": 1.0, "exposure_ev": exposure}
     front = int(FIXED_FILES["front"][6:8])
@@ -179,6 +179,7 @@ def main() -> None:
     ap.add_argument("--preset", default="preview")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--light", default="ambient", help="'ambient' or a bundled HDRI name (e.g. city, courtyard, sunset)")
+    ap.add_argument("--sky", default="3,0,90,1", help="ambient light: brightest/darkest ratio, azimuth and elevation (degrees) of the brightest direction, lobe sharpness (1: linear ramp)")
     ap.add_argument("--save", default="", help="write every rendered front view here (numbered in render order)")
     args = ap.parse_args()
     names = list(LEVERS) + ["another-appearance"] if args.levers == "all" else [] if args.levers == "none" else [n.strip() for n in args.levers.split(",")]
@@ -190,7 +191,12 @@ def main() -> None:
 
     n_ids = max(args.identities * 2 if names else 0, args.pairs)
     cfg = dataclasses.replace(make_config(args.preset, identities=n_ids, appearances=2, views_random=0, seed=args.seed), size=args.size)
-    look = lambda i, j=0: neutral_look(make_spec(cfg, i, j), args.light)  # noqa: E731
+    try:
+        sky = tuple(float(v) for v in args.sky.split(","))
+        assert len(sky) == 4
+    except (ValueError, AssertionError):
+        ap.error(f"--sky {args.sky!r}: give ratio,azimuth,elevation,sharpness (e.g. 3,0,90,1)")
+    look = lambda i, j=0: neutral_look(make_spec(cfg, i, j), args.light, sky)  # noqa: E731
     embed = FrontEmbedder(args.save)
     cache: dict[int, np.ndarray | None] = {}
 

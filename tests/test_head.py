@@ -280,37 +280,58 @@ def test_hdr_lighting_from_a_user_folder(tmp_path):
         apply_lighting({"kind": "hdr", "hdri": "dir:missing.exr", "rotation_deg": 0.0, "strength": 1.0}, hdri_paths_for_spec(spec))
 
 
-def test_ambient_sky_lights_a_sphere_from_above_at_the_same_mean(tmp_path):
+def _render_sphere(tmp_path, lighting: dict) -> np.ndarray:
+    """A matte white sphere under `lighting`, front camera, 32² RGBA."""
     bpy = pytest.importorskip("bpy")
     from PIL import Image
 
     from blender_assets.lighting import apply_lighting
     from datagen.blender_render import reset_scene
 
-    def render(ratio: float) -> np.ndarray:
-        reset_scene()
-        scene = bpy.context.scene
-        bpy.ops.mesh.primitive_uv_sphere_add(radius=0.8, segments=48, ring_count=24)
-        mat = bpy.data.materials.new("white")
-        mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 1.0
-        bpy.context.object.data.materials.append(mat)
-        apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": ratio}, {})
-        scene.view_settings.view_transform = "Standard"  # plain sRGB, so pixels convert back to radiance
-        path = str(tmp_path / f"sphere_{ratio}.png")
-        render_front(path, size=32, samples=16)
-        return np.asarray(Image.open(path).convert("RGBA"), dtype=np.float64)
+    reset_scene()
+    scene = bpy.context.scene
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.8, segments=48, ring_count=24)
+    mat = bpy.data.materials.new("white")
+    mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 1.0
+    bpy.context.object.data.materials.append(mat)
+    apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5} | lighting, {})
+    scene.view_settings.view_transform = "Standard"  # plain sRGB, so pixels convert back to radiance
+    path = str(tmp_path / f"sphere_{len(list(tmp_path.iterdir()))}.png")
+    render_front(path, size=32, samples=16)
+    return np.asarray(Image.open(path).convert("RGBA"), dtype=np.float64)
 
-    def top_bottom(img):  # mean linear radiance of the upper and lower thirds of the sphere
-        lum, on = ((img[..., :3] / 255.0) ** 2.2).mean(-1), img[..., 3] > 250
-        return lum[:11][on[:11]].mean(), lum[21:][on[21:]].mean(), lum[on].mean()
 
-    u_top, u_bottom, u_mean = top_bottom(render(1.0))
-    s_top, s_bottom, s_mean = top_bottom(render(3.0))
-    assert abs(u_top - u_bottom) < 0.1 * u_mean  # uniform: no direction
-    assert s_top > 1.25 * s_bottom  # the sky: lit from above (1.41× here; a face gets brow and nose shading)
-    assert abs(s_mean - u_mean) < 0.05 * u_mean  # at the same exposure
+def _radiance(img: np.ndarray, rows=slice(None), cols=slice(None)) -> float:
+    """Mean linear radiance of the sphere's pixels in a part of the image."""
+    lum, on = ((img[..., :3] / 255.0) ** 2.2).mean(-1)[rows, cols], img[..., 3][rows, cols] > 250
+    return float(lum[on].mean())
+
+
+def test_ambient_sky_lights_a_sphere_from_above_at_the_same_mean(tmp_path):
+    from blender_assets.lighting import apply_lighting
+
+    uniform, sky = _render_sphere(tmp_path, {"sky_ratio": 1.0}), _render_sphere(tmp_path, {"sky_ratio": 3.0})
+    top, bottom = slice(None, 11), slice(21, None)  # upper and lower thirds
+    assert abs(_radiance(uniform, top) - _radiance(uniform, bottom)) < 0.1 * _radiance(uniform)  # uniform: no direction
+    assert _radiance(sky, top) > 1.25 * _radiance(sky, bottom)  # the sky: lit from above (1.41× here; a face gets brow and nose shading)
+    assert abs(_radiance(sky) - _radiance(uniform)) < 0.05 * _radiance(uniform)  # at the same exposure
     with pytest.raises(ValueError, match="sky_ratio 0.5 is not a number in"):
         apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 0.5}, {})
+
+
+def test_ambient_key_lobe_lights_the_sphere_from_its_direction(tmp_path):
+    """A lobe towards the subject's left (+X, the image's right) shades far harder than a ramp there."""
+    from blender_assets.lighting import apply_lighting
+
+    image_left, image_right = slice(None, 11), slice(21, None)
+    ramp = _render_sphere(tmp_path, {"sky_ratio": 12.0, "sky_direction_deg": [90.0, 0.0]})
+    lobe = _render_sphere(tmp_path, {"sky_ratio": 12.0, "sky_direction_deg": [90.0, 0.0], "sky_sharpness": 12.0})
+    contrast = lambda img: _radiance(img, cols=image_right) / _radiance(img, cols=image_left)  # noqa: E731
+    assert contrast(ramp) > 1.5  # lit from the subject's left even as a ramp
+    assert contrast(lobe) > 1.2 * contrast(ramp)  # a key: the far side falls into shadow (2.48 against 1.86 here)
+    for bad, match in (({"sky_direction_deg": [0.0, -30.0]}, r"sky_direction_deg \[0.0, -30.0\] is not"), ({"sky_sharpness": 0.5}, "sky_sharpness 0.5 is not")):
+        with pytest.raises(ValueError, match=match):
+            apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 3.0} | bad, {})
 
 
 def test_hdr_exposure_is_metered_at_the_face_for_every_rotation(tmp_path):

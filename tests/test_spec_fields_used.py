@@ -58,7 +58,7 @@ def make_bases() -> list[dict]:
     a["makeup"] = find(cfg, lambda s: all(s["makeup"][k] for k in ("lipstick", "eyeshadow", "blush")))["makeup"]
     a["accessories"]["earrings"] = find(cfg, lambda s: s["accessories"]["earrings"])["accessories"]["earrings"]
     a["hair"]["color"]["dye"] = {"name": "copper", "tint": [0.95, 0.45, 0.2], "amount": 0.6}
-    a["lighting"] = {"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 3.0}
+    a["lighting"] = {"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 12.0, "sky_direction_deg": [30.0, 40.0], "sky_sharpness": 8.0}
     a["render"]["denoise"] = True
     b = find(cfg, lambda s: s["clothing"].get("inner") and s["accessories"]["hat"] and s["clothing"]["fabric"]["pattern"] != "solid")
     b["clothing"]["fabric"]["pattern"] = "stripes"
