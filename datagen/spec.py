@@ -78,7 +78,8 @@ SLIDER_MEAN = {"eyes/eye-height2-decr-incr": 0.35, "eyes/eye-height3-decr-incr":
 # Each slider's own draw is N(mean, SLIDER_SD); the proportions a face recognizer reads after it
 # aligns the eyes (face width against eye spacing, nose and mouth width, jaw) get a wider one. Under
 # the keyed ambient light these spreads are 1.35x those of spec 7 (10 identities x 3 appearances,
-# fronts at 256²: different-identity pairs at >= 0.6 63 % -> 68 %; 3 % of sliders at their ends).
+# fronts at 256², measured with the eye spacing widened too: different-identity pairs at >= 0.6
+# 63 % -> 68 %; 3 % of sliders at their ends).
 SLIDER_SD = 0.4
 WIDE_SLIDER_SD = {
     "head/head-scale-horiz-decr-incr": 0.6, "cheek/cheek-bones-decr-incr": 0.68, "chin/chin-width-decr-incr": 0.68,
