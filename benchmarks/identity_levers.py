@@ -116,6 +116,8 @@ LEVERS: dict[str, Lever] = {
     "sliders-other": _take("identity", "modifiers"),
     "sliders-x2": _sliders_times(2.0),
     "sliders-x0": _sliders_times(0.0),
+    "relief-other": _take("identity", "relief"),
+    "relief-flat": lambda spec, _other: {**spec, "identity": {**spec["identity"], "relief": None}},
     "skin-detail-other": _skin_detail_of_other,
     "iris-other": _take("identity", "eye_color"),
     "brows-other": _take("hair", "eyebrows"),

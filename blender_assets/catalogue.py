@@ -64,6 +64,23 @@ def identity_sliders() -> tuple[Slider, ...]:
 
 
 @functools.cache
+def face_outlines() -> tuple[Slider, ...]:
+    """MakeHuman's single-target face outlines (head-oval, -round, -square, -rectangular, -triangular,
+    -invertedtriangular, -diamond, chin-triangle): blend weights in [0, 1], the `positive` side only.
+    They reshape jaw, cheeks and temples together, as bone structure does, beyond the bipolar sliders."""
+    with open(mpfb_path("targets", "target.json")) as f:
+        table = json.load(f)
+    out = []
+    for region in IDENTITY_REGIONS:
+        for cat in table.get(region, {}).get("categories", []):
+            if not cat.get("opposites") and len(cat.get("targets", [])) == 1:
+                path = _exists(region, cat["targets"][0])
+                if path:
+                    out.append(Slider(f"{region}/{cat['name']}", region, "", path, False))
+    return tuple(out)
+
+
+@functools.cache
 def _expression_units() -> tuple[str, ...]:
     return tuple(sorted(os.path.basename(p)[: -len(".target")] for p in glob.glob(os.path.join(faceunits_dir(), "*.target"))))
 

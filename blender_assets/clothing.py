@@ -388,13 +388,18 @@ def build_layer(geo, layer: dict, frame: dict, offset: float, name: str) -> list
     return objects
 
 
+HOOD_START = 1.0  # rad from the front of the neck
+
+
 def hood(pts, nrm, up, theta, closed, mat, name: str):
-    """The hood lying down: a fat tube bunched behind the neck, thinning toward the front."""
+    """The hood lying down: a fat tube bunched behind the neck, thinning toward the front. Its ends
+    stop HOOD_START from the throat: a turned head's chin (a fuller chin pad, spec 9's relief) met
+    ends that reached 0.9 rad."""
     a = np.abs(theta)
-    sel = a > 0.9
+    sel = a > HOOD_START
     order = np.argsort(np.where(theta[sel] < 0, theta[sel] + 2 * math.pi, theta[sel]))
     p, n, u, aa = pts[sel][order], nrm[sel][order], up[sel][order], a[sel][order]
-    r = 0.05 + 0.1 * np.clip((aa - 0.9) / 1.4, 0, 1) ** 0.7
+    r = 0.05 + 0.1 * np.clip((aa - HOOD_START) / (2.3 - HOOD_START), 0, 1) ** 0.7
     centre = p + n * (r[:, None] + 0.02) - u * (0.3 * r[:, None])
     v, f = tube(centre, n, u, r, False, 12)
     return _object(f"{name}_hood", v, f, mat, 0.0)

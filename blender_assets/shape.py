@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from blender_assets import anny_data as data
-from blender_assets.catalogue import EXPRESSION_UNITS, LANDMARK_NAMES, identity_sliders
+from blender_assets.catalogue import EXPRESSION_UNITS, LANDMARK_NAMES, face_outlines, identity_sliders
 
 ETHNICITIES = ("african", "asian", "caucasian")
 
@@ -90,7 +90,7 @@ def macro_targets(macro: dict) -> dict[str, float]:
 
 
 def modifier_targets(modifiers: dict[str, float]) -> dict[str, float]:
-    by_key = {s.key: s for s in identity_sliders()}
+    by_key = {s.key: s for s in identity_sliders() + face_outlines()}
     out: dict[str, float] = {}
     for key, value in modifiers.items():
         if key not in by_key:
@@ -103,13 +103,88 @@ def modifier_targets(modifiers: dict[str, float]) -> dict[str, float]:
 
 
 def identity_vertices(identity: dict) -> np.ndarray:
-    """All base-mesh vertices with the identity's morphs applied (MakeHuman space)."""
+    """All base-mesh vertices with the identity's morphs and relief applied (MakeHuman space)."""
     v = data.base_mesh().vertices.copy()
     weights = macro_targets(identity["macro"]) | modifier_targets(identity["modifiers"])
     for path, w in weights.items():
         t = data.target(path)
         np.add.at(v, t.indices, w * t.deltas)
+    if identity.get("relief"):  # specs before version 9 have none
+        v += relief_offsets(v, identity["relief"])
     return v
+
+
+# Relief: the bone and fat structure no slider reaches (a higher cheekbone on one face, a flatter
+# brow, a fuller chin pad), as RELIEF_BUMPS mirrored pairs of smooth bumps along the skin's normal.
+# Each bump's height is N(0, depth), depth being the identity's; radii in MakeHuman decimetres.
+RELIEF_BUMPS = 40
+RELIEF_RADIUS_DM = (0.08, 0.22)  # 8-22 mm: features' size, not skin texture
+RELIEF_ASYMMETRY = 0.2  # a bump's mirror twin is this much (sd) higher or lower: faces are near symmetric
+# Where the relief levels off (fully within the first radius, not at all past the second): past the
+# eyeball's own radius (12 mm) and the teeth's half width, so nothing pokes through lids or lips;
+# around the eyes out to the orbit's rim (28-45 mm), where glasses rest: bumps there pushed frames
+# 3 mm further off the eyes.
+RELIEF_LEVEL_DM = {"helper-l-eye": (0.28, 0.45), "helper-r-eye": (0.28, 0.45), "helper-upper-teeth": (0.25, 0.4)}
+RELIEF_CARRIED = {  # helper anchoring a levelled region: the helpers that move with it
+    "helper-l-eye": ("helper-l-eye", "helper-l-eyelashes-1", "helper-l-eyelashes-2"),
+    "helper-r-eye": ("helper-r-eye", "helper-r-eyelashes-1", "helper-r-eyelashes-2"),
+    "helper-upper-teeth": ("helper-upper-teeth", "helper-lower-teeth", "helper-tongue"),
+}
+MM_PER_DM = 100.0
+
+
+@functools.cache
+def _front_skin() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Base-mesh indices of the head's and jaw's skin, their rest normals, and which of them face forward."""
+    mesh, groups = data.base_mesh(), data.vertex_groups()
+    v = mesh.vertices
+    normals = np.zeros_like(v)
+    for size in {len(f) for f in mesh.faces}:  # triangles and quads, each size vectorised
+        f = np.array([f for f in mesh.faces if len(f) == size])
+        fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        for k in range(size):
+            np.add.at(normals, f[:, k], fn)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    # The head's skin: body vertices weighted mostly to the head bone and the bones under it (jaw, lids, ...).
+    on_head = np.zeros(len(v))
+    for bone, (idx, w) in data.skin_weights().items():
+        if _bone_owner().get(bone) == "head":
+            np.add.at(on_head, idx, w)
+    head = np.flatnonzero(on_head[: groups["body"].max() + 1] > 0.5)
+    return head, normals[head], normals[head, 2] > 0.3  # MakeHuman's front is +Z
+
+
+def relief_offsets(vertices: np.ndarray, relief: dict) -> np.ndarray:
+    """(N, 3) offsets of the identity's relief on the morphed base mesh (MakeHuman space)."""
+    depth, seed = relief.get("depth_mm"), relief.get("seed")
+    if not isinstance(depth, (int, float)) or not 0.0 <= depth <= 5.0 or not isinstance(seed, int):
+        raise ValueError(f"identity relief {relief!r} needs depth_mm in [0, 5] and an integer seed")
+    rng = np.random.default_rng(seed)
+    head, normals, front = _front_skin()
+    p = vertices[head]
+    centres = p[front][rng.integers(int(front.sum()), size=RELIEF_BUMPS)]
+    centres = np.concatenate([centres, centres * [-1.0, 1.0, 1.0]])
+    heights = rng.normal(0.0, depth / MM_PER_DM, RELIEF_BUMPS)
+    heights = np.concatenate([heights, heights * rng.normal(1.0, RELIEF_ASYMMETRY, RELIEF_BUMPS)])
+    radii = np.tile(rng.uniform(*RELIEF_RADIUS_DM, RELIEF_BUMPS), 2)
+    d2 = ((p[:, None, :] - centres[None]) ** 2).sum(-1)
+    field = (heights * np.exp(-0.5 * d2 / radii**2)).sum(1)[:, None] * normals
+    out = np.zeros_like(vertices)
+    groups = data.vertex_groups()
+    # Around each eye and the mouth the relief levels off to its local mean, and the eyeball, lash
+    # strips, teeth and tongue move by that mean: lids stay on the eyeballs and lips on the teeth,
+    # with no crater where the relief would otherwise fade to zero.
+    for anchor, carried in RELIEF_CARRIED.items():
+        dist = np.linalg.norm(p - vertices[groups[anchor]].mean(0), axis=1)
+        inner, outer = RELIEF_LEVEL_DM[anchor]
+        t = np.clip((outer - dist) / (outer - inner), 0.0, 1.0)
+        near = (t * t * (3.0 - 2.0 * t))[:, None]  # smoothstep: rigid inside `inner`, free past `outer`
+        mean = (field * near).sum(0) / near.sum()
+        field = field * (1.0 - near) + mean * near
+        for group in carried:
+            out[groups[group]] = mean
+    out[head] = field
+    return out
 
 
 @dataclass(frozen=True)
