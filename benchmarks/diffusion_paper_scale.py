@@ -95,7 +95,7 @@ def main() -> None:
         result = train_diffusion(cfg, args.data, os.path.join(tmp, "run"), model_cfg, progress=False, callback=callback)
         (t3, s3), (tn, sn) = marks[min(3, len(marks) - 3)], marks[-2]  # the last step also runs the validation grid
         peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-        pipe = MultiViewPipeline.from_pretrained(result["pipeline"], torch_dtype=torch.float16 if torch.cuda.is_available() else torch.float32)
+        pipe = MultiViewPipeline.from_pretrained(result["pipeline"], trust_remote_code=True, torch_dtype=torch.float16 if torch.cuda.is_available() else torch.float32)
         pipe = pipe.to("cuda") if torch.cuda.is_available() else pipe
         pipe.set_progress_bar_config(disable=True)
         pipe(torch.rand(3, 512, 512), num_inference_steps=2)  # warm-up

@@ -6,7 +6,8 @@
 - one embedding per output view as `encoder_hidden_states` (`ViewEmbeddings`): learned, or
   FaceLift's fixed CLIP text embeddings of the view prompts, computed once from a text encoder.
 
-Both are diffusers models, so a pipeline folder saves and loads them with `save_pretrained`.
+Both are diffusers models, so a pipeline folder saves and loads them with `save_pretrained`. This
+file imports torch and diffusers only: saved pipeline folders carry a copy of it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import get_timestep_embedding
 from diffusers.models.modeling_utils import ModelMixin
 
-from facelift_models.cameras import FIXED_VIEWS
-
-VIEW_NAMES = tuple(v.name for v in FIXED_VIEWS)  # front, front_right, right, back, left, front_left
-VIEW_PROMPT = "a rendering image of 3D models, {} view, color map."  # FaceLift's per-view "text"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIPImageProcessor's defaults
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -55,20 +52,10 @@ class ViewEmbeddings(ModelMixin, ConfigMixin):
     def forward(self) -> torch.Tensor:
         return self.embeddings
 
-    @classmethod
-    def from_text(cls, tokenizer, text_encoder, num_views: int) -> "ViewEmbeddings":
-        """FaceLift's fixed embeddings: the text encoder's last hidden states of the view prompts."""
-        prompts = [VIEW_PROMPT.format(name) for name in VIEW_NAMES[:num_views]]
-        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-        with torch.no_grad():
-            hidden = text_encoder(ids.to(text_encoder.device))[0].float().cpu()
-        out = cls(num_views=num_views, tokens=hidden.shape[1], dim=hidden.shape[2])
-        out.embeddings.data.copy_(hidden)
-        return out
-
 
 def is_clip(image_encoder) -> bool:
-    return not isinstance(image_encoder, SmallImageEncoder)
+    # by name: a pipeline folder loads its own copy of this module, a class distinct from ours
+    return type(image_encoder).__name__ != SmallImageEncoder.__name__
 
 
 def embed_image(image_encoder, pixels: torch.Tensor, feature_extractor=None) -> torch.Tensor:
@@ -95,3 +82,18 @@ def class_vector(image_embeds: torch.Tensor, class_input_dim: int) -> torch.Tens
         level0 = get_timestep_embedding(torch.zeros(image_embeds.shape[0], device=image_embeds.device), e, flip_sin_to_cos=True, downscale_freq_shift=0)
         return torch.cat([image_embeds, level0.to(image_embeds.dtype)], dim=1)
     raise ValueError(f"the UNet's class embedding takes {class_input_dim} values; the image encoder gives {e} (expected {e} or {2 * e})")
+
+
+def predict_v(unet, view_embeddings: ViewEmbeddings, noisy: torch.Tensor, timesteps: torch.Tensor, cond_latent: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+    """One denoiser call, shared by training and the pipeline. noisy (B, V, 4, h, w); timesteps (B,)
+    shared by a subject's views; cond_latent (B, 4, h, w) and image_embeds (B, E), either zeroed
+    for classifier-free guidance -> v (B, V, 4, h, w)."""
+    b, v = noisy.shape[:2]
+    if v != view_embeddings.config.num_views:
+        raise ValueError(f"got {v} views per subject; the model generates {view_embeddings.config.num_views}")
+    x = torch.cat([noisy, cond_latent[:, None].expand(-1, v, -1, -1, -1)], dim=2).flatten(0, 1)
+    cls = class_vector(image_embeds, unet.config.projection_class_embeddings_input_dim)
+    context = view_embeddings().to(x.dtype).repeat(b, 1, 1)
+    t = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
+    out = unet(x, t.repeat_interleave(v), context, class_labels=cls.to(x.dtype).repeat_interleave(v, 0)).sample
+    return out.view(b, v, *out.shape[1:])

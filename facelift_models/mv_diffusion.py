@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from facelift_models.cameras import FIXED_VIEWS
 from facelift_models.mv_attention import ATTENTION_MODES, set_multiview_attention
-from facelift_models.mv_conditioning import SmallImageEncoder, ViewEmbeddings, class_vector, embed_image, is_clip
+from facelift_models.mv_conditioning import SmallImageEncoder, ViewEmbeddings, embed_image, is_clip, predict_v
 
 NUM_VIEWS = len(FIXED_VIEWS)  # the 6 fixed views of DESIGN §3
 LATENT_CHANNELS = 4
@@ -191,6 +191,27 @@ def add_class_embedding(unet, input_dim: int) -> None:
     unet.register_to_config(class_embed_type="projection", projection_class_embeddings_input_dim=input_dim)
 
 
+VIEW_PROMPT = "a rendering image of 3D models, {} view, color map."  # FaceLift's per-view "text"
+
+
+def view_embeddings_from_text(tokenizer, text_encoder, num_views: int) -> ViewEmbeddings:
+    """FaceLift's fixed view embeddings: the text encoder's last hidden states of the view prompts."""
+    prompts = [VIEW_PROMPT.format(v.name) for v in FIXED_VIEWS[:num_views]]
+    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    with torch.no_grad():
+        hidden = text_encoder(ids.to(text_encoder.device))[0].float().cpu()
+    out = ViewEmbeddings(num_views=num_views, tokens=hidden.shape[1], dim=hidden.shape[2])
+    out.embeddings.data.copy_(hidden)
+    return out
+
+
+def is_facelift_pipeline(index: dict) -> bool:
+    """A model_index.json of a facelift pipeline folder: `_class_name` is "MultiViewPipeline", or
+    ["mv_pipeline", "MultiViewPipeline"] where the folder carries its code."""
+    name = index.get("_class_name")
+    return (name[-1] if isinstance(name, list) and name else name) == PIPELINE_CLASS
+
+
 def load_pretrained(cfg: DiffusionConfig) -> Components:
     """Components from a diffusers folder: an SD 2.1-unCLIP-style model (unet, vae, scheduler,
     image_encoder + feature_extractor, text_encoder + tokenizer) gets FaceLift's surgery; a saved
@@ -199,7 +220,7 @@ def load_pretrained(cfg: DiffusionConfig) -> Components:
 
     path = resolve_pretrained(cfg.pretrained)
     index = read_json(os.path.join(path, "model_index.json")) or {}
-    if index.get("_class_name") == PIPELINE_CLASS:
+    if is_facelift_pipeline(index):
         views = index.get("num_views", NUM_VIEWS)
         if views != NUM_VIEWS:
             raise PretrainedError(f"--pretrained {cfg.pretrained!r} generates {views} views; this model needs {NUM_VIEWS} (the fixed views of DESIGN §3)")
@@ -234,7 +255,7 @@ def load_pretrained(cfg: DiffusionConfig) -> Components:
         from transformers import AutoTokenizer, CLIPTextModel
 
         text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder")
-        view_embeddings = ViewEmbeddings.from_text(AutoTokenizer.from_pretrained(path, subfolder="tokenizer"), text_encoder, NUM_VIEWS)
+        view_embeddings = view_embeddings_from_text(AutoTokenizer.from_pretrained(path, subfolder="tokenizer"), text_encoder, NUM_VIEWS)
         del text_encoder
     else:
         view_embeddings = ViewEmbeddings(NUM_VIEWS, cfg.view_tokens, unet.config.cross_attention_dim)
@@ -288,21 +309,6 @@ class MultiViewDenoiser(nn.Module):
         if keep_embed is not None:
             embeds = embeds * keep_embed[:, None].to(embeds.dtype)
         return predict_v(self.unet, self.view_embeddings, noisy, timesteps, cond_latent, embeds)
-
-
-def predict_v(unet, view_embeddings: ViewEmbeddings, noisy: torch.Tensor, timesteps: torch.Tensor, cond_latent: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
-    """One denoiser call, shared by training and the pipeline. noisy (B, V, 4, h, w); timesteps (B,)
-    shared by a subject's views; cond_latent (B, 4, h, w) and image_embeds (B, E), either zeroed
-    for classifier-free guidance -> v (B, V, 4, h, w)."""
-    b, v = noisy.shape[:2]
-    if v != view_embeddings.config.num_views:
-        raise ValueError(f"got {v} views per subject; the model generates {view_embeddings.config.num_views}")
-    x = torch.cat([noisy, cond_latent[:, None].expand(-1, v, -1, -1, -1)], dim=2).flatten(0, 1)
-    cls = class_vector(image_embeds, unet.config.projection_class_embeddings_input_dim)
-    context = view_embeddings().to(x.dtype).repeat(b, 1, 1)
-    t = timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps
-    out = unet(x, t.repeat_interleave(v), context, class_labels=cls.to(x.dtype).repeat_interleave(v, 0)).sample
-    return out.view(b, v, *out.shape[1:])
 
 
 # ----------------------------------------------------------------------------- loss pieces
