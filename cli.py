@@ -18,7 +18,7 @@ app.add_typer(train_app, name="train")
 
 
 class TrainError(Exception):
-    """A bad training input, already phrased as one line."""
+    """A bad training or inference input, already phrased as one line."""
 
 
 @datagen_app.callback()
@@ -36,6 +36,7 @@ def datagen(
     hdri_dir: Optional[str] = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
     passes: str = typer.Option("", help="Extra OpenEXR passes, comma-separated: depth,normal."),
     kind: str = typer.Option("heads", help="heads | objects (procedural general objects, same shard format, for the LRM's first stage)."),
+    split: str = typer.Option("train", help="train | test (held-out identities for `facelift eval`: other people than any training split; trainers refuse it)."),
     subjects_per_shard: Optional[int] = typer.Option(None, help="Override the preset's subjects per shard."),
     workers: int = typer.Option(0, help="Render actors; 0 = cluster CPUs / threads per worker."),
     threads_per_worker: int = typer.Option(1, help="Cycles threads per actor."),
@@ -64,6 +65,7 @@ def datagen(
         passes=tuple(p.strip() for p in passes.split(",") if p.strip()) or None,
         subjects_per_shard=subjects_per_shard,
         kind=kind,
+        split=split,
     )
     opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, retry_failed, command=sys.argv[1:])
     summary = run_datagen(cfg, opts, out, show_progress=progress)
@@ -175,6 +177,97 @@ def train_diffusion_command(
     except (DataError, CheckpointError, PretrainedError, ValueError) as e:
         raise TrainError(str(e)) from None
     typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; pipeline: {result['pipeline']}")
+
+
+@app.command("infer")
+def infer_command(
+    photos: Optional[list[str]] = typer.Argument(None, help="Image files (jpg, png, webp) or folders of them."),
+    lrm: str = typer.Option(..., help="LRM checkpoint folder (runs/lrm/checkpoints/step-...) or its run folder (the latest)."),
+    diffusion: Optional[str] = typer.Option(None, help="Multi-view pipeline folder (runs/diffusion/pipeline); not needed with --views."),
+    out: str = typer.Option("out/infer", help="Results: OUT/<photo name>/ per photo, and OUT/run.json."),
+    preset: str = typer.Option("facelift", help="facelift (FaceLift's inference settings) | quick (20 steps, 60 turntable frames)."),
+    views: Optional[list[str]] = typer.Option(None, help="Skip diffusion: 6 images (a folder or 6 files) in the fixed-view order front, front_right, right, back, left, front_left."),
+    steps: Optional[int] = typer.Option(None, help="DDIM steps (FaceLift: 50)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance (FaceLift: 3.0)."),
+    seed: Optional[int] = typer.Option(None, help="Noise seed (FaceLift: 4)."),
+    eta: Optional[float] = typer.Option(None, help="DDIM eta (FaceLift: 1.0)."),
+    min_opacity: Optional[float] = typer.Option(None, help="Export filter: drop splats at or under this opacity (0.04; negative: off)."),
+    max_scale: Optional[float] = typer.Option(None, help="Export filter: drop splats with a larger scale (0.1; negative: off)."),
+    floater: Optional[float] = typer.Option(None, help="Export filter: floater threshold (0.6; negative: off)."),
+    crop_box: Optional[str] = typer.Option(None, help="Export filter: x0,x1,y0,y1,z0,z1 world box (-0.91,0.91,-0.91,0.91,-1,1; 'none': off)."),
+    turntable_frames: Optional[int] = typer.Option(None, help="Turntable frames (150)."),
+    turntable_size: Optional[int] = typer.Option(None, help="Turntable size in pixels (default: the LRM's)."),
+    gif: bool = typer.Option(False, "--gif", help="Turntable as GIF instead of MP4 (H.264)."),
+    require_face: bool = typer.Option(False, "--require-face", help="A photo without a face is an error (default: warn, centre the foreground)."),
+    matting_model: Optional[str] = typer.Option(None, help="Your own TFLite portrait segmentation model (default: MediaPipe selfie segmentation)."),
+    batch_size: Optional[int] = typer.Option(None, help="Photos per batch through every stage (4)."),
+    precision: Optional[str] = typer.Option(None, help="auto (fp16 diffusion, bf16 LRM on CUDA; fp32 on CPU) | fp32 | fp16 | bf16."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+) -> None:
+    """Photo(s) -> aligned input -> 6 views -> 3D Gaussians (.ply) + turntable."""
+    from facelift_models.export import ExportFilters
+    from inference.errors import InferError
+    from inference.infer import make_infer_config, run_infer
+
+    def off_if_negative(value, default):
+        return default if value is None else (None if value < 0 else value)
+
+    try:
+        base = ExportFilters()
+        box = base.crop_box
+        if crop_box is not None:
+            box = None if crop_box.strip().lower() == "none" else parse_box(crop_box)
+        filters = ExportFilters(off_if_negative(min_opacity, base.min_opacity), off_if_negative(max_scale, base.max_scale),
+                                off_if_negative(floater, base.floater), box)
+        cfg = make_infer_config(preset, steps=steps, guidance=guidance, seed=seed, eta=eta, filters=filters, turntable_frames=turntable_frames,
+                                turntable_size=turntable_size, gif=gif or None, require_face=require_face or None, batch_size=batch_size, precision=precision)
+        summary = run_infer(list(photos or []), out, lrm, diffusion, cfg, views=list(views or []), matting_model=matting_model, device=device,
+                            warn=lambda line: print(line, file=sys.stderr), log=typer.echo)
+    except InferError as e:
+        raise TrainError(str(e)) from None
+    failed = f", {len(summary['failed'])} failed (see run.json)" if summary["failed"] else ""
+    total = "  ".join(f"{k} {v:.2f} s" for k, v in summary["seconds"].items())
+    typer.echo(f"done: {len(summary['results'])} heads{failed} -> {out}  ({total})")
+
+
+@app.command("eval")
+def eval_command(
+    lrm: str = typer.Option(..., help="LRM checkpoint folder or its run folder (the latest)."),
+    data: str = typer.Option(..., help="Held-out data: a `facelift datagen --split test` folder, or a folder with opencv_cameras.json + images."),
+    out: str = typer.Option("out/eval", help="metrics.json, metrics.md and renders/<protocol>/<key>/<view>_{pred,gt}.png."),
+    diffusion: Optional[str] = typer.Option(None, help="Multi-view pipeline folder: adds the full-pipeline protocol (front view -> 6 views -> LRM)."),
+    preset: str = typer.Option("facelift", help="facelift (10 subjects, FaceLift's DDIM settings) | quick (4 subjects, 20 steps)."),
+    subjects: Optional[int] = typer.Option(None, help="Held-out subjects scored (the first ones)."),
+    steps: Optional[int] = typer.Option(None, help="DDIM steps of the full pipeline (50)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance (3.0)."),
+    seed: Optional[int] = typer.Option(None, help="Noise seed (4)."),
+    lpips_vgg: Optional[str] = typer.Option(None, help="torchvision's vgg16 weights (vgg16-397923af.pth) for LPIPS-VGG; without it LPIPS is reported unavailable."),
+    allow_train: bool = typer.Option(False, "--allow-train", help="Score a training split (its identities were seen in training)."),
+    precision: Optional[str] = typer.Option(None, help="auto | fp32 | fp16 | bf16."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+) -> None:
+    """PSNR, SSIM, LPIPS and identity distance of the LRM (and the full pipeline) on held-out heads."""
+    from inference.errors import InferError
+    from inference.evaluate import make_eval_config, run_eval
+
+    try:
+        cfg = make_eval_config(preset, subjects=subjects, steps=steps, guidance=guidance, seed=seed, precision=precision)
+        run_eval(data, out, lrm, diffusion, cfg, allow_train=allow_train, lpips_vgg=lpips_vgg, device=device, log=typer.echo)
+    except InferError as e:
+        raise TrainError(str(e)) from None
+    typer.echo(f"done -> {out}/metrics.json, {out}/metrics.md")
+
+
+def parse_box(text: str) -> tuple[float, ...]:
+    from inference.errors import InferError
+
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 6 or any(box[2 * k] >= box[2 * k + 1] for k in range(3)):
+        raise InferError(f"--crop-box {text!r} must be six numbers x0,x1,y0,y1,z0,z1 with each low under its high, or 'none'")
+    return box
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ import importlib.util
 import io
 import os
 import sys
-import types
 from typing import Iterator
 
 import numpy as np
@@ -77,38 +76,15 @@ def package_file(package: str, *parts: str) -> str:
     return os.path.join(spec.submodule_search_locations[0], *parts)
 
 
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """torchvision.ops.batched_nms in plain torch: greedy NMS, boxes of different idxs never interact."""
-    if boxes.numel() == 0:
-        return torch.empty((0,), dtype=torch.int64)
-    shifted = boxes + (idxs.to(boxes) * (boxes.max() + 1))[:, None]
-    x1, y1, x2, y2 = shifted.unbind(1)
-    areas = (x2 - x1) * (y2 - y1)
-    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
-    keep = []
-    for i in scores.argsort(descending=True).tolist():
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        w = (torch.minimum(x2[i], x2) - torch.maximum(x1[i], x1)).clamp(min=0)
-        h = (torch.minimum(y2[i], y2) - torch.maximum(y1[i], y1)).clamp(min=0)
-        suppressed |= w * h / (areas[i] + areas - w * h) > iou_threshold
-    return torch.tensor(keep, dtype=torch.int64)
-
-
 def load_mtcnn():
-    """facenet-pytorch's MTCNN with a stand-in for the torchvision modules it imports
-    (facenet-pytorch pins an old torch/torchvision, so it is installed without dependencies)."""
-    if "torchvision" not in sys.modules:
-        tv, ops, boxes = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
-        tr, fn = types.ModuleType("torchvision.transforms"), types.ModuleType("torchvision.transforms.functional")
-        boxes.batched_nms, ops.boxes, tv.ops, tr.functional, tv.transforms = batched_nms, boxes, ops, fn, tr
-        sys.modules.update({"torchvision": tv, "torchvision.ops": ops, "torchvision.ops.boxes": boxes, "torchvision.transforms": tr, "torchvision.transforms.functional": fn})
+    """facenet-pytorch's MTCNN, as `facelift infer` loads it."""
+    from inference.errors import InferError
+    from inference.face_align import load_mtcnn as product_mtcnn
+
     try:
-        from facenet_pytorch import MTCNN
-    except ImportError as e:
-        sys.exit(f"error: facenet-pytorch is not installed ({e}); run: pip install --no-deps facenet-pytorch==2.6.0 tqdm")
-    return MTCNN(keep_all=True, device="cpu")
+        return product_mtcnn("cpu")
+    except InferError as e:
+        sys.exit(f"error: {e}")
 
 
 def mtcnn_finds_face(detector, img: Image.Image, min_confidence: float = 0.8):

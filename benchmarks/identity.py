@@ -31,8 +31,8 @@ import time
 import numpy as np
 
 from face_views import BACKGROUNDS, FIXED_FILES, composite, dataset_views, load_mtcnn, mtcnn_finds_face, package_file, rendered_views
+from inference.face_identity import SAME_PERSON, Recognizer, load_recognizer  # face_views put the repository on the path
 
-SAME_PERSON = 0.6  # dlib's threshold
 REAL_PHOTOS = {  # real people in photos that ship inside pip packages
     "Eileen Collins (scikit-image astronaut.png)": ("skimage", "data", "astronaut.png"),
     "Grace Hopper (matplotlib grace_hopper.jpg)": ("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
@@ -41,43 +41,11 @@ REAL_PHOTOS = {  # real people in photos that ship inside pip packages
 TARGETS = {"different >= 0.6": 90.0, "same < 0.6": 95.0, "auc": 0.98, "mtcnn front": 99.0, "mtcnn 45": 95.0}
 
 
-class Recognizer:
-    """dlib's detectors, 68-point landmarks and ResNet embedding, from `face-recognition-models`."""
-
-    def __init__(self) -> None:
-        try:
-            import dlib
-        except ImportError as e:
-            sys.exit(f"error: dlib is not installed ({e}); run `make identity` or: pip install dlib-bin face-recognition-models")
-        models = package_file("face_recognition_models", "models")
-        self.dlib = dlib
-        self.hog = dlib.get_frontal_face_detector()
-        self.cnn = dlib.cnn_face_detection_model_v1(os.path.join(models, "mmod_human_face_detector.dat"))
-        self.landmarks = dlib.shape_predictor(os.path.join(models, "shape_predictor_68_face_landmarks.dat"))
-        self.net = dlib.face_recognition_model_v1(os.path.join(models, "dlib_face_recognition_resnet_model_v1.dat"))
-
-    def hog_box(self, rgb: np.ndarray):
-        found = self.hog(rgb, 1)
-        return max(found, key=lambda r: r.area()) if found else None
-
-    def cnn_box(self, rgb: np.ndarray):
-        found = self.cnn(rgb, 0 if min(rgb.shape[:2]) >= 256 else 1)  # our faces are ≥ 100 px from 256² up: no upsampling
-        return max(found, key=lambda d: d.confidence).rect if found else None
-
-    def embed(self, rgb: np.ndarray, box) -> np.ndarray:
-        return np.array(self.net.compute_face_descriptor(rgb, self.landmarks(rgb, box)))
-
-    def face(self, rgb: np.ndarray):
-        """(embedding or None, which detector found it or None)."""
-        box, by = self.hog_box(rgb), "hog"
-        if box is None:
-            box, by = self.cnn_box(rgb), "cnn"
-        return (None, None) if box is None else (self.embed(rgb, box), by)
-
-    def box_shift(self, rgb: np.ndarray, hog_embedding: np.ndarray) -> float | None:
-        """How far the embedding moves when the CNN detector's box replaces the HOG one (None: CNN finds none)."""
-        cnn = self.cnn_box(rgb)
-        return None if cnn is None else float(np.linalg.norm(hog_embedding - self.embed(rgb, cnn)))
+def recognizer() -> Recognizer:
+    found, why = load_recognizer()
+    if found is None:
+        sys.exit(f"error: dlib's face recognizer is {why}; run `make identity`")
+    return found
 
 
 def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
@@ -141,7 +109,7 @@ def main() -> None:
         ap.error(f"--views {args.views!r}: give fixed view names of {', '.join(FIXED_FILES)}, front included")
     if not args.out and not args.render:
         ap.error("give OUT or --render N")
-    rec, mtcnn = Recognizer(), load_mtcnn()
+    rec, mtcnn = recognizer(), load_mtcnn()
     controls(rec, mtcnn)
     if args.save:
         os.makedirs(args.save, exist_ok=True)

@@ -20,6 +20,7 @@ LIGHTING_KINDS = ("ambient", "hdr", "mixed")
 KINDS = ("heads", "objects")  # objects: procedural general objects for the reconstructor's first stage
 PASSES = ("depth", "normal")
 DEVICES = ("auto", "cpu", "gpu")
+SPLITS = ("train", "test")  # test: held-out identities, drawn from their own seed stream
 MAX_RANDOM_VIEWS = 999  # the view file names' counter; a subject's views are held in memory at once
 
 
@@ -46,6 +47,17 @@ class DatagenConfig:
     hdri_dir: str | None = None
     passes: tuple[str, ...] = ()
     kind: str = "heads"
+    split: str = "train"
+
+    @property
+    def draw_seed(self) -> int:
+        """The seed every component draw hashes: the run seed for the training split; for another
+        split a seed derived from (split, run seed), so a test split's identities are other people
+        than any training split's of the same seed (different draws of every identity trait)."""
+        if self.split == "train":
+            return self.seed
+        digest = hashlib.sha256(f"facelift-split:{self.split}:{self.seed}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") >> 1
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -100,6 +112,8 @@ def _positive(name: str, value: int) -> None:
 def validate(cfg: DatagenConfig) -> None:
     if cfg.kind not in KINDS:
         raise DatagenError(f"--kind {cfg.kind!r} is not allowed (allowed: {', '.join(KINDS)})")
+    if cfg.split not in SPLITS:
+        raise DatagenError(f"--split {cfg.split!r} is not allowed (allowed: {', '.join(SPLITS)})")
     _positive("identities", cfg.identities)
     _positive("appearances", cfg.appearances)
     _positive("size", cfg.size)

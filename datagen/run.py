@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from datagen import face_stats
 from datagen.card import SHARD_DIR, STAGING_DIR, open_card, save_card
 from datagen.config import DatagenConfig, RunOptions
 from datagen.errors import DatagenError, DatagenInterrupted, StorageError
@@ -104,6 +105,9 @@ def _run_locked(cfg: DatagenConfig, opts: RunOptions, storage: Storage, address:
     finally:
         if farm:
             farm.stop()
+    if face_stats.needs_update(card):  # after the farm: the detector gets the CPUs the renders had
+        card[face_stats.FIELD] = face_stats.measure(storage, card)
+        save_card(storage, card, cfg)
     summary.failed = {k: v["error"] for k, v in card["failed"].items()}
     summary.seconds = time.time() - t0
     return summary

@@ -333,7 +333,7 @@ def metering_ev(base_color) -> float:
 
 def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict | None) -> dict:
     """`identity` None (objects): no face to meter, the calibrated exposure."""
-    rng = component_rng(cfg.seed, i, j, "lighting")
+    rng = component_rng(cfg.draw_seed, i, j, "lighting")
     kind = cfg.lighting if cfg.lighting != "mixed" else ("ambient" if rng.random() < 0.5 else "hdr")
     exposure = {"exposure_ev": _r(metering_ev(identity["skin"]["base_color"])) if identity else 0.0}
     if kind == "ambient":
@@ -356,7 +356,7 @@ def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict | None) -
 
 
 def sample_cameras(cfg: DatagenConfig, i: int, j: int) -> list[dict]:
-    rng = component_rng(cfg.seed, i, j, "cameras")
+    rng = component_rng(cfg.draw_seed, i, j, "cameras")
     views = cameras.FIXED_VIEWS + cameras.random_views(rng, cfg.views_random, (cfg.elevation_min, cfg.elevation_max))
     return [{"name": v.name, "kind": v.kind, "azimuth_deg": _r(v.azimuth_deg), "elevation_deg": _r(v.elevation_deg), "radius": v.radius} for v in views]
 
@@ -378,7 +378,7 @@ def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:
         "world_map_resolution": cfg.world_map_resolution,
         "passes": list(cfg.passes),
         "hdri_dir": cfg.hdri_dir,
-        "cycles_seed": component_seed(cfg.seed, i, j, "render") % (2**31 - 1),
+        "cycles_seed": component_seed(cfg.draw_seed, i, j, "render") % (2**31 - 1),
     }
 
 
@@ -395,8 +395,9 @@ def make_objects_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
         "identity_index": i,
         "appearance_index": j,
         "seed": cfg.seed,
-        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in OBJECT_COMPONENTS},
-        "objects": object_styles.sample_objects(component_rng(cfg.seed, i, j, "objects")),
+        "split": cfg.split,
+        "seeds": {c: component_seed(cfg.draw_seed, i, j, c) for c in OBJECT_COMPONENTS},
+        "objects": object_styles.sample_objects(component_rng(cfg.draw_seed, i, j, "objects")),
         "lighting": sample_lighting(cfg, i, j, None),
         "views": sample_cameras(cfg, i, j),
         "render": render_settings(cfg, i, j),
@@ -407,22 +408,23 @@ def make_objects_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
 def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
     if cfg.kind == "objects":
         return make_objects_spec(cfg, i, j)
-    identity = sample_identity(cfg.seed, i)
-    hair = hair_styles.sample_hair(component_rng(cfg.seed, i, j, "hair"), component_rng(cfg.seed, i, j, "hair_traits"), identity)
+    identity = sample_identity(cfg.draw_seed, i)
+    hair = hair_styles.sample_hair(component_rng(cfg.draw_seed, i, j, "hair"), component_rng(cfg.draw_seed, i, j, "hair_traits"), identity)
     return {
         "spec_version": SPEC_VERSION,
         "key": subject_key(i, j),
         "identity_index": i,
         "appearance_index": j,
         "seed": cfg.seed,
-        "seeds": {c: component_seed(cfg.seed, i, j, c) for c in HEAD_COMPONENTS},
+        "split": cfg.split,
+        "seeds": {c: component_seed(cfg.draw_seed, i, j, c) for c in HEAD_COMPONENTS},
         "identity": identity,
-        "expression": sample_expression(cfg.seed, i, j),
-        "makeup": sample_makeup(cfg.seed, i, j, identity),
+        "expression": sample_expression(cfg.draw_seed, i, j),
+        "makeup": sample_makeup(cfg.draw_seed, i, j, identity),
         "hair": hair,
-        "clothing": clothing_styles.sample_clothing(component_rng(cfg.seed, i, j, "clothing"), identity),
-        "accessories": clothing_styles.sample_accessories(component_rng(cfg.seed, i, j, "accessories"), identity, hair["style"]),
-        "pose": sample_pose(cfg.seed, i, j),
+        "clothing": clothing_styles.sample_clothing(component_rng(cfg.draw_seed, i, j, "clothing"), identity),
+        "accessories": clothing_styles.sample_accessories(component_rng(cfg.draw_seed, i, j, "accessories"), identity, hair["style"]),
+        "pose": sample_pose(cfg.draw_seed, i, j),
         "lighting": sample_lighting(cfg, i, j, identity),
         "views": sample_cameras(cfg, i, j),
         "render": render_settings(cfg, i, j),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from datagen import face_stats
 from datagen.card import CARD_NAME, SHARD_DIR, load_card
 from datagen.errors import DatagenError
 from datagen.plan import Plan
@@ -60,6 +61,8 @@ def verify(out: str) -> Verdict:
     if not card["complete"]:
         v.problems.append(f"card says incomplete ({len(card['shards'])} of {plan.shard_count} shards); rerun the datagen command to finish")
     _check_counts(card, plan, v.problems)
+    if card["complete"] and face_stats.problem(card):
+        v.problems.append(face_stats.problem(card))
     for entry in card["shards"]:
         rel = f"{SHARD_DIR}/{entry['name']}"
         if not storage.exists(rel):

@@ -26,6 +26,28 @@ def dataset_a(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def dataset_heldout(tmp_path_factory) -> Path:
+    """A held-out split: 2 identities × 1 appearance, test preset, 4 random views each."""
+    out = tmp_path_factory.mktemp("datagen") / "heldout"
+    r = facelift("datagen", "--identities", "2", "--appearances", "1", "--preset", "test", "--views-random", "4", "--split", "test",
+                 "--out", str(out), "--workers", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr + r.stdout
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(dataset_a, tmp_path_factory) -> dict:
+    """A tiny diffusion pipeline and a tiny LRM checkpoint, each trained 2 steps on dataset_a."""
+    root = tmp_path_factory.mktemp("trained")
+    r = facelift("train", "diffusion", "--preset", "tiny", "--data", str(dataset_a), "--out", str(root / "mv"), "--steps", "2",
+                 "--vae-steps", "2", "--batch-size", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = facelift("train", "lrm", "--preset", "tiny", "--data", str(dataset_a), "--out", str(root / "lrm"), "--steps", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    return {"pipeline": root / "mv" / "pipeline", "lrm": root / "lrm", "diffusion_ckpt": root / "mv" / "checkpoints" / "step-00000002"}
+
+
 def write_card_listing(folder: Path, like: Path) -> None:
     """A valid dataset card in `folder` (the config of the dataset `like`) that lists exactly the
     tars in folder/shards as shards 0, 1, ... with their real sizes and hashes: how a card looks

@@ -156,15 +156,49 @@ def test_ply_round_trip_and_turntable(tmp_path):
     g.scales = g.scales.clamp(max=0.09)
     path = str(tmp_path / "head.ply")
     assert save_ply(g, path) == 50
-    header = open(path, "rb").read(600).split(b"end_header")[0].decode()
+    header = open(path, "rb").read(4000).split(b"end_header")[0].decode()
     assert "element vertex 50" in header and all(f"property float {f}" in header for f in PLY_FIELDS)
     back = load_ply(path)
     for a, b in zip(g.tensors(), back.tensors()):
         torch.testing.assert_close(b, torch.nn.functional.normalize(a, dim=-1) if a.shape[-1] == 4 else a, rtol=1e-5, atol=1e-5)
     faint = Gaussians(g.means, g.quats, g.scales, torch.full((50,), 0.01, dtype=torch.float64), g.sh_dc)
     assert len(filter_for_export(faint)) == 0
+    # The reference loader's reading: an independent PLY reader finds every standard property, SH to degree 3.
+    from plyfile import PlyData
+
+    vertex = PlyData.read(path)["vertex"]
+    names = [p.name for p in vertex.properties]
+    assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] and names[-8:] == list(PLY_FIELDS[-8:])
+    assert [n for n in names if n.startswith("f_rest_")] == [f"f_rest_{k}" for k in range(45)]
+    np.testing.assert_allclose(vertex["f_dc_1"], g.sh_dc[:, 1].numpy(), rtol=1e-5, atol=1e-6)
+    assert vertex.count == 50 and not np.asarray(vertex["f_rest_44"]).any()
     frames = turntable(g, frames=4, size=32)
     assert len(frames) == 4 and frames[0].size == (32, 32)
     assert np.abs(np.asarray(frames[0], dtype=float) - np.asarray(frames[2], dtype=float)).mean() > 1.0  # the views differ
     save_turntable(frames, str(tmp_path / "turn.gif"))
     assert (tmp_path / "turn.gif").stat().st_size > 0
+    import imageio_ffmpeg
+
+    save_turntable(frames[:3] * 5, str(tmp_path / "turn.mp4"), fps=30)  # 15 frames of 32²
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "turn.mp4"))
+    meta = next(reader)
+    assert meta["codec"] == "h264" and meta["size"] == (32, 32) and sum(1 for _ in reader) == 15
+
+
+def test_export_filters_drop_floaters_and_what_lies_outside_the_crop_box():
+    from facelift_models.export import ExportFilters, filter_for_export
+
+    torch.manual_seed(0)
+    head = torch.randn(400, 3, dtype=torch.float64) * 0.3  # a blob at the origin, inside the crop box
+    floaters = torch.tensor([[0.0, -2.0, 0.0], [0.0, -1.9, 0.1]], dtype=torch.float64)  # 0.7-0.8 from the front camera
+    outside = torch.tensor([[0.0, 0.0, 1.5]], dtype=torch.float64)  # above the box, far from every camera
+    means = torch.cat([head, floaters, outside])
+    n = len(means)
+    g = Gaussians(means, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64).expand(n, 4), torch.full((n, 3), 0.01, dtype=torch.float64),
+                  torch.full((n,), 0.9, dtype=torch.float64), torch.zeros(n, 3, dtype=torch.float64))
+    origins = torch.tensor(np.stack([cameras.view_c2w(v)[:3, 3] for v in cameras.FIXED_VIEWS]))
+    kept = filter_for_export(g, ExportFilters(), camera_origins=origins)
+    inside = (head.abs() <= torch.tensor([0.91, 0.91, 1.0], dtype=torch.float64)).all(dim=1)
+    assert len(kept) == int(inside.sum())
+    torch.testing.assert_close(kept.means, head[inside])
+    assert len(filter_for_export(g, ExportFilters(floater=None, crop_box=None), camera_origins=origins)) == n

@@ -24,7 +24,7 @@ bpy = pytest.importorskip("bpy")
 # Fields the build does not read, by design: bookkeeping, camera poses (tests/test_cameras.py),
 # output passes (test_datagen), and labels that name a value stored beside them.
 NOT_SCENE = re.compile(
-    r"^(spec_version|key|identity_index|appearance_index|seed|seeds\..*|views|versions\..*|render\.passes|render\.hdri_dir|lighting\.kind"
+    r"^(spec_version|key|identity_index|appearance_index|seed|split|seeds\..*|views|versions\..*|render\.passes|render\.hdri_dir|lighting\.kind"
     r"|identity\.iris|expression\.archetypes|expression\.gaze_deg"  # iris names the colour; archetypes/gaze are in the units
     r"|clothing\.(inner\.)?garment"  # the garment's neckline, thickness and fabric are drawn from it and stored
     r"|makeup\.\w+\.name|hair\.color\.dye\.name|clothing\.(inner\.)?fabric\.(color_name|secondary_color_name)"

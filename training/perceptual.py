@@ -29,15 +29,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 log = logging.getLogger(__name__)
 
 
-def vgg19_features() -> nn.Sequential:
+def vgg_features(layout: tuple, last: int) -> nn.Sequential:
+    """torchvision's `vgg*().features` for a layout (channels per conv, "M" = max-pool), layer for
+    layer so its state dict loads by name, cut after layer `last` (nothing past the last tap is needed)."""
     layers, c = [], 3
-    for v in VGG19_LAYOUT:
+    for v in layout:
         if v == "M":
             layers.append(nn.MaxPool2d(2, 2))
         else:
             layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=False)]
             c = v
-    return nn.Sequential(*layers[: TAPS[-1] + 1])  # nothing past the last tap is needed
+    return nn.Sequential(*layers[: last + 1])
+
+
+def vgg19_features() -> nn.Sequential:
+    return vgg_features(VGG19_LAYOUT, TAPS[-1])
 
 
 class PerceptualLoss(nn.Module):

@@ -26,8 +26,24 @@ class DataError(ValueError):
 def shard_urls(data: str, verify_data: bool = False) -> list[str]:
     """The shards a datagen output folder lists in its card (dataset.json), read by datagen's own
     card code, each checked before training starts: present, of the size the card records, and with
-    `verify_data` of the recorded sha256 (reads every byte once)."""
-    return _checked_shards(data, verify_data)[0]
+    `verify_data` of the recorded sha256 (reads every byte once). A held-out split is refused."""
+    urls, card = _checked_shards(data, verify_data)
+    refuse_held_out(data, card)
+    return urls
+
+
+def dataset_card_and_shards(data: str, verify_data: bool = False) -> tuple[dict, list[str]]:
+    """(card, checked shard paths) of any split: what evaluation reads."""
+    urls, card = _checked_shards(data, verify_data)
+    return card, urls
+
+
+def refuse_held_out(data: str, card: dict) -> None:
+    """Training never reads a test split: its identities are the held-out people eval scores on."""
+    split = card.get("config", {}).get("split", "train")
+    if split != "train":
+        raise DataError(f"--data {data!r} is a {split!r} split (held-out identities, for `facelift eval`); "
+                        "train on a training split (`facelift datagen` without --split test)")
 
 
 def _checked_shards(data: str, verify_data: bool) -> tuple[list[str], dict]:
@@ -180,6 +196,7 @@ def shard_loader(data: str, sample_fn: Callable[[dict, np.random.Generator], dic
     stream for training; `resampled=False` reads each shard once, split between nodes and workers.
     Iterate it through `guarded` so a read error mid-run is one line naming the shard."""
     urls, card = _checked_shards(data, verify_data)
+    refuse_held_out(data, card)
     if resampled:
         ds = wds.WebDataset(urls, resampled=True, shardshuffle=False, seed=seed, handler=shard_read_error)
     else:

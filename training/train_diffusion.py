@@ -23,13 +23,14 @@ from dataclasses import dataclass
 
 import torch
 
+from datagen import face_stats
 from facelift_models.mv_diffusion import (
     DiffusionConfig, MultiViewDenoiser, build_components, make_diffusion_config, min_snr_v_weight, tiny_vae,
 )
 from training import checkpoints as ckpt
 from training.diffusion_data import diffusion_loader, input_view
 from training.loop import Progress, check_overrides, check_stop_at, psnr, rng_state, set_rng_state, warmup_constant
-from training.shards import DataError, guarded
+from training.shards import DataError, dataset_card_and_shards, guarded
 
 log = logging.getLogger(__name__)
 MIXED_PRECISION = ("fp16", "bf16", "no")
@@ -182,7 +183,7 @@ def fit_vae(vae, loader, steps: int, lr: float, device, progress: bool, kl_weigh
     return psnr(torch.stack(errs).mean())
 
 
-def make_pipeline(denoiser: MultiViewDenoiser, vae, noise_scheduler, model_cfg: DiffusionConfig):
+def make_pipeline(denoiser: MultiViewDenoiser, vae, noise_scheduler, model_cfg: DiffusionConfig, face_alignment: dict | None = None):
     from diffusers import DDIMScheduler
 
     from facelift_models.mv_pipeline import MultiViewPipeline
@@ -191,7 +192,7 @@ def make_pipeline(denoiser: MultiViewDenoiser, vae, noise_scheduler, model_cfg: 
         unet=denoiser.unet, vae=vae, scheduler=DDIMScheduler.from_config(noise_scheduler.config),
         image_encoder=denoiser.image_encoder, view_embeddings=denoiser.view_embeddings, feature_extractor=denoiser.feature_extractor,
         num_views=denoiser.view_embeddings.config.num_views, attention=model_cfg.attention,
-        reconstruct_input=model_cfg.reconstruct_input, image_size=model_cfg.image_size,
+        reconstruct_input=model_cfg.reconstruct_input, image_size=model_cfg.image_size, face_alignment=face_alignment,
     )
 
 
@@ -231,6 +232,8 @@ def train_diffusion(
     model_cfg = model_cfg or make_diffusion_config(cfg.preset)
     check_stop_at(stop_at)
     loader = diffusion_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, verify_data=verify_data)  # checks --data first
+    # the card's face statistics travel with the pipeline: `facelift infer` aligns photos to them
+    face_alignment = dataset_card_and_shards(data)[0].get(face_stats.FIELD)
     ckpt.check_run_folder(out)
     resume_from = ckpt.checkpoint_to_resume(out, model_cfg) if resume else None
     # Read (and so check) the checkpoint's files before any work: a bad one is one line, nothing else.
@@ -301,7 +304,7 @@ def train_diffusion(
         ema.store(params)
         ema.copy_to(params)
         try:
-            yield make_pipeline(model, vae, noise_scheduler, model_cfg)
+            yield make_pipeline(model, vae, noise_scheduler, model_cfg, face_alignment)
         finally:
             ema.restore(params)
 
