@@ -31,8 +31,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Every benchmark that fits a CPU in under 20 minutes; writes benchmarks/RESULTS.md.
 bench: $(STAMP)
-	$(PY) benchmarks/render_throughput.py
+	$(PY) benchmarks/run_all.py
 
 # MTCNN face-detection check of the demo output (facenet-pytorch pins an old torch: no deps).
 realism: $(STAMP)
