@@ -61,8 +61,9 @@ def verify(out: str) -> Verdict:
     if not card["complete"]:
         v.problems.append(f"card says incomplete ({len(card['shards'])} of {plan.shard_count} shards); rerun the datagen command to finish")
     _check_counts(card, plan, v.problems)
-    if card["complete"] and face_stats.problem(card):
-        v.problems.append(face_stats.problem(card))
+    stats_problem = face_stats.problem(card) if card["complete"] else None
+    if stats_problem:
+        v.problems.append(stats_problem)
     for entry in card["shards"]:
         rel = f"{SHARD_DIR}/{entry['name']}"
         if not storage.exists(rel):

@@ -23,6 +23,7 @@ directions are the inputs, the frame nearest the front the diffusion's input, th
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -33,14 +34,18 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datagen.sample import read_samples
 from facelift_models import cameras
 from facelift_models.gaussian_render import render_gaussians
 from facelift_models.lrm import GSLRM
 from inference.errors import InferError
 from inference.face_identity import load_recognizer
-from inference.infer import PRECISIONS, dtypes, fixed_cameras, pick_device, versions
+from inference.infer import PRECISIONS, check_out, dtypes, fixed_cameras, pick_device, versions
 from inference.metrics import load_lpips, psnr, ssim
 from inference.models import load_lrm, load_multiview
+from training.checkpoints import CheckpointError, save_folder_atomically
+from training.lrm_data import frame_K_at, normalize_cameras
+from training.shards import DataError, dataset_card_and_shards, decode_view, shard_urls
 
 PROTOCOLS = ("reconstruction", "full_pipeline")
 BASELINES = ("mean_image", "untrained")
@@ -83,7 +88,7 @@ class Subject:
     key: str
     inputs: torch.Tensor  # (6, 3, S, S) the fixed views, on white, in [0, 1] (8-bit values)
     input_c2w: torch.Tensor  # (6, 4, 4)
-    front: Image.Image  # the diffusion's input, full size, on white
+    front: Image.Image  # the diffusion's input, full size
     names: list[str]  # scored views
     targets: torch.Tensor  # (T, 3, S, S)
     c2w: torch.Tensor  # (T, 4, 4)
@@ -93,28 +98,24 @@ class Subject:
 # ----------------------------------------------------------------------------- reading the data
 
 
-def on_white(png_or_image, size: int | None = None) -> Image.Image:
-    import io
-
-    im = Image.open(io.BytesIO(png_or_image)) if isinstance(png_or_image, bytes) else png_or_image
-    rgba = im.convert("RGBA")
-    if size is not None and rgba.size != (size, size):
-        rgba = rgba.resize((size, size), Image.Resampling.BOX)
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
+def decoded(blob: bytes, size: int, what: str) -> torch.Tensor:
+    """A view composited on white at size² (the trainers' `decode_view`), with the values an 8-bit
+    PNG keeps: the metrics are computed on the images as saved."""
+    try:
+        return quantise(decode_view(blob, size))
+    except OSError as e:  # PIL's UnidentifiedImageError is one
+        raise InferError(f"{what} is not a readable image ({e})") from None
 
 
-def to_tensor(im: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+def full_size(blob: bytes) -> Image.Image:
+    """The diffusion's input as stored (the pipeline composites transparency on white itself)."""
+    im = Image.open(io.BytesIO(blob))
+    im.load()
+    return im
 
 
 def datagen_subjects(data: str, size: int, limit: int, allow_train: bool) -> tuple[list[Subject], dict]:
     """Subjects of a datagen folder; refuses a training split unless allowed."""
-    from training.lrm_data import frame_K_at, normalize_cameras
-    from training.shards import DataError, dataset_card_and_shards
-
-    from datagen.sample import read_samples
-
     try:
         card, urls = dataset_card_and_shards(data)
     except DataError as e:
@@ -136,11 +137,11 @@ def datagen_subjects(data: str, size: int, limit: int, allow_train: bool) -> tup
                 c2w = normalize_cameras(np.array([fr["c2w"] for fr in fixed + scored]))
                 subjects.append(Subject(
                     key=key,
-                    inputs=torch.stack([to_tensor(on_white(files[fr["file_path"]], size)) for fr in fixed]),
+                    inputs=torch.stack([decoded(files[fr["file_path"]], size, f"{key} {fr['file_path']}") for fr in fixed]),
                     input_c2w=torch.tensor(c2w[: len(fixed)], dtype=torch.float32),
-                    front=on_white(files[fixed[0]["file_path"]]),
+                    front=full_size(files[fixed[0]["file_path"]]),
                     names=[os.path.splitext(fr["file_path"])[0] for fr in scored],
-                    targets=torch.stack([to_tensor(on_white(files[fr["file_path"]], size)) for fr in scored]),
+                    targets=torch.stack([decoded(files[fr["file_path"]], size, f"{key} {fr['file_path']}") for fr in scored]),
                     c2w=torch.tensor(c2w[len(fixed):], dtype=torch.float32),
                     K=torch.tensor(np.stack([frame_K_at(fr, size) for fr in scored]), dtype=torch.float32),
                 ))
@@ -151,7 +152,6 @@ def datagen_subjects(data: str, size: int, limit: int, allow_train: bool) -> tup
 
 def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
     """One subject from a folder in FaceLift's camera format (`opencv_cameras.json` + images)."""
-    from training.lrm_data import normalize_cameras
 
     try:
         with open(os.path.join(data, CAMERA_FILE)) as f:
@@ -169,12 +169,15 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
         fixed.append(next(int(k) for k in order if int(k) not in fixed))
     scored = [k for k in range(len(frames)) if k not in fixed]
 
-    def image(k: int) -> Image.Image:
-        path = os.path.join(data, frames[k]["file_path"])
+    def read(k: int) -> bytes:
         try:
-            return on_white(Image.open(path))
+            with open(os.path.join(data, frames[k]["file_path"]), "rb") as f:
+                return f.read()
         except OSError as e:
-            raise InferError(f"--data {data!r}: {frames[k]['file_path']!r} is not a readable image ({e})") from None
+            raise InferError(f"--data {data!r}: {frames[k]['file_path']!r} cannot be read ({e.strerror or e})") from None
+
+    def view(k: int) -> torch.Tensor:
+        return decoded(read(k), size, f"--data {data!r}: {frames[k]['file_path']!r}")
 
     def K_at(k: int) -> np.ndarray:
         fr = frames[k]
@@ -185,11 +188,11 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
         raise InferError(f"--data {data!r}: frame {frames[square[0]]['file_path']!r} is {frames[square[0]]['w']}×{frames[square[0]]['h']}; eval takes square views")
     subject = Subject(
         key=os.path.basename(os.path.normpath(data)),
-        inputs=torch.stack([to_tensor(image(k).resize((size, size), Image.Resampling.BOX)) for k in fixed]),
+        inputs=torch.stack([view(k) for k in fixed]),
         input_c2w=torch.tensor(c2w[fixed], dtype=torch.float32),
-        front=image(fixed[0]),
+        front=full_size(read(fixed[0])),
         names=[os.path.splitext(os.path.basename(frames[k]["file_path"]))[0] for k in scored],
-        targets=torch.stack([to_tensor(image(k).resize((size, size), Image.Resampling.BOX)) for k in scored]),
+        targets=torch.stack([view(k) for k in scored]),
         c2w=torch.tensor(c2w[scored], dtype=torch.float32),
         K=torch.tensor(np.stack([K_at(k) for k in scored]), dtype=torch.float32),
     )
@@ -198,10 +201,6 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
 
 def mean_training_image(lrm_meta: dict, size: int, limit: int) -> tuple[torch.Tensor | None, str]:
     """The per-pixel mean of every view of the first `limit` training subjects of the LRM's data."""
-    from training.shards import DataError, shard_urls
-
-    from datagen.sample import read_samples
-
     data = lrm_meta.get("data")
     try:
         urls = shard_urls(data) if isinstance(data, str) else []
@@ -215,7 +214,7 @@ def mean_training_image(lrm_meta: dict, size: int, limit: int) -> tuple[torch.Te
             for _, files in read_samples(f):
                 for name, blob in files.items():
                     if name.endswith(".png"):
-                        total += to_tensor(on_white(blob, size)).double()
+                        total += decode_view(blob, size).double()
                         count += 1
                 subjects += 1
                 if subjects == limit:
@@ -289,11 +288,9 @@ def run_eval(data: str, out: str, lrm: str, diffusion: str | None = None, cfg: E
              lpips_vgg: str | None = None, device: str = "auto", log=print) -> dict:
     """Scores, writes OUT (metrics.json, metrics.md, renders/) and returns the metrics. One-line
     InferErrors for bad input, raised before anything is written."""
-    from training.checkpoints import CheckpointError, save_folder_atomically
 
     cfg = cfg or make_eval_config("facelift")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InferError(f"--out {out!r} is a file; give a folder for the evaluation")
+    check_out(out)
     if not os.path.isdir(data):
         raise InferError(f"--data {data!r} is not a folder; give a `facelift datagen --split test` output or a folder with {CAMERA_FILE}")
     dev = pick_device(device)

@@ -185,9 +185,11 @@ def reconstruct(model, jobs: list[Job], device: torch.device, autocast: torch.dt
 
 
 def export(job: Job, out: str, cfg: InferConfig, lrm_size: int, settings: dict, seconds: dict) -> str:
-    """Write the job's folder under a temporary name, then rename it to OUT/<name>."""
+    """Write the job's folder under a temporary name, then rename it to OUT/<name>. `seconds`: the
+    photo's share of the batch stages; its export time is added, up to writing result.json."""
     from training.checkpoints import CheckpointError, save_folder_atomically
 
+    start = time.perf_counter()
     origins = fixed_cameras(lrm_size)[0][:, :3, 3]
     kept = filter_for_export(job.gaussians, cfg.filters, camera_origins=origins)
     size = cfg.turntable_size or lrm_size
@@ -207,7 +209,7 @@ def export(job: Job, out: str, cfg: InferConfig, lrm_size: int, settings: dict, 
         save_turntable(frames, os.path.join(folder, "turntable.gif" if cfg.gif else "turntable.mp4"), fps=cfg.turntable_fps)
         result = {"source": job.source, **job.info, "splats": {"predicted": len(job.gaussians), "exported": splats},
                   "turntable": {"frames": len(frames), "size": size, "fps": cfg.turntable_fps}, "settings": settings,
-                  "seconds": {k: round(v, 4) for k, v in seconds.items()}, "versions": versions()}
+                  "seconds": {k: round(v, 4) for k, v in {**seconds, "export": time.perf_counter() - start}.items()}, "versions": versions()}
         with open(os.path.join(folder, "result.json"), "w") as f:
             json.dump(result, f, indent=2)
 
@@ -301,10 +303,7 @@ def run_infer(photos: list[str], out: str, lrm: str, diffusion: str | None = Non
         t = time.perf_counter()
         per_photo = {k: v / len(batch) for k, v in seconds.items() if k != "export"}
         for job in batch:
-            t_job = time.perf_counter()
-            folder = export(job, out, cfg, model.cfg.image_size, settings, {**per_photo, "export": 0.0, "batch_of": len(batch)})
-            export_s = time.perf_counter() - t_job
-            _patch_export_time(folder, export_s)
+            folder = export(job, out, cfg, model.cfg.image_size, settings, {**per_photo, "batch_of": len(batch)})
             done.append({"source": job.source, "output": folder, "face_found": job.info.get("face") is not None if not views else None})
         seconds["export"] = time.perf_counter() - t
         for k in STAGES:
@@ -316,13 +315,3 @@ def run_infer(photos: list[str], out: str, lrm: str, diffusion: str | None = Non
     os.replace(os.path.join(out, "run.json.tmp"), os.path.join(out, "run.json"))
     return summary
 
-
-def _patch_export_time(folder: str, seconds: float) -> None:
-    """The export time is known once the folder is written: record it in its result.json."""
-    path = os.path.join(folder, "result.json")
-    with open(path) as f:
-        result = json.load(f)
-    result["seconds"]["export"] = round(seconds, 4)
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(path + ".tmp", path)

@@ -24,13 +24,15 @@ from dataclasses import dataclass
 import torch
 
 from datagen import face_stats
+from datagen.card import load_card
+from datagen.storage import Storage
 from facelift_models.mv_diffusion import (
     DiffusionConfig, MultiViewDenoiser, build_components, make_diffusion_config, min_snr_v_weight, tiny_vae,
 )
 from training import checkpoints as ckpt
 from training.diffusion_data import diffusion_loader, input_view
 from training.loop import Progress, check_overrides, check_stop_at, psnr, rng_state, set_rng_state, warmup_constant
-from training.shards import DataError, dataset_card_and_shards, guarded
+from training.shards import DataError, guarded
 
 log = logging.getLogger(__name__)
 MIXED_PRECISION = ("fp16", "bf16", "no")
@@ -233,7 +235,7 @@ def train_diffusion(
     check_stop_at(stop_at)
     loader = diffusion_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, verify_data=verify_data)  # checks --data first
     # the card's face statistics travel with the pipeline: `facelift infer` aligns photos to them
-    face_alignment = dataset_card_and_shards(data)[0].get(face_stats.FIELD)
+    face_alignment = load_card(Storage(data)).get(face_stats.FIELD)  # (the loader checked the card and shards)
     ckpt.check_run_folder(out)
     resume_from = ckpt.checkpoint_to_resume(out, model_cfg) if resume else None
     # Read (and so check) the checkpoint's files before any work: a bad one is one line, nothing else.
