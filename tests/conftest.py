@@ -12,6 +12,27 @@ import pytest
 FACELIFT = str(Path(sys.executable).parent / "facelift")
 
 
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A real S3 API (moto's standalone server) on 127.0.0.1 for the whole session. Its endpoint
+    and test credentials go into os.environ, so this process and every process it starts (the CLI,
+    Ray nodes, torchrun ranks) use it as S3; they are restored at the end. Yields the S3Server."""
+    from s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def facelift(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the installed `facelift` console script."""
     return subprocess.run([FACELIFT, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
