@@ -102,18 +102,19 @@ def new_card(cfg: DatagenConfig, command: list[str]) -> dict:
 
 
 def load_card(storage: Storage) -> dict | None:
+    storage.check()  # an object store that is missing, refuses us or does not answer: one line first
     if not storage.exists(CARD_NAME):
         return None
     try:
         card = json.loads(storage.read_bytes(CARD_NAME))
     except (ValueError, UnicodeDecodeError) as e:
-        raise DatagenError(f"{storage.path(CARD_NAME)} is not a readable dataset card ({e}); use another --out") from None
+        raise DatagenError(f"{storage.url_of(CARD_NAME)} is not a readable dataset card ({e}); use another --out") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         found = card.get("format") if isinstance(card, dict) else f"a JSON {type(card).__name__}"
-        raise DatagenError(f"{storage.path(CARD_NAME)} is not a facelift dataset card (format {found!r}, expected {FORMAT!r})")
+        raise DatagenError(f"{storage.url_of(CARD_NAME)} is not a facelift dataset card (format {found!r}, expected {FORMAT!r})")
     problem = card_problem(card)
     if problem:
-        raise DatagenError(f"{storage.path(CARD_NAME)} is not a valid facelift dataset card ({problem})")
+        raise DatagenError(f"{storage.url_of(CARD_NAME)} is not a valid facelift dataset card ({problem})")
     return card
 
 

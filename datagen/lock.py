@@ -4,8 +4,10 @@ Local folders (and network file systems with POSIX locks): an exclusive `flock` 
 held for the run's life. The kernel drops it when the holder dies, kill -9 included, so a stale
 lock file never blocks a rerun; the file's JSON (host, pid, start time) only names the holder in
 the refusal. Object stores have no locks: the lock is an object whose holder rewrites its time every
-HEARTBEAT_S; one older than STALE_S is stale and taken over. Two runs starting within the same
-second on an object store can still both start (no conditional writes through fsspec).
+HEARTBEAT_S; one older than STALE_S is stale and taken over. A holder on this very machine (same
+host name, boot and pid namespace) whose process is gone (kill -9, a crash) is stale at once, so a
+rerun after a crash starts right away instead of waiting STALE_S. Two runs starting within the
+same second on an object store can still both start (the lock is last-writer-wins, read back).
 """
 
 from __future__ import annotations
@@ -26,8 +28,46 @@ HEARTBEAT_S = 30.0
 STALE_S = 300.0
 
 
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid,
+    it names one process even after its pid is reused. None when no such process exists."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _holder() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "token": uuid.uuid4().hex, "time": time.time()}
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "token": uuid.uuid4().hex,
+            "time": time.time(), "boot_id": _boot_id(), "pid_ns": _pid_namespace(), "pid_start": _process_start(pid)}
+
+
+def holder_is_gone(holder: dict) -> bool:
+    """True only when the holder ran on this machine (same host name, boot and pid namespace) and
+    its process no longer exists; a holder elsewhere can only go stale by its heartbeat."""
+    same_machine = (holder.get("host") == socket.gethostname() and holder.get("boot_id") is not None
+                    and holder.get("boot_id") == _boot_id() and holder.get("pid_ns") == _pid_namespace())
+    if not same_machine or not isinstance(holder.get("pid"), int):
+        return False
+    start = _process_start(holder["pid"])
+    return start is None or (holder.get("pid_start") is not None and start != holder["pid_start"])
 
 
 def _describe(holder: dict) -> str:
@@ -51,6 +91,7 @@ class OutputLock:
         self.holder = _holder()
 
     def __enter__(self) -> "OutputLock":
+        self.storage.check()  # a missing bucket, refused credentials, a dead endpoint: one line, nothing written
         self.created_out = not self.storage.exists("")
         if self.storage.local:
             self._take_local()
@@ -108,7 +149,7 @@ class OutputLock:
     def _take_remote(self) -> None:
         s = self.storage
         current = self._read_remote()
-        if current and current.get("token") != self.holder["token"] and time.time() - float(current.get("time", 0)) < STALE_S:
+        if current and current.get("token") != self.holder["token"] and not self._stale(current):
             raise _refusal(s, current)
         try:
             s.write_bytes(LOCK_NAME, json.dumps(self.holder).encode())
@@ -121,11 +162,20 @@ class OutputLock:
         self._thread = threading.Thread(target=self._heartbeat, daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def _stale(holder: dict) -> bool:
+        try:
+            age = time.time() - float(holder.get("time", 0))
+        except (TypeError, ValueError):
+            age = STALE_S
+        return age >= STALE_S or holder_is_gone(holder)
+
     def _read_remote(self) -> dict:
         try:
-            return json.loads(self.storage.read_bytes(LOCK_NAME)) if self.storage.exists(LOCK_NAME) else {}
+            holder = json.loads(self.storage.read_bytes(LOCK_NAME)) if self.storage.exists(LOCK_NAME) else {}
         except (StorageError, ValueError):
             return {}
+        return holder if isinstance(holder, dict) else {}
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):

@@ -21,7 +21,10 @@ LABEL_W = 120
 
 
 def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Image:
-    storage = Storage(out)
+    return _contact_sheet(Storage(out), out, max_subjects, tile)
+
+
+def _contact_sheet(storage: Storage, out: str, max_subjects: int, tile: int) -> Image.Image:
     card = require_card(storage)
     if max_subjects < 1 or tile < 16:
         raise DatagenError(f"--subjects {max_subjects} / --tile {tile} not allowed (at least 1 subject, tile at least 16 px)")
@@ -40,7 +43,7 @@ def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Im
         except DatagenError:
             raise
         except Exception as e:  # a truncated or corrupt tar
-            raise DatagenError(f"{storage.path(rel)} is unreadable ({e.__class__.__name__}: {e}); run `facelift datagen verify {out}`") from None
+            raise DatagenError(f"{storage.url_of(rel)} is unreadable ({e.__class__.__name__}: {e}); run `facelift datagen verify {out}`") from None
         if len(rows) == max_subjects:
             break
     if not rows:
@@ -107,9 +110,11 @@ def _on_background(png: bytes, tile: int) -> Image.Image:
 
 def write_contact_sheet(out: str, path: str | None = None, max_subjects: int = 24, tile: int = 160) -> str:
     """Write the sheet (default OUT/preview.png; any local path or fsspec URL); returns where."""
-    sheet = contact_sheet(out, max_subjects, tile)
+    source = Storage(out)
+    sheet = _contact_sheet(source, out, max_subjects, tile)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
-    storage, name = (Storage(out), "preview.png") if path is None else (Storage(posixpath.dirname(path) or "."), posixpath.basename(path))
+    storage, name = (source, "preview.png") if path is None else (Storage(posixpath.dirname(path) or "."), posixpath.basename(path))
+    storage.check()  # -o on another store: a missing bucket is one line, not a traceback
     storage.write_bytes(name, buf.getvalue())
-    return storage.path(name)
+    return storage.url_of(name)

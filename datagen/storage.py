@@ -2,7 +2,17 @@
 
 Every write is atomic: a reader (or a resumed run) sees either nothing or the whole file. Locally
 that is a temporary name in the same folder, fsync, then `os.replace`; object stores publish an
-object only when its upload completes, so there the final name is written directly.
+object only when its upload completes, so there a local temporary file is uploaded to the final name.
+
+Object stores differ from folders in ways this class hides:
+- listings are never cached (fsspec caches them per process by default): Ray workers and other
+  processes add and remove objects behind this process's back, and a cached listing makes a
+  just-written staging object "not found";
+- there are no folders, so `makedirs` does nothing (s3fs's would create a missing bucket);
+- a rename is copy + delete, ordered so that a crash between the two loses nothing;
+- `check()` asks the store one question with short timeouts first, so a missing bucket, refused
+  credentials or an endpoint that does not answer is one line in seconds, not a traceback after
+  minutes of botocore and s3fs retries.
 
 Only files this tool made are ever deleted: temporaries are named `<final name>.facelift-tmp-<8
 random chars>`, and a cleanup removes a temporary only when its final name is one the caller owns.
@@ -11,6 +21,7 @@ A failing write or read raises StorageError (one line: the path and the system's
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -27,13 +38,19 @@ TMP_MARK = ".facelift-tmp-"
 _TEMPORARY = re.compile(r"^(?P<final>.+)" + re.escape(TMP_MARK) + r"[a-z0-9_]{8}$")
 SET_ASIDE_MARK = ".rejected-"  # a file that failed a check is renamed `<name>.rejected-<UTC time>`, never deleted
 UNSHARED_PROTOCOLS = ("memory",)  # in-process filesystems: Ray workers would write somewhere else
+S3_PROTOCOLS = ("s3", "s3a")
+# The one question `check()` asks: answered within these limits or not at all (seconds, attempts).
+PROBE_CONNECT_S, PROBE_READ_S, PROBE_ATTEMPTS = 3, 5, 2
+# Error codes an S3 API answers when it does not accept the credentials.
+_REFUSED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken",
+                  "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidClientTokenId"}
 
 
 def check_output_url(url: str, option: str = "--out") -> None:
     """Refuse an output location the workers cannot share, in one line."""
     if not url or not url.strip():
         raise DatagenError(f"{option} {url!r} is not allowed (give a folder or an fsspec URL such as s3://bucket/prefix)")
-    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    protocol = _protocol(url)
     if protocol in UNSHARED_PROTOCOLS:
         raise DatagenError(f"{option} {url} is not allowed: {protocol}:// lives in one process and render workers could not share it (use a folder or s3://...)")
 
@@ -44,90 +61,225 @@ def temporary_final_name(name: str) -> str | None:
     return m.group("final") if m else None
 
 
-def _reason(e: OSError) -> str:
-    return e.strerror or str(e) or e.__class__.__name__
+def _protocol(url: str) -> str:
+    return url.split("://", 1)[0] if "://" in url else "file"
+
+
+def _first_line(text) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return _first_line(e) or e.__class__.__name__
+
+
+@functools.lru_cache(maxsize=1)
+def _remote_errors() -> tuple[type[BaseException], ...]:
+    """What a remote filesystem raises when the store or the network fails (besides OSError): a
+    failing request must become a one-line StorageError, never a botocore/aiohttp traceback."""
+    errors: list[type[BaseException]] = [OSError, TimeoutError]
+    try:
+        from fsspec.exceptions import FSTimeoutError
+
+        errors.append(FSTimeoutError)
+    except ImportError:
+        pass
+    try:
+        from botocore.exceptions import BotoCoreError
+
+        errors.append(BotoCoreError)
+    except ImportError:
+        pass
+    try:
+        from aiohttp import ClientError
+
+        errors.append(ClientError)
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 class Storage:
     def __init__(self, url: str):
         self.url = url
+        self.protocol = _protocol(url)
+        # Remote listings are never cached: other processes (the Ray workers) write here too.
+        options = {} if self.protocol in ("file", "local", *UNSHARED_PROTOCOLS) else {"use_listings_cache": False}
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(url)
-        except (ImportError, ValueError) as e:
-            raise DatagenError(f"--out {url} is not a usable location ({e})") from None
+            self.fs, self.root = fsspec.core.url_to_fs(url, **options)
+        except (ImportError, ValueError, TypeError) as e:
+            raise DatagenError(f"{url} is not a usable location ({_first_line(e)})") from None
         self.local = isinstance(self.fs, LocalFileSystem)
         if self.local:
             self.root = os.path.abspath(self.root)
+        self.remote = not self.local and self.protocol not in UNSHARED_PROTOCOLS  # over a network
+        self._errors = _remote_errors() if not self.local else (OSError,)
+        self._checked = not self.remote
 
     def path(self, rel: str) -> str:
         if not rel:
             return self.root
         return posixpath.join(self.root, rel) if not self.local else os.path.join(self.root, rel)
 
-    def ensure_writable(self) -> None:
-        """Create the root and prove we can write there, or raise a one-line DatagenError."""
-        probe = f"probe{TMP_MARK}{os.urandom(4).hex()}"
-        try:
-            self.fs.makedirs(self.root, exist_ok=True)
-            self.write_bytes(probe, b"")
-            self.remove(probe)
-        except (OSError, StorageError) as e:
-            reason = _reason(e) if isinstance(e, OSError) else str(e)
-            raise DatagenError(f"--out {self.url} is not writable ({reason})") from None
+    def url_of(self, rel: str = "") -> str:
+        """Where `rel` is, as the user would write it (s3://bucket/key; a local path as is)."""
+        return self.path(rel) if self.local else self.fs.unstrip_protocol(self.path(rel))
 
-    def makedirs(self, rel: str) -> None:
+    # ------------------------------------------------------------------ reachability
+
+    def check(self) -> None:
+        """Prove the location answers before anything is read or written, or raise a one-line
+        DatagenError (bad input: exit 2): a bucket that does not exist, credentials the store
+        refuses, an endpoint that does not answer. Asked once per Storage; local folders need no
+        probe. Writability is proven by the first write (the run's lock)."""
+        if self._checked:
+            return
+        if self.protocol in S3_PROTOCOLS:
+            self._check_s3()
+        else:
+            try:
+                self.fs.exists(self.root)
+            except Exception as e:  # noqa: BLE001 - every backend has its own error types; name the cause
+                raise DatagenError(f"{self.url} is not reachable ({e.__class__.__name__}: {_first_line(e)})") from None
+        self._checked = True
+
+    def _check_s3(self) -> None:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError, NoCredentialsError, PartialCredentialsError
+
+        # A separate client for the probe: short timeouts, at most PROBE_ATTEMPTS tries in all
+        # (s3fs retries each request 5 times on top of botocore's own retries).
+        config = {"connect_timeout": PROBE_CONNECT_S, "read_timeout": PROBE_READ_S, "retries": {"total_max_attempts": PROBE_ATTEMPTS, "mode": "standard"}}
+        probe = type(self.fs)(**{**self.fs.storage_options, "config_kwargs": config, "skip_instance_cache": True})
+        probe.retries = 1
+        bucket, key, _ = probe.split_path(self.root)
+        endpoint = "?"
         try:
-            self.fs.makedirs(self.path(rel), exist_ok=True)
-        except OSError as e:
-            raise StorageError(f"creating {self.path(rel)} failed ({_reason(e)})") from None
+            endpoint = probe.s3.meta.endpoint_url
+            prefix = key.rstrip("/") + "/" if key else ""
+            probe.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)  # needs the bucket, the credentials, the network
+        except (NoCredentialsError, PartialCredentialsError) as e:
+            raise DatagenError(f"{self.url}: no usable S3 credentials ({_first_line(e)}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE") from None
+        except (BotoConnectionError, HTTPClientError, TimeoutError) as e:
+            cause = getattr(e, "kwargs", {}).get("error") or e  # botocore wraps the socket's reason
+            raise DatagenError(f"{self.url}: the S3 endpoint {endpoint} does not answer ({e.__class__.__name__}: {_first_line(cause)}); "
+                               "check AWS_ENDPOINT_URL and the network") from None
+        except OSError as e:  # s3fs turned the server's answer into an OSError; the answer is its cause
+            code, message = _s3_error(e)
+            if code == "NoSuchBucket":
+                raise DatagenError(f"{self.url}: the bucket {bucket!r} does not exist at {endpoint}; create it or fix the URL") from None
+            if code in _REFUSED_CODES or isinstance(e, PermissionError):
+                raise DatagenError(f"{self.url}: {endpoint} refused the credentials ({code}: {message}); "
+                                   "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE and the bucket's policy") from None
+            raise DatagenError(f"{self.url}: {endpoint} answered {code}: {message}") from None
+        except ValueError as e:  # botocore's parameter validation: e.g. an invalid bucket name
+            raise DatagenError(f"{self.url} is not a usable S3 location ({_first_line(e)})") from None
+
+    # ------------------------------------------------------------------ reads
+
+    def _failed(self, what: str, rel: str, e: BaseException) -> StorageError:
+        return StorageError(f"{what} {self.url_of(rel)} failed ({_reason(e)})")
 
     def exists(self, rel: str) -> bool:
-        return self.fs.exists(self.path(rel))
+        try:
+            return self.fs.exists(self.path(rel))
+        except self._errors as e:
+            raise self._failed("looking up", rel, e) from None
 
     def isdir(self, rel: str) -> bool:
-        return self.fs.isdir(self.path(rel))
+        try:
+            return self.fs.isdir(self.path(rel))
+        except self._errors as e:
+            raise self._failed("looking up", rel, e) from None
 
     def size(self, rel: str) -> int:
-        return int(self.fs.size(self.path(rel)))
+        try:
+            return int(self.fs.size(self.path(rel)))
+        except self._errors as e:
+            raise self._failed("looking up", rel, e) from None
+
+    def _ls(self, rel: str) -> list[dict]:
+        """Entries of a folder (one listing request on object stores); empty if it does not exist."""
+        try:
+            return self.fs.ls(self.path(rel), detail=True)
+        except FileNotFoundError:
+            return []
+        except self._errors as e:
+            raise self._failed("listing", rel, e) from None
 
     def listdir(self, rel: str) -> list[str]:
         """Base names in a folder; empty if it does not exist."""
-        if not self.fs.exists(self.path(rel)):
-            return []
-        return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(self.path(rel), detail=False))
+        return sorted(posixpath.basename(e["name"].rstrip("/")) for e in self._ls(rel))
 
     def sizes(self, rel: str) -> dict[str, int]:
         """Base name → size of the files in a folder, from one listing (one request on object stores)."""
-        if not self.fs.exists(self.path(rel)):
-            return {}
-        return {posixpath.basename(e["name"].rstrip("/")): int(e.get("size") or 0) for e in self.fs.ls(self.path(rel), detail=True) if e.get("type") == "file"}
+        return {posixpath.basename(e["name"].rstrip("/")): int(e.get("size") or 0) for e in self._ls(rel) if e.get("type") == "file"}
 
     def read_bytes(self, rel: str) -> bytes:
         try:
             with self.fs.open(self.path(rel), "rb") as f:
                 return f.read()
-        except OSError as e:
-            raise StorageError(f"reading {self.path(rel)} failed ({_reason(e)})") from None
+        except self._errors as e:
+            raise self._failed("reading", rel, e) from None
 
     def open_read(self, rel: str):
-        return self.fs.open(self.path(rel), "rb")
+        try:
+            return self.fs.open(self.path(rel), "rb")
+        except self._errors as e:
+            raise self._failed("reading", rel, e) from None
+
+    # ------------------------------------------------------------------ writes
+
+    def makedirs(self, rel: str) -> None:
+        if self.remote:
+            return  # object stores have no folders; s3fs's makedirs would even create a missing bucket
+        try:
+            self.fs.makedirs(self.path(rel), exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"creating {self.path(rel)} failed ({_reason(e)})") from None
+
+    def ensure_writable(self) -> None:
+        """Create the root and prove we can write there, or raise a one-line DatagenError."""
+        self.check()
+        probe = f"probe{TMP_MARK}{os.urandom(4).hex()}"
+        try:
+            self.makedirs("")
+            self.write_bytes(probe, b"")
+            self.remove(probe)
+        except StorageError as e:
+            raise DatagenError(f"--out {self.url} is not writable ({e})") from None
 
     def remove(self, rel: str) -> None:
         try:
-            if self.fs.exists(self.path(rel)):
-                self.fs.rm(self.path(rel))
-        except OSError as e:
-            raise StorageError(f"removing {self.path(rel)} failed ({_reason(e)})") from None
+            self.fs.rm_file(self.path(rel))
+        except FileNotFoundError:
+            pass
+        except self._errors as e:
+            raise self._failed("removing", rel, e) from None
 
     def set_aside(self, rel: str) -> str:
-        """Rename a file that failed a check out of the way (never delete it); returns the new name."""
+        """Rename a file that failed a check out of the way (never delete it); returns the new name.
+
+        On object stores a rename is a copy then a delete: the original is deleted only once its
+        copy is there, whole. A crash in between leaves both; the rerun checks the original again
+        and sets it aside once more, so at worst a rejected file has two copies, never none."""
         new = f"{rel}{SET_ASIDE_MARK}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         while self.exists(new):
             new += "_"
+        src, dst = self.path(rel), self.path(new)
         try:
-            self.fs.mv(self.path(rel), self.path(new))
-        except OSError as e:
-            raise StorageError(f"renaming {self.path(rel)} aside failed ({_reason(e)})") from None
+            if not self.remote:
+                self.fs.mv(src, dst)
+            else:
+                self.fs.cp_file(src, dst)
+                if self.fs.size(dst) != self.fs.size(src):
+                    raise OSError(f"the copy {self.url_of(new)} is not whole")
+                self.fs.rm_file(src)
+        except self._errors as e:
+            raise StorageError(f"renaming {self.url_of(rel)} aside failed ({_reason(e)})") from None
         return new
 
     def write_bytes(self, rel: str, data: bytes) -> None:
@@ -138,8 +290,9 @@ class Storage:
         """Atomically publish what `fill(fileobj)` writes at `rel`; returns fill's result.
 
         Locally: a temporary in the same folder, fsync, rename. Remote: a local temporary file,
-        then one upload to the final name (object stores publish only complete uploads). Any
-        OSError (a full disk, a read-only folder) becomes a StorageError and leaves no temporary.
+        then one upload to the final name (object stores publish only complete uploads; a
+        multipart upload that fails is aborted). Any storage failure (a full disk, a read-only
+        folder, a store that stops answering) becomes a StorageError and leaves no temporary.
         """
         final = self.path(rel)
         tmp = None
@@ -160,8 +313,8 @@ class Storage:
             else:
                 self.fs.put_file(tmp, final)
             return result
-        except OSError as e:
-            raise StorageError(f"writing {final} failed ({_reason(e)})") from None
+        except self._errors as e:
+            raise StorageError(f"writing {self.url_of(rel)} failed ({_reason(e)})") from None
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
@@ -173,3 +326,11 @@ class Storage:
         for name in stale:
             self.remove(posixpath.join(rel, name) if rel else name)
         return len(stale)
+
+
+def _s3_error(e: OSError) -> tuple[str, str]:
+    """(code, message) of the S3 answer behind an s3fs OSError."""
+    response = getattr(e.__cause__, "response", None) or {}
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    code = error.get("Code") or e.__class__.__name__
+    return str(code), _first_line(error.get("Message") or e)

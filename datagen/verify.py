@@ -12,7 +12,7 @@ from PIL import Image
 
 from datagen import face_stats
 from datagen.card import CARD_NAME, SHARD_DIR, load_card
-from datagen.errors import DatagenError
+from datagen.errors import DatagenError, StorageError
 from datagen.plan import Plan
 from datagen.sample import read_samples
 from datagen.storage import Storage
@@ -64,12 +64,17 @@ def verify(out: str) -> Verdict:
     stats_problem = face_stats.problem(card) if card["complete"] else None
     if stats_problem:
         v.problems.append(stats_problem)
+    present = storage.sizes(SHARD_DIR)  # one listing, not a request per shard (object stores)
     for entry in card["shards"]:
         rel = f"{SHARD_DIR}/{entry['name']}"
-        if not storage.exists(rel):
+        if entry["name"] not in present:
             v.problems.append(f"{entry['name']} missing")
             continue
-        data = storage.read_bytes(rel)
+        try:
+            data = storage.read_bytes(rel)
+        except StorageError as e:  # a problem of this shard (or of the store): reported, the rest still checked
+            v.problems.append(f"{entry['name']} unreadable ({e})")
+            continue
         v.shards += 1
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             v.problems.append(f"{entry['name']} sha256 differs from the card")

@@ -23,11 +23,17 @@ def free_port() -> int:
 
 
 class S3Server:
-    def __init__(self, log_dir: Path):
+    """auth=False (the default): any credentials are accepted. auth=True: moto checks every
+    request's credentials against its IAM, which knows no keys, so each request is refused
+    (InvalidAccessKeyId, 403): a server for the "credentials refused" cases."""
+
+    def __init__(self, log_dir: Path, auth: bool = False):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_dir / "moto_server.log", "w")
-        self.proc = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.auth = auth
+        self.log = open(log_dir / ("moto_server_auth.log" if auth else "moto_server.log"), "w")
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else None
+        self.proc = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 30
         while True:
             try:
