@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,12 +22,11 @@ from blender_assets.head import HeadBuild, build_head
 from blender_assets.objects import build_objects
 from blender_assets.lighting import apply_lighting
 from datagen.config import DEVICES
+from datagen.devices import GPU_BACKENDS, GpuAssignment, choose_gpu_devices
 from datagen.errors import DatagenError
 from datagen.sample import cameras_json, dumps, landmarks_json, view_files
 from datagen.spec import hdri_paths_for_spec
 from facelift_models import cameras
-
-GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
 
 
 @dataclass
@@ -61,44 +61,58 @@ def reset_scene() -> None:
     bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
 
 
-_NO_GPU = False  # set once a probe found no GPU backend: later subjects skip the probe
+_LISTINGS: dict[str, list[str]] | None = None  # backend → Cycles device ids; devices do not change within a process
 
 
-def select_device(scene, device: str) -> str:
-    """Point Cycles at a GPU backend (OptiX first) or the CPU; returns what was chosen."""
-    global _NO_GPU
-    if device not in DEVICES:
-        raise DatagenError(f"device {device!r} is not allowed (allowed: {', '.join(DEVICES)})")
-    if device in ("auto", "gpu") and not _NO_GPU:
-        prefs = bpy.context.preferences.addons["cycles"].preferences
+def gpu_listings(prefs) -> dict[str, list[str]]:
+    """The devices Cycles lists per GPU backend this Blender was built with (enumerated once)."""
+    global _LISTINGS
+    if _LISTINGS is None:
+        listings = {}
         for backend in GPU_BACKENDS:
             try:
                 prefs.compute_device_type = backend
             except TypeError:  # backend not compiled into this build
                 continue
             prefs.get_devices()
-            gpus = [d for d in prefs.devices if d.type == backend]
-            if gpus:
-                for d in prefs.devices:
-                    d.use = d.type == backend
-                scene.cycles.device = "GPU"
-                return backend
-        _NO_GPU = True
+            listings[backend] = [d.id for d in prefs.devices if d.type == backend]
+        _LISTINGS = listings
+    return _LISTINGS
+
+
+def select_device(scene, device: str, assigned: GpuAssignment | None = None) -> tuple[str, list[str]]:
+    """Point Cycles at the GPUs this worker may use (OptiX first) or the CPU: (backend or "CPU",
+    the Cycles device ids enabled). With `assigned` (Ray reserved GPUs for this actor) exactly as
+    many devices as Ray assigned are enabled, else a one-line DatagenError."""
+    if device not in DEVICES:
+        raise DatagenError(f"device {device!r} is not allowed (allowed: {', '.join(DEVICES)})")
+    if device in ("auto", "gpu"):
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        choice = choose_gpu_devices(gpu_listings(prefs), assigned, where=socket.gethostname())
+        if choice:
+            backend, ids = choice
+            prefs.compute_device_type = backend  # factory settings are reloaded per subject: set it again
+            prefs.get_devices()
+            for d in prefs.devices:
+                d.use = d.id in ids  # also switches the CPU off: no hybrid rendering beside the GPU
+            scene.cycles.device = "GPU"
+            return backend, ids
     if device == "gpu":
         raise DatagenError("--device gpu was asked for but Cycles finds no OptiX/CUDA/HIP/oneAPI/Metal device (use auto or cpu)")
     scene.cycles.device = "CPU"
-    return "CPU"
+    return "CPU", []
 
 
-def select_device_now(device: str) -> str:
+def select_device_now(device: str, assigned: GpuAssignment | None = None) -> tuple[str, list[str]]:
     """select_device on the current scene: the worker's check before its first subject."""
-    return select_device(bpy.context.scene, device)
+    return select_device(bpy.context.scene, device, assigned)
 
 
-def configure_render(scene, render: dict, threads: int, device: str) -> str:
+def configure_render(scene, render: dict, threads: int, device: str, assigned: GpuAssignment | None = None) -> str:
     scene.render.engine = "CYCLES"
-    chosen = select_device(scene, device)
+    chosen, _ = select_device(scene, device, assigned)
     c = scene.cycles
+    c.denoising_use_gpu = chosen != "CPU"  # OIDN on the render's GPU, not on the worker's few CPU threads
     c.samples = render["samples"]
     c.use_adaptive_sampling = True
     c.adaptive_threshold = render["adaptive_threshold"]
@@ -140,12 +154,12 @@ def add_camera(scene, fov_deg: float):
     return obj
 
 
-def build_scene(spec: dict, threads: int = 1, device: str = "cpu"):
+def build_scene(spec: dict, threads: int = 1, device: str = "cpu", assigned: GpuAssignment | None = None):
     """A fresh scene holding everything `spec` describes: (HeadBuild, camera object, device chosen).
     An objects spec (`--kind objects`) gives a HeadBuild of its objects, landmarked by their centres."""
     reset_scene()
     scene = bpy.context.scene
-    chosen = configure_render(scene, spec["render"], threads, device)
+    chosen = configure_render(scene, spec["render"], threads, device, assigned)
     if spec.get("kind") == "objects":
         objects = build_objects(spec["objects"])
         head = HeadBuild(objects, {o.name: tuple(float(c) for c in o.location) for o in objects})
@@ -160,10 +174,10 @@ def build_scene(spec: dict, threads: int = 1, device: str = "cpu"):
     return head, camera, chosen
 
 
-def render_subject(spec: dict, threads: int = 1, device: str = "cpu") -> RenderResult:
+def render_subject(spec: dict, threads: int = 1, device: str = "cpu", assigned: GpuAssignment | None = None) -> RenderResult:
     """All files of the subject's webdataset sample, rendered from `spec` alone."""
     t0 = time.perf_counter()
-    head, camera, chosen = build_scene(spec, threads, device)
+    head, camera, chosen = build_scene(spec, threads, device, assigned)
     scene = bpy.context.scene
     render = spec["render"]
     cams = cameras_json(spec)

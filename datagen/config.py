@@ -163,6 +163,7 @@ class RunOptions:
     retries: int = 2  # extra attempts per subject after the first failure
     recycle_every: int = 50  # restart a worker's Blender after this many subjects (flat memory)
     retry_failed: bool = True  # subjects recorded as failed by an earlier run get another try
+    gpus_per_worker: float | None = None  # None: 1 when rendering on GPUs Ray sees, else 0
     command: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -176,3 +177,11 @@ class RunOptions:
             raise DatagenError(f"--retries {self.retries} is not allowed (must be 0 or more)")
         if self.recycle_every < 1:
             raise DatagenError(f"--recycle-every {self.recycle_every} is not allowed (must be at least 1)")
+        g = self.gpus_per_worker
+        if g is not None:
+            if not 0 < g < float("inf"):
+                raise DatagenError(f"--gpus-per-worker {g:g} is not allowed (must be more than 0)")
+            if g > 1 and g != int(g):
+                raise DatagenError(f"--gpus-per-worker {g:g} is not allowed (a fraction of one GPU, or a whole number of GPUs)")
+            if self.device == "cpu":
+                raise DatagenError(f"--gpus-per-worker {g:g} does not go with --device cpu (use --device auto or gpu to render on GPUs)")

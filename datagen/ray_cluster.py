@@ -1,4 +1,5 @@
-"""Which Ray cluster a run uses, checked in seconds before anything is touched, and starting it.
+"""Which Ray cluster a run uses, checked in seconds before anything is touched; starting it with
+this code shipped to it, and what the driver asks of it later (its nodes, whether one is lost).
 
 `--ray-address auto` joins only a cluster the user pointed at: `RAY_ADDRESS` when set, else the
 cluster whose head this user started on this machine with `ray start --head` (Ray records its
@@ -10,15 +11,21 @@ open but not Ray fails fast instead of hanging.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import os
 import socket
+import tempfile
 import threading
+import time
 from urllib.parse import urlparse
 
 from datagen.errors import DatagenError
 
 PROBE_S = 5.0
+GCS_VERDICT_S = 45.0  # Ray marks a silent node dead after its health checks miss (3 s period × 5, plus timeouts)
+SHIPPED_PACKAGES = ("blender_assets", "datagen", "facelift_models")  # what runtime_env py_modules sends to a cluster
 
 
 def ray_address_file() -> str:
@@ -119,6 +126,56 @@ def resolve_ray_address(address: str) -> str:
     return address
 
 
+def code_fingerprint() -> dict:
+    """Which code this process runs: a sha256 over the .py files of the shipped packages as
+    imported here, and where `datagen` was imported from. The driver compares its own with each
+    actor's, so an older copy installed on a node cannot render in its place unnoticed."""
+    digest = hashlib.sha256()
+    for name in SHIPPED_PACKAGES:
+        root = os.path.dirname(importlib.import_module(name).__file__)
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for file in sorted(f for f in files if f.endswith(".py")):
+                path = os.path.join(folder, file)
+                digest.update(f"{name}/{os.path.relpath(path, root)}\0".encode())
+                with open(path, "rb") as f:
+                    digest.update(hashlib.sha256(f.read()).digest())
+    return {"fingerprint": digest.hexdigest()[:16], "path": os.path.dirname(importlib.import_module("datagen").__file__)}
+
+
+def cluster_nodes(ray) -> list[dict]:
+    """The cluster's alive nodes: id, address, CPUs and GPUs (totals: actors hold theirs for life)."""
+    return [{"id": n["NodeID"], "address": n["NodeManagerAddress"], "cpus": n["Resources"].get("CPU", 0.0), "gpus": n["Resources"].get("GPU", 0.0)}
+            for n in ray.nodes() if n["Alive"]]
+
+
+def node_gone(ray, node_id: str, verdict_s: float = GCS_VERDICT_S) -> bool:
+    """Whether a node is lost: the GCS marked it dead, or its raylet's port refuses connections.
+    The GCS notices a dead node only when its health checks have missed (~15 s), a refused port
+    tells at once; a node that does not answer at all (gone from the network, or out of this
+    driver's reach) is left to the GCS's verdict, awaited up to `verdict_s`."""
+    def entry():
+        return next((n for n in ray.nodes() if n["NodeID"] == node_id), None)
+
+    n = entry()
+    if n is None or not n["Alive"]:
+        return True
+    try:
+        socket.create_connection((n["NodeManagerAddress"], n["NodeManagerPort"]), timeout=PROBE_S).close()
+        return False  # the raylet is up: only the worker process died
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        pass
+    deadline = time.monotonic() + verdict_s
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        n = entry()
+        if n is None or not n["Alive"]:
+            return True
+    return False
+
+
 def start_ray(address: str | None):
     """Join the resolved cluster (shipping this code to it), or start a local one for this run."""
     import ray
@@ -127,16 +184,17 @@ def start_ray(address: str | None):
 
     kwargs = dict(log_to_driver=False, include_dashboard=False, configure_logging=True, logging_level=logging.ERROR)
     if address:
-        import blender_assets
-        import datagen
-        import facelift_models
-
-        # Ship this code to the cluster so nodes only need the dependencies installed.
-        kwargs["runtime_env"] = {"py_modules": [blender_assets, datagen, facelift_models]}
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise DatagenError(f"--ray-address {address} could not be joined ({str(e).splitlines()[0]})") from None
+        # Ship this code to the cluster so nodes only need the dependencies installed. Without a
+        # working_dir Ray puts the driver's current folder (and its script's) first on every
+        # worker's path: a node that has a checkout at that path (a shared home) would import
+        # datagen from there, not the shipped copy. An empty working_dir stops that; workers run
+        # in it, so every path they get is absolute.
+        with tempfile.TemporaryDirectory(prefix="facelift-ray-cwd-") as empty:
+            kwargs["runtime_env"] = {"py_modules": [importlib.import_module(name) for name in SHIPPED_PACKAGES], "working_dir": empty}
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise DatagenError(f"--ray-address {address} could not be joined ({str(e).splitlines()[0]})") from None
     else:
         # "local": a new cluster for this run, whatever RAY_ADDRESS says.
         ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=256 * 2**20, **kwargs)
