@@ -38,9 +38,10 @@ def datagen(
     kind: str = typer.Option("heads", help="heads | objects (procedural general objects, same shard format, for the LRM's first stage)."),
     split: str = typer.Option("train", help="train | test (held-out identities for `facelift eval`: other people than any training split; trainers refuse it)."),
     subjects_per_shard: Optional[int] = typer.Option(None, help="Override the preset's subjects per shard."),
-    workers: int = typer.Option(0, help="Render actors; 0 = cluster CPUs / threads per worker."),
+    workers: int = typer.Option(0, help="Render actors; 0 = what the cluster holds: its CPUs / threads per worker, or its GPUs / GPUs per worker on GPUs."),
     threads_per_worker: int = typer.Option(1, help="Cycles threads per actor."),
     device: str = typer.Option("auto", help="auto | cpu | gpu (OptiX, then CUDA, ...)."),
+    gpus_per_worker: Optional[float] = typer.Option(None, help="GPUs each actor reserves through Ray and renders on alone (default 1 when rendering on GPUs Ray sees; 0.5: two actors share a GPU)."),
     ray_address: Optional[str] = typer.Option(None, help="Join a Ray cluster (auto, host:port, ray://...); default: a local one."),
     retries: int = typer.Option(2, help="Extra attempts for a failing subject before it is recorded as failed."),
     recycle_every: int = typer.Option(50, help="Restart an actor's Blender after this many subjects."),
@@ -67,11 +68,12 @@ def datagen(
         kind=kind,
         split=split,
     )
-    opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, retry_failed, command=sys.argv[1:])
+    opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, retry_failed, gpus_per_worker=gpus_per_worker, command=sys.argv[1:])
     summary = run_datagen(cfg, opts, out, show_progress=progress)
     failed = f", {len(summary.failed)} failed (see dataset.json)" if summary.failed else ""
     aside = f", {len(summary.set_aside)} bad files set aside ({', '.join(summary.set_aside[:2])})" if summary.set_aside else ""
-    typer.echo(f"done: {summary.rendered_now} subjects rendered, {summary.shards_written_now} shards written, {summary.shards_total} in all{failed}{aside} -> {out} ({summary.seconds:.1f} s)")
+    lost = f", {len(summary.nodes_lost)} Ray nodes lost ({', '.join(summary.nodes_lost[:2])}; their subjects rendered elsewhere)" if summary.nodes_lost else ""
+    typer.echo(f"done: {summary.rendered_now} subjects rendered, {summary.shards_written_now} shards written, {summary.shards_total} in all{failed}{aside}{lost} -> {out} ({summary.seconds:.1f} s)")
 
 
 @datagen_app.command("verify")
@@ -93,14 +95,20 @@ def datagen_preview(
     tile: int = typer.Option(160, help="Tile size in pixels."),
 ) -> None:
     """Write a contact sheet: subjects × the 6 fixed views."""
+    from datagen.errors import StorageError
     from datagen.preview import write_contact_sheet
 
-    typer.echo(write_contact_sheet(out, output, subjects, tile))
+    try:
+        typer.echo(write_contact_sheet(out, output, subjects, tile))
+    except StorageError as e:  # main's advice for a storage failure (rerun datagen to finish) is the run's, not preview's
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
 
 
 @train_app.command("lrm")
 def train_lrm_command(
-    data: str = typer.Option(..., help="A `facelift datagen` output folder (its dataset.json lists the shards)."),
+    data: list[str] = typer.Option(..., help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources."),
+    data_weight: Optional[list[float]] = typer.Option(None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."),
     out: str = typer.Option("runs/lrm", help="Run folder: checkpoints/, logs/ (tensorboard)."),
     preset: str = typer.Option("tiny", help="tiny (CPU, 32²) | small (256²) | paper (512², 24 layers × 1024)."),
     steps: Optional[int] = typer.Option(None, help="Override the preset's total steps (the schedule's length)."),
@@ -117,30 +125,31 @@ def train_lrm_command(
     verify_data: bool = typer.Option(False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
-    import logging
-
     from facelift_models.lrm import make_lrm_config
     from training.checkpoints import CheckpointError
+    from training.loop import configure_logging
     from training.shards import DataError
     from training.train_lrm import make_train_config, train_lrm
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_logging()
     if resume and init_from:
         raise TrainError("--resume and --init-from exclude each other: resume continues a run, init-from starts a new one")
     try:
         cfg = make_train_config(preset, steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, workers=workers, seed=seed)
         model_cfg = make_lrm_config(preset, ray_encoding=ray_encoding)
         result = train_lrm(cfg, data, out, model_cfg, resume=resume, init_from=init_from, vgg_weights=vgg_weights, progress=progress,
-                           stop_at=stop_at, verify_data=verify_data)
+                           stop_at=stop_at, verify_data=verify_data, data_weights=data_weight)
     except (DataError, CheckpointError, ValueError) as e:
         raise TrainError(str(e)) from None
-    typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
-               f"{result['skipped']} skipped -> {result['checkpoint']}")
+    if result["main_process"]:  # under torchrun: one summary, from the process that wrote the checkpoint
+        typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
+                   f"{result['skipped']} skipped -> {result['checkpoint']}")
 
 
 @train_app.command("diffusion")
 def train_diffusion_command(
-    data: str = typer.Option(..., help="A `facelift datagen` output folder (its dataset.json lists the shards)."),
+    data: list[str] = typer.Option(..., help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources."),
+    data_weight: Optional[list[float]] = typer.Option(None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."),
     out: str = typer.Option("runs/diffusion", help="Run folder: checkpoints/, pipeline/ (diffusers), vae/ (tiny), logs/ (tensorboard)."),
     preset: str = typer.Option("tiny", help="tiny (CPU, 32², from scratch) | paper (512², fine-tunes --pretrained)."),
     pretrained: Optional[str] = typer.Option(None, help="Diffusers folder or hub id to fine-tune: SD 2.1-unCLIP-style, or a facelift pipeline/."),
@@ -161,22 +170,23 @@ def train_diffusion_command(
     verify_data: bool = typer.Option(False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
-    import logging
-
     from facelift_models.mv_diffusion import PretrainedError, make_diffusion_config
     from training.checkpoints import CheckpointError
+    from training.loop import configure_logging
     from training.shards import DataError
     from training.train_diffusion import make_train_config, train_diffusion
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_logging()
     try:
         cfg = make_train_config(preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, mixed_precision=mixed_precision,
                                 checkpoint_every=checkpoint_every, validate_every=validate_every, vae_steps=vae_steps, workers=workers, seed=seed)
         model_cfg = make_diffusion_config(preset, pretrained=pretrained, attention=attention, reconstruct_input=reconstruct_input)
-        result = train_diffusion(cfg, data, out, model_cfg, resume=resume, progress=progress, stop_at=stop_at, verify_data=verify_data)
+        result = train_diffusion(cfg, data, out, model_cfg, resume=resume, progress=progress, stop_at=stop_at, verify_data=verify_data,
+                                 data_weights=data_weight)
     except (DataError, CheckpointError, PretrainedError, ValueError) as e:
         raise TrainError(str(e)) from None
-    typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; pipeline: {result['pipeline']}")
+    if result["main_process"]:  # under torchrun: one summary, from the process that wrote the checkpoint
+        typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; pipeline: {result['pipeline']}")
 
 
 @app.command("infer")
@@ -233,7 +243,7 @@ def infer_command(
 @app.command("eval")
 def eval_command(
     lrm: str = typer.Option(..., help="LRM checkpoint folder or its run folder (the latest)."),
-    data: str = typer.Option(..., help="Held-out data: a `facelift datagen --split test` folder, or a folder with opencv_cameras.json + images."),
+    data: str = typer.Option(..., help="Held-out data: a `facelift datagen --split test` folder or fsspec URL (s3://...), or a folder with opencv_cameras.json + images."),
     out: str = typer.Option("out/eval", help="metrics.json, metrics.md and renders/<protocol>/<key>/<view>_{pred,gt}.png."),
     diffusion: Optional[str] = typer.Option(None, help="Multi-view pipeline folder: adds the full-pipeline protocol (front view -> 6 views -> LRM)."),
     preset: str = typer.Option("facelift", help="facelift (10 subjects, FaceLift's DDIM settings) | quick (4 subjects, 20 steps)."),

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datagen.errors import DatagenError
 from datagen.sample import read_samples
 from facelift_models import cameras
 from facelift_models.gaussian_render import render_gaussians
@@ -45,7 +46,7 @@ from inference.metrics import load_lpips, psnr, ssim
 from inference.models import load_lrm, load_multiview
 from training.checkpoints import CheckpointError, save_folder_atomically
 from training.lrm_data import frame_K_at, normalize_cameras
-from training.shards import DataError, dataset_card_and_shards, decode_view, shard_urls
+from training.shards import DataError, dataset_card_and_shards, decode_view, location, open_shard, shard_urls
 
 PROTOCOLS = ("reconstruction", "full_pipeline")
 BASELINES = ("mean_image", "untrained")
@@ -126,7 +127,7 @@ def datagen_subjects(data: str, size: int, limit: int, allow_train: bool) -> tup
                          "evaluate on held-out people (`facelift datagen --split test`) or pass --allow-train")
     subjects = []
     for url in urls:
-        with open(url, "rb") as f:
+        with open_shard(url) as f:  # streamed, also from an object store
             for key, files in read_samples(f):
                 frames = json.loads(files["cameras.json"])["frames"]
                 fixed = sorted((fr for fr in frames if fr["kind"] == "fixed"), key=lambda fr: fr["file_path"])
@@ -151,13 +152,15 @@ def datagen_subjects(data: str, size: int, limit: int, allow_train: bool) -> tup
 
 
 def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
-    """One subject from a folder in FaceLift's camera format (`opencv_cameras.json` + images)."""
+    """One subject from a folder (or fsspec URL) in FaceLift's camera format (`opencv_cameras.json` + images)."""
+    from datagen.errors import StorageError
+    from datagen.storage import Storage
 
+    storage = Storage(data)
     try:
-        with open(os.path.join(data, CAMERA_FILE)) as f:
-            frames = json.load(f)["frames"]
+        frames = json.loads(storage.read_bytes(CAMERA_FILE))["frames"]
         c2w = normalize_cameras(np.array([np.linalg.inv(np.array(fr["w2c"], dtype=np.float64)) for fr in frames]))
-    except (OSError, ValueError, KeyError, TypeError, np.linalg.LinAlgError) as e:
+    except (OSError, StorageError, ValueError, KeyError, TypeError, np.linalg.LinAlgError) as e:
         raise InferError(f"--data {data!r}: {CAMERA_FILE} is not FaceLift's camera format ({e.__class__.__name__}: {e})") from None
     if len(frames) < len(cameras.FIXED_VIEWS) + 1:
         raise InferError(f"--data {data!r} has {len(frames)} frames; eval needs at least {len(cameras.FIXED_VIEWS) + 1}")
@@ -171,10 +174,9 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
 
     def read(k: int) -> bytes:
         try:
-            with open(os.path.join(data, frames[k]["file_path"]), "rb") as f:
-                return f.read()
-        except OSError as e:
-            raise InferError(f"--data {data!r}: {frames[k]['file_path']!r} cannot be read ({e.strerror or e})") from None
+            return storage.read_bytes(frames[k]["file_path"])
+        except StorageError as e:
+            raise InferError(f"--data {data!r}: {frames[k]['file_path']!r} cannot be read ({e})") from None
 
     def view(k: int) -> torch.Tensor:
         return decoded(read(k), size, f"--data {data!r}: {frames[k]['file_path']!r}")
@@ -187,7 +189,7 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
     if square:
         raise InferError(f"--data {data!r}: frame {frames[square[0]]['file_path']!r} is {frames[square[0]]['w']}×{frames[square[0]]['h']}; eval takes square views")
     subject = Subject(
-        key=os.path.basename(os.path.normpath(data)),
+        key=os.path.basename(os.path.normpath(data.split("://", 1)[-1])),
         inputs=torch.stack([view(k) for k in fixed]),
         input_c2w=torch.tensor(c2w[fixed], dtype=torch.float32),
         front=full_size(read(fixed[0])),
@@ -200,17 +202,31 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
 
 
 def mean_training_image(lrm_meta: dict, size: int, limit: int) -> tuple[torch.Tensor | None, str]:
-    """The per-pixel mean of every view of the first `limit` training subjects of the LRM's data."""
+    """The per-pixel mean of every view of the LRM's training data: of each source's first subjects,
+    `limit` in all, split by the sources' mixing weights and weighted by them (what training saw)."""
     data = lrm_meta.get("data")
-    try:
-        urls = shard_urls(data) if isinstance(data, str) else []
-    except DataError as e:
-        return None, f"unavailable: the LRM's training data {data!r} cannot be read ({e})"
-    if not urls:
+    sources = [data] if isinstance(data, str) else list(data) if isinstance(data, list) else []  # one path (older checkpoints) or a list
+    weights = lrm_meta.get("data_weights") or [1.0] * len(sources)
+    if not sources:
         return None, "unavailable: the checkpoint does not name its training data"
+    means, counts, subjects = [], 0, 0
+    for source, weight in zip(sources, weights):
+        try:
+            urls = shard_urls(source)
+        except DataError as e:
+            return None, f"unavailable: the LRM's training data {source!r} cannot be read ({e})"
+        mean, n_views, n_subjects = _mean_views(urls, size, max(1, round(limit * weight / sum(weights))))
+        means.append(mean * weight)
+        counts, subjects = counts + n_views, subjects + n_subjects
+    named = sources[0] if len(sources) == 1 else ", ".join(f"{s} × {w:g}" for s, w in zip(sources, weights))
+    return (sum(means) / sum(weights)).float(), f"the mean of {counts} views of {subjects} training subjects ({named})"
+
+
+def _mean_views(urls: list[str], size: int, limit: int) -> tuple[torch.Tensor, int, int]:
+    """(mean view, views, subjects) over every view of the first `limit` subjects of the shards."""
     total, count, subjects = torch.zeros(3, size, size, dtype=torch.float64), 0, 0
     for url in urls:
-        with open(url, "rb") as f:
+        with open_shard(url) as f:
             for _, files in read_samples(f):
                 for name, blob in files.items():
                     if name.endswith(".png"):
@@ -221,7 +237,7 @@ def mean_training_image(lrm_meta: dict, size: int, limit: int) -> tuple[torch.Te
                     break
         if subjects == limit:
             break
-    return (total / count).float(), f"the mean of {count} views of {subjects} training subjects ({data})"
+    return total / count, count, subjects
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -291,13 +307,18 @@ def run_eval(data: str, out: str, lrm: str, diffusion: str | None = None, cfg: E
 
     cfg = cfg or make_eval_config("facelift")
     check_out(out)
-    if not os.path.isdir(data):
-        raise InferError(f"--data {data!r} is not a folder; give a `facelift datagen --split test` output or a folder with {CAMERA_FILE}")
+    try:
+        storage = location(data)  # a dead endpoint, a missing bucket, refused credentials: one line, in seconds
+        if storage.local and not os.path.isdir(storage.root):
+            raise InferError(f"--data {data!r} is not a folder; give a `facelift datagen --split test` output or a folder with {CAMERA_FILE}")
+        camera_format = storage.exists(CAMERA_FILE)
+    except (DataError, DatagenError) as e:  # DatagenError: Storage's StorageError when the lookup fails
+        raise InferError(str(e)) from None
     dev = pick_device(device)
     diffusion_dtype, autocast = dtypes(cfg.precision, dev)
     model, meta = load_lrm(lrm, dev)
     size = model.cfg.image_size
-    if os.path.isfile(os.path.join(data, CAMERA_FILE)):
+    if camera_format:
         subjects, source = camera_format_subjects(data, size)
     else:
         subjects, source = datagen_subjects(data, size, cfg.subjects, allow_train)
@@ -336,7 +357,7 @@ def run_eval(data: str, out: str, lrm: str, diffusion: str | None = None, cfg: E
             + (f", full pipeline {results['full_pipeline'][s.key]['mean']['psnr']:.2f} dB" if pipe is not None else ""))
     means = {p: summarise([v for subj in results[p].values() for v in subj["views"].values()]) for p in results if results[p]}
     metrics = {
-        "data": {"path": os.path.abspath(data), **{k: v for k, v in source.items() if k != "card_config"}, "subjects": len(subjects)},
+        "data": {"path": storage.root if storage.local else data, **{k: v for k, v in source.items() if k != "card_config"}, "subjects": len(subjects)},
         "models": {"lrm": os.path.abspath(lrm), "lrm_step": meta.get("step"), "lrm_preset": meta["model"]["preset"],
                    "lrm_training_data": meta.get("data"), "diffusion": os.path.abspath(diffusion) if diffusion else None},
         "settings": dataclasses.asdict(cfg),

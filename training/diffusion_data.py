@@ -8,12 +8,15 @@ input image is view 0 (`fixed_00`, the front view): the model reconstructs its o
 from __future__ import annotations
 
 import functools
+import math
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from facelift_models.cameras import FIXED_VIEWS
-from training.shards import DataError, decode_view, missing_member, shard_loader
+from training.shards import DataError, Source, decode_view, missing_member
+from training.stream import shard_loader
 
 BACKGROUNDS = (1.0, 0.0, 0.5)  # white, black, grey
 FIXED_FILES = tuple(f"fixed_{k:02d}.png" for k in range(len(FIXED_VIEWS)))
@@ -37,10 +40,37 @@ def input_view(views: torch.Tensor) -> torch.Tensor:
     return views[..., 0, :, :, :]
 
 
-def diffusion_loader(data: str, size: int, batch_size: int, workers: int = 0, seed: int = 0, resampled: bool = True,
-                     verify_data: bool = False) -> torch.utils.data.DataLoader:
-    """Batches of {"views": (B, 6, 3, S, S)} in [0, 1] (input = `input_view`), "background": (B,)."""
-    return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, resampled, verify_data)
+def diffusion_loader(data: str | Sequence[str] | Sequence[Source], size: int, batch_size: int, workers: int = 0, seed: int = 0,
+                     epochs: int | None = None, verify_data: bool = False, weights: Sequence[float] | None = None,
+                     start_epoch: int = 0) -> torch.utils.data.DataLoader:
+    """Batches of {"views": (B, 6, 3, S, S)} in [0, 1] (input = `input_view`), "background": (B,),
+    over one or more sources (`training.stream`: split between processes, mixed by weight)."""
+    return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, epochs, verify_data, weights, start_epoch)
 
 
-__all__ = ["BACKGROUNDS", "DataError", "diffusion_loader", "diffusion_sample", "input_view"]
+def face_statistics(sources: Sequence[Source], weights: Sequence[float]) -> dict | None:
+    """The face statistics the pipeline carries (`facelift infer` aligns photos to them): one source's
+    card's as they are; several sources' pooled, each weighted by its share of the training mix (the
+    faces the model saw). Sources without statistics (objects, or not measured) do not count."""
+    from datagen import face_stats
+
+    if len(sources) == 1:
+        return sources[0].card.get(face_stats.FIELD)
+    measured = [(s.url, s.card[face_stats.FIELD], w) for s, w in zip(sources, weights)
+                if isinstance(s.card.get(face_stats.FIELD), dict) and s.card[face_stats.FIELD].get("face_size")]
+    if len(measured) <= 1:
+        return measured[0][1] if measured else None
+    total = sum(w for _, _, w in measured)
+
+    def pooled(field: str) -> dict:  # the mixture's mean and sd: E[x], sqrt(E[x²] − E[x]²)
+        mean = sum(w * st[field]["mean"] for _, st, w in measured) / total
+        second = sum(w * (st[field]["sd"] ** 2 + st[field]["mean"] ** 2) for _, st, w in measured) / total
+        return {"mean": round(mean, 3), "sd": round(math.sqrt(max(0.0, second - mean**2)), 3)}
+
+    first = measured[0][1]
+    return {"detector": first.get("detector"), "canvas": first.get("canvas"), "subjects": sum(st.get("subjects", 0) for _, st, _ in measured),
+            "found": sum(st.get("found", 0) for _, st, _ in measured), "face_size": pooled("face_size"), "centre_x": pooled("centre_x"),
+            "centre_y": pooled("centre_y"), "pooled_from": [url for url, _, _ in measured]}
+
+
+__all__ = ["BACKGROUNDS", "DataError", "diffusion_loader", "diffusion_sample", "face_statistics", "input_view"]

@@ -1,8 +1,10 @@
-"""Pieces both trainers share: RNG state for exact resumes, the progress bar, PSNR, the schedule."""
+"""Pieces both trainers share: the accelerator, RNG state for exact resumes, the progress bar, PSNR, the schedule."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import random
 
 import numpy as np
@@ -47,6 +49,38 @@ def check_stop_at(stop_at: int | None) -> None:
 
 def psnr(mse: torch.Tensor) -> float:
     return float(-10.0 * torch.log10(mse.clamp(min=1e-10)))
+
+
+QUIET_LOGGERS = ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "gcsfs")
+
+
+def configure_logging() -> None:
+    """The trainers' lines (INFO and up) on stderr; object-store clients only from WARNING up
+    (botocore announces every credential and endpoint lookup at INFO)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def make_accelerator(**kwargs):
+    """accelerate's Accelerator. Under torchrun / `accelerate launch` without CUDA it must be told
+    cpu=True to run DDP over gloo (else every process trains alone); one process is left as it is."""
+    from accelerate import Accelerator
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(cpu=distributed and not torch.cuda.is_available(), **kwargs)
+
+
+def resume_rng(saved: dict, rank: int, seed: int, step: int) -> None:
+    """Restore the generators at a resume. A checkpoint holds rank 0's (only rank 0 writes): rank 0
+    continues exactly; every other rank re-seeds from (seed, rank, step) so it does not draw rank 0's
+    noise and dropout."""
+    set_rng_state(saved)
+    if rank:
+        state = np.random.SeedSequence([seed, rank, step]).generate_state(2)
+        torch.manual_seed(int(state[0]))
+        np.random.seed(int(state[1]))
+        random.seed(int(state[1]))
 
 
 def rng_state() -> dict:

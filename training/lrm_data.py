@@ -12,12 +12,14 @@ import functools
 import json
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from facelift_models import cameras
-from training.shards import REQUIRED, DataError, decode_view, missing_member, shard_loader
+from training.shards import REQUIRED, DataError, Source, decode_view, missing_member
+from training.stream import shard_loader
 
 
 
@@ -90,7 +92,9 @@ def lrm_sample(files: dict, rng: np.random.Generator, size: int, pick: ViewPick)
     return out
 
 
-def lrm_loader(data: str, size: int, batch_size: int, workers: int = 0, seed: int = 0, resampled: bool = True, holdout: tuple[str, ...] = (),
-               verify_data: bool = False) -> torch.utils.data.DataLoader:
+def lrm_loader(data: str | Sequence[str] | Sequence[Source], size: int, batch_size: int, workers: int = 0, seed: int = 0, epochs: int | None = None,
+               holdout: tuple[str, ...] = (), verify_data: bool = False, weights: Sequence[float] | None = None,
+               start_epoch: int = 0) -> torch.utils.data.DataLoader:
+    """LRM batches over one or more sources (`training.stream`: split between processes, mixed by weight)."""
     pick = ViewPick(holdout=tuple(holdout))
-    return shard_loader(data, functools.partial(lrm_sample, size=size, pick=pick), batch_size, workers, seed, resampled, verify_data)
+    return shard_loader(data, functools.partial(lrm_sample, size=size, pick=pick), batch_size, workers, seed, epochs, verify_data, weights, start_epoch)

@@ -1,6 +1,12 @@
-"""Reading datagen shards for training (DESIGN §4): the card's shard list, a format check before
-training starts, PNG decoding, and a webdataset stream whose per-sample function draws from a
-generator seeded per worker and rank. The model-specific samples are in lrm_data / diffusion_data.
+"""Datagen output as training and evaluation read it (DESIGN §4): a *source* is a `facelift datagen`
+output folder or any fsspec URL (`s3://bucket/prefix`, `gs://…`). Everything about one source is
+checked before any work, through datagen's own `Storage` and card code: the location answers
+(`Storage.check`: a dead endpoint, a missing bucket or refused credentials is one line in seconds),
+the card is present and valid, its shards are listed, of the recorded sizes (one listing request),
+optionally of the recorded sha256, and the first sample is a facelift subject. Shards are opened
+through fsspec and read as streams, never copied whole.
+
+The stream that splits and mixes sources for training is `training.stream`.
 """
 
 from __future__ import annotations
@@ -9,33 +15,114 @@ import hashlib
 import io
 import os
 import tarfile
-from typing import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Iterable, Iterator, Sequence
 
+import fsspec
 import numpy as np
 import torch
-import webdataset as wds
 from PIL import Image
 
 REQUIRED = ("cameras.json", "fixed_00.png")  # what every facelift head sample holds
+READ_BLOCK = 8 << 20  # bytes an object-store read fetches ahead: streams a shard without holding it
 
 
 class DataError(ValueError):
     """Input that is not a facelift datagen output; the message is one line for the user."""
 
 
+@dataclass(frozen=True)
+class Shard:
+    url: str  # a local path or an fsspec URL: what opens it and what errors name
+    samples: int
+    keys: tuple[str, ...]  # as the card lists them
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str  # as given on the command line
+    card: dict
+    shards: tuple[Shard, ...]
+
+    @property
+    def subjects(self) -> int:
+        return sum(s.samples for s in self.shards)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(self.card["members_per_sample"])
+
+
+def open_source(data: str, verify_data: bool = False) -> Source:
+    """A checked source of any split (what evaluation reads); DataError in one line otherwise."""
+    from datagen.card import CARD_NAME, SHARD_DIR, load_card
+    from datagen.errors import DatagenError
+
+    storage = location(data)
+    if storage.local and not os.path.isdir(storage.root):
+        raise DataError(f"--data {data!r} is not a folder; give a `facelift datagen` output folder")
+    try:
+        card = load_card(storage)
+        if card is None:
+            raise DataError(f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
+        entries = [s for s in card["shards"] if s["samples"] > 0]
+        if not entries:
+            raise DataError(f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion")
+        sizes = storage.sizes(SHARD_DIR)  # one listing, also of thousands of shards in a bucket
+    except DatagenError as e:  # an invalid card (the message names it), or a read that failed (StorageError)
+        raise DataError(str(e)) from None
+    shards = []
+    for entry in entries:
+        url = storage.url_of(f"{SHARD_DIR}/{entry['name']}")
+        problem = shard_problem(url, sizes.get(entry["name"]), entry, verify_data)
+        if problem:
+            raise DataError(f"--data {data!r}: {entry['name']} {problem}; rerun the `facelift datagen` command on it to repair, or check it with `facelift datagen verify {data}`")
+        shards.append(Shard(url, entry["samples"], tuple(entry["keys"])))
+    check_format(shards[0].url)
+    return Source(data, card, tuple(shards))
+
+
+def location(data: str):
+    """datagen's Storage for `data`, proven to answer: a remote one is asked one question with short
+    timeouts first (`Storage.check`), so a missing bucket, refused credentials or an endpoint that
+    does not answer is one line in seconds, not minutes of retries. Local folders need no probe."""
+    from datagen.errors import DatagenError
+    from datagen.storage import Storage
+
+    if not isinstance(data, str) or not data.strip():
+        raise DataError(f"--data {data!r} is not allowed (give a `facelift datagen` output folder or an fsspec URL such as s3://bucket/prefix)")
+    try:
+        storage = Storage(data)
+        storage.check()
+    except DatagenError as e:
+        raise DataError(f"--data {e}") from None
+    return storage
+
+
+def training_source(data: str, verify_data: bool = False) -> Source:
+    """A checked source that is not a held-out split."""
+    source = open_source(data, verify_data)
+    refuse_held_out(data, source.card)
+    return source
+
+
+def training_sources(data: str | Sequence[str], verify_data: bool = False) -> list[Source]:
+    """Every `--data` given, each checked on its own (one path or URL, or several)."""
+    urls = [data] if isinstance(data, str) else list(data)
+    if not urls:
+        raise DataError("no --data given; give a `facelift datagen` output folder or URL")
+    return [training_source(url, verify_data) for url in urls]
+
+
 def shard_urls(data: str, verify_data: bool = False) -> list[str]:
-    """The shards a datagen output folder lists in its card (dataset.json), read by datagen's own
-    card code, each checked before training starts: present, of the size the card records, and with
-    `verify_data` of the recorded sha256 (reads every byte once). A held-out split is refused."""
-    urls, card = _checked_shards(data, verify_data)
-    refuse_held_out(data, card)
-    return urls
+    """The checked shards of a training source, as paths or fsspec URLs (open them with `open_shard`)."""
+    return [s.url for s in training_source(data, verify_data).shards]
 
 
 def dataset_card_and_shards(data: str, verify_data: bool = False) -> tuple[dict, list[str]]:
-    """(card, checked shard paths) of any split: what evaluation reads."""
-    urls, card = _checked_shards(data, verify_data)
-    return card, urls
+    """(card, checked shard URLs) of any split: what evaluation reads."""
+    source = open_source(data, verify_data)
+    return source.card, [s.url for s in source.shards]
 
 
 def refuse_held_out(data: str, card: dict) -> None:
@@ -46,62 +133,63 @@ def refuse_held_out(data: str, card: dict) -> None:
                         "train on a training split (`facelift datagen` without --split test)")
 
 
-def _checked_shards(data: str, verify_data: bool) -> tuple[list[str], dict]:
-    from datagen.card import CARD_NAME, SHARD_DIR, load_card
-    from datagen.errors import DatagenError
-    from datagen.storage import Storage
-
-    if not os.path.isdir(data):
-        raise DataError(f"--data {data!r} is not a folder; give a `facelift datagen` output folder")
-    try:
-        card = load_card(Storage(data))
-    except DatagenError as e:
-        raise DataError(str(e)) from None
-    if card is None:
-        raise DataError(f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
-    entries = [s for s in card["shards"] if s["samples"] > 0]
-    if not entries:
-        raise DataError(f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion")
-    urls = []
-    for entry in entries:
-        path = os.path.join(data, SHARD_DIR, entry["name"])
-        problem = shard_problem(path, entry, verify_data)
-        if problem:
-            raise DataError(f"--data {data!r}: {entry['name']} {problem}; rerun the `facelift datagen` command on it to repair, or check it with `facelift datagen verify {data}`")
-        urls.append(path)
-    check_format(urls[0])
-    return urls, card
+def open_shard(url: str) -> IO[bytes]:
+    """A shard opened for streaming: a local file, or an fsspec file that fetches READ_BLOCK at a time."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.open(path, "rb", block_size=READ_BLOCK)
 
 
-def shard_problem(path: str, entry: dict, verify_data: bool) -> str | None:
-    """Why a card-listed shard cannot be trained on, or None."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
+def shard_problem(url: str, size: int | None, entry: dict, verify_data: bool) -> str | None:
+    """Why a card-listed shard cannot be trained on, or None. `size`: as listed (None: absent)."""
+    if size is None:
         return "is listed in dataset.json but missing"
     if size != entry["bytes"]:
         return f"is {size} bytes, dataset.json says {entry['bytes']} (truncated or replaced)"
     if verify_data:
         sha = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                sha.update(block)
+        try:
+            with open_shard(url) as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    sha.update(block)
+        except OSError as e:
+            return f"cannot be read ({e.__class__.__name__}: {first_line(e)})"
         if sha.hexdigest() != entry["sha256"]:
             return "has another sha256 than dataset.json records (corrupt)"
     return None
 
 
-def _first_line(text: str) -> str:
+def first_line(text) -> str:
     lines = [ln for ln in str(text).splitlines() if ln.strip()]
     return lines[0] if lines else ""
 
 
-def shard_read_error(exn: Exception) -> bool:
-    """webdataset handler: a shard that fails mid-run is one DataError naming it (webdataset
-    appends the url to the exception's args)."""
-    url = next((a for a in reversed(exn.args) if isinstance(a, str) and (a.endswith(".tar") or "/shards/" in a)), None)
-    raise DataError(f"shard {url or '?'} could not be read ({exn.__class__.__name__}: {_first_line(exn.args[0]) if exn.args else ''}); "
-                    "check the data with `facelift datagen verify`")
+def check_format(url: str) -> None:
+    """Fail before training starts when the first sample of a shard is not a facelift subject
+    (reads only that sample's bytes, also from an object store)."""
+    key, members = None, set()
+    try:
+        with open_shard(url) as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+            for info in tar:
+                k, _, member = info.name.rsplit("/", 1)[-1].partition(".")
+                if key is not None and k != key:
+                    break
+                key = k
+                members.add(member)
+    except tarfile.TarError as e:
+        raise DataError(f"{url} is not a tar shard ({e})") from None
+    except OSError as e:
+        raise DataError(f"{url} cannot be read ({e.__class__.__name__}: {first_line(e)})") from None
+    missing_member(dict.fromkeys(members) | {"__key__": key, "__url__": url}, REQUIRED)
+
+
+def decode_view(png: bytes, size: int, background: float = 1.0) -> torch.Tensor:
+    """(3, size, size) float in [0, 1], RGBA composited on a grey level (1 = white), area-resampled."""
+    rgba = Image.open(io.BytesIO(png)).convert("RGBA")
+    if rgba.size != (size, size):
+        rgba = rgba.resize((size, size), Image.Resampling.BOX)
+    a = np.asarray(rgba, dtype=np.float32) / 255.0
+    rgb = a[..., :3] * a[..., 3:] + background * (1.0 - a[..., 3:])
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 
 def guarded(batches: Iterable) -> Iterator:
@@ -122,85 +210,8 @@ def guarded(batches: Iterable) -> Iterator:
         yield batch
 
 
-def check_format(url: str) -> None:
-    """Fail before training starts when the first sample of a shard is not a facelift subject."""
-    key, members = None, set()
-    try:
-        with tarfile.open(url, mode="r|*") as tar:
-            for info in tar:
-                k, _, member = info.name.rsplit("/", 1)[-1].partition(".")
-                if key is not None and k != key:
-                    break
-                key = k
-                members.add(member)
-    except tarfile.TarError as e:
-        raise DataError(f"{url} is not a tar shard ({e})") from None
-    missing_member(dict.fromkeys(members) | {"__key__": key, "__url__": url}, REQUIRED)
-
-
-def decode_view(png: bytes, size: int, background: float = 1.0) -> torch.Tensor:
-    """(3, size, size) float in [0, 1], RGBA composited on a grey level (1 = white), area-resampled."""
-    rgba = Image.open(io.BytesIO(png)).convert("RGBA")
-    if rgba.size != (size, size):
-        rgba = rgba.resize((size, size), Image.Resampling.BOX)
-    a = np.asarray(rgba, dtype=np.float32) / 255.0
-    rgb = a[..., :3] * a[..., 3:] + background * (1.0 - a[..., 3:])
-    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
-
-
-class SeededMap:
-    """Picklable per-sample map for webdataset workers: `fn(files, rng)` with a generator seeded by
-    (seed, worker, rank), so every worker draws its own reproducible views and backgrounds. A sample
-    that lacks a member the card lists (`members`) is a damaged shard: a tar whose stream breaks
-    off mid-sample reads as a short sample, not as an error."""
-
-    def __init__(self, fn: Callable[[dict, np.random.Generator], dict], seed: int, members: tuple[str, ...] = ()):
-        self.fn, self.seed, self.rng, self.members = fn, seed, None, members
-
-    def __call__(self, files: dict) -> dict:
-        if self.rng is None:
-            info = torch.utils.data.get_worker_info()
-            self.rng = np.random.default_rng([self.seed, info.id if info else 0, int(os.environ.get("RANK", 0))])
-        lacking = [m for m in self.members if m not in files]
-        if lacking:
-            more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
-            raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} lacks {lacking[0]}{more} that dataset.json lists: "
-                            "the shard is damaged; check the data with `facelift datagen verify`")
-        try:
-            return self.fn(files, self.rng)
-        except DataError:
-            raise
-        except Exception as e:  # a PNG or JSON member that does not decode
-            raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} does not decode "
-                            f"({e.__class__.__name__}: {_first_line(e)}); check the data with `facelift datagen verify`") from None
-
-
-def collate(samples: list[dict]) -> dict:
-    out = {"key": [s["key"] for s in samples]}
-    for k in samples[0]:
-        if k != "key" and not k.startswith("__"):  # webdataset carries __key__/__url__ along
-            out[k] = torch.stack([s[k] for s in samples])
-    return out
-
-
 def missing_member(files: dict, members) -> None:
     """One-line DataError when a sample lacks one of `members`."""
     missing = [m for m in members if m not in files]
     if missing:
         raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} has no {missing[0]}: not a facelift head shard")
-
-
-def shard_loader(data: str, sample_fn: Callable[[dict, np.random.Generator], dict], batch_size: int, workers: int = 0,
-                 seed: int = 0, resampled: bool = True, verify_data: bool = False) -> torch.utils.data.DataLoader:
-    """Batches of `sample_fn(files, rng)` over a datagen folder's shards: an endless resampled
-    stream for training; `resampled=False` reads each shard once, split between nodes and workers.
-    Iterate it through `guarded` so a read error mid-run is one line naming the shard."""
-    urls, card = _checked_shards(data, verify_data)
-    refuse_held_out(data, card)
-    if resampled:
-        ds = wds.WebDataset(urls, resampled=True, shardshuffle=False, seed=seed, handler=shard_read_error)
-    else:
-        ds = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
-                            empty_check=False, handler=shard_read_error)
-    ds = ds.map(SeededMap(sample_fn, seed, tuple(card["members_per_sample"]))).batched(batch_size, collation_fn=collate, partial=not resampled)
-    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)

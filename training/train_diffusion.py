@@ -20,19 +20,18 @@ import logging
 import os
 import types
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
-from datagen import face_stats
-from datagen.card import load_card
-from datagen.storage import Storage
 from facelift_models.mv_diffusion import (
     DiffusionConfig, MultiViewDenoiser, build_components, make_diffusion_config, min_snr_v_weight, tiny_vae,
 )
 from training import checkpoints as ckpt
-from training.diffusion_data import diffusion_loader, input_view
-from training.loop import Progress, check_overrides, check_stop_at, psnr, rng_state, set_rng_state, warmup_constant
-from training.shards import DataError, guarded
+from training.diffusion_data import diffusion_loader, face_statistics, input_view
+from training.loop import Progress, check_overrides, check_stop_at, make_accelerator, psnr, resume_rng, rng_state, warmup_constant
+from training.shards import DataError, guarded, training_sources
+from training.stream import check_readers, mixing_weights, record_trained
 
 log = logging.getLogger(__name__)
 MIXED_PRECISION = ("fp16", "bf16", "no")
@@ -214,7 +213,7 @@ def validation_grid(pipe, batch: dict, cfg: DiffusionTrainConfig) -> tuple[torch
 
 def train_diffusion(
     cfg: DiffusionTrainConfig,
-    data: str,
+    data: str | Sequence[str],
     out: str,
     model_cfg: DiffusionConfig | None = None,
     resume: bool = False,
@@ -222,28 +221,34 @@ def train_diffusion(
     stop_at: int | None = None,
     callback=None,
     verify_data: bool = False,
+    data_weights: Sequence[float] | None = None,
 ) -> dict:
-    """Train; returns {"step", "loss", "checkpoint", "pipeline"}. Errors are one-line ValueErrors.
+    """Train; returns {"step", "loss", "checkpoint", "pipeline", "vae_psnr", "main_process"}. Errors are one-line ValueErrors.
 
     `callback(step, loss, run)` runs before the first step (loss None) and after every step; `run`
     holds `model` (the denoiser), `vae`, `noise_scheduler` and `pipeline()`, a context manager
-    yielding the pipeline with the EMA weights in place."""
-    from accelerate import Accelerator
+    yielding the pipeline with the EMA weights in place. `data`: one source or several (paths or
+    fsspec URLs), mixed by `data_weights` (default: by subject count)."""
     from diffusers.training_utils import EMAModel
 
     model_cfg = model_cfg or make_diffusion_config(cfg.preset)
     check_stop_at(stop_at)
-    loader = diffusion_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, verify_data=verify_data)  # checks --data first
-    # the card's face statistics travel with the pipeline: `facelift infer` aligns photos to them
-    face_alignment = load_card(Storage(data)).get(face_stats.FIELD)  # (the loader checked the card and shards)
+    sources = training_sources(data, verify_data)  # checks --data first
+    weights = mixing_weights(sources, data_weights)
+    check_readers(sources, cfg.workers)
+    # the cards' face statistics travel with the pipeline: `facelift infer` aligns photos to them
+    face_alignment = face_statistics(sources, weights)
     ckpt.check_run_folder(out)
     resume_from = ckpt.checkpoint_to_resume(out, model_cfg) if resume else None
     # Read (and so check) the checkpoint's files before any work: a bad one is one line, nothing else.
     resume_weights = ckpt.read_weights(resume_from) if resume_from else None
     resume_state = ckpt.load_state(resume_from, ("optimizer", "scheduler", "ema", "rng")) if resume_from else None
+    # a resumed run starts the data at the next epoch: a fresh order, not epoch 0's again
+    data_epoch = resume_state.get("data_epoch", -1) if resume_state else -1
+    loader = diffusion_loader(sources, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, weights=weights, start_epoch=data_epoch + 1)
 
     cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision if cuda else "no", gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = make_accelerator(mixed_precision=cfg.mixed_precision if cuda else "no", gradient_accumulation_steps=cfg.grad_accum)
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -288,8 +293,8 @@ def train_diffusion(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
         step = state["step"]
+        resume_rng(state["rng"], accelerator.process_index, cfg.seed, step)
     ema.to(accelerator.device)
 
     writer = None
@@ -297,9 +302,11 @@ def train_diffusion(
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(os.path.join(out, "logs"))
-        log.info("multi-view diffusion %s: %.2f M trained parameters, %s attention, %s, %s", model_cfg.preset,
-                 sum(p.numel() for p in params) / 1e6, model_cfg.attention, accelerator.device, accelerator.mixed_precision)
-    meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": data, "vae_psnr": vae_psnr}
+        log.info("multi-view diffusion %s: %.2f M trained parameters, %s attention, %s, %s, %d process(es) (%s)", model_cfg.preset,
+                 sum(p.numel() for p in params) / 1e6, model_cfg.attention, accelerator.device, accelerator.mixed_precision,
+                 accelerator.num_processes, accelerator.distributed_type.value)
+    meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": [s.url for s in sources], "data_weights": weights,
+            "vae_psnr": vae_psnr}
 
     @contextlib.contextmanager
     def ema_pipeline():
@@ -313,7 +320,8 @@ def train_diffusion(
     def save() -> tuple[str, str]:
         if not accelerator.is_main_process:
             return "", ""
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema.state_dict(), "rng": rng_state(), "step": step}
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema.state_dict(), "rng": rng_state(), "step": step,
+                 "data_epoch": data_epoch}
         path = ckpt.save_checkpoint(out, step, trainable, state, meta)
         with ema_pipeline() as pipe:
             saved = ckpt.save_folder_atomically(pipe.save_pretrained, os.path.join(out, PIPELINE_DIR))
@@ -338,6 +346,8 @@ def train_diffusion(
                     grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+            data_epoch = max(data_epoch, *batch["epoch"])
+            record_trained(batch, accelerator.process_index)
             if not accelerator.sync_gradients:
                 continue
             scheduler.step()
@@ -367,7 +377,8 @@ def train_diffusion(
             saved_at, pipeline_at = save()
         if writer:
             writer.close()
-    return {"step": step, "loss": last_loss, "checkpoint": saved_at, "pipeline": pipeline_at, "vae_psnr": vae_psnr}
+    return {"step": step, "loss": last_loss, "checkpoint": saved_at, "pipeline": pipeline_at, "vae_psnr": vae_psnr,
+            "main_process": accelerator.is_main_process}
 
 
 __all__ = ["DiffusionTrainConfig", "TRAIN_PRESETS", "make_train_config", "train_diffusion", "DataError"]

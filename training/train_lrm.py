@@ -13,15 +13,17 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
 from facelift_models.gaussian_render import render_gaussians
 from facelift_models.lrm import GSLRM, LRMConfig, lr_groups, make_lrm_config, parameter_count
 from training import checkpoints as ckpt
-from training.loop import Progress, check_overrides, check_stop_at, psnr, rng_state, set_rng_state, warmup_cosine
+from training.loop import Progress, check_overrides, check_stop_at, make_accelerator, psnr, resume_rng, rng_state, warmup_cosine
 from training.lrm_data import lrm_loader
-from training.shards import DataError, guarded
+from training.shards import DataError, guarded, training_sources
+from training.stream import check_readers, mixing_weights, record_trained
 from training.perceptual import PerceptualLoss
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ def image_grid(batch: dict, pred: torch.Tensor) -> torch.Tensor:
 
 def train_lrm(
     cfg: LRMTrainConfig,
-    data: str,
+    data: str | Sequence[str],
     out: str,
     model_cfg: LRMConfig | None = None,
     resume: bool = False,
@@ -90,18 +92,20 @@ def train_lrm(
     holdout: tuple[str, ...] = (),
     callback=None,
     verify_data: bool = False,
+    data_weights: Sequence[float] | None = None,
 ) -> dict:
-    """Train; returns {"step", "loss", "psnr", "skipped", "checkpoint"}. Errors are one-line ValueErrors.
+    """Train; returns {"step", "loss", "psnr", "skipped", "checkpoint", "main_process"}. Errors are one-line ValueErrors.
 
     `stop_at`: leave after this step (checkpointed) without shortening the schedule, for jobs with a
     time limit; `--resume` continues. `holdout`: view files never drawn. `callback(step, model)` runs
     before the first step and after every step (benchmarks evaluate there). `verify_data`: check
-    every shard's sha256 against the card before training (sizes are always checked)."""
-    from accelerate import Accelerator
-
+    every shard's sha256 against the card before training (sizes are always checked). `data`: one
+    source or several (paths or fsspec URLs), mixed by `data_weights` (default: by subject count)."""
     model_cfg = model_cfg or make_lrm_config(cfg.preset)
     check_stop_at(stop_at)
-    loader = lrm_loader(data, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, holdout=holdout, verify_data=verify_data)  # checks --data first
+    sources = training_sources(data, verify_data)  # checks --data first
+    weights = mixing_weights(sources, data_weights)
+    check_readers(sources, cfg.workers)
     ckpt.check_run_folder(out)
     resume_from = ckpt.checkpoint_to_resume(out, model_cfg) if resume else None
     if init_from:
@@ -110,8 +114,12 @@ def train_lrm(
     start_path = resume_from or init_from
     start_weights = ckpt.read_weights(start_path) if start_path else None
     resume_state = ckpt.load_state(resume_from) if resume_from else None
+    # a resumed run starts the data at the next epoch: a fresh order, not epoch 0's again
+    data_epoch = resume_state.get("data_epoch", -1) if resume_state else -1
+    loader = lrm_loader(sources, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, holdout=holdout, weights=weights,
+                        start_epoch=data_epoch + 1)
 
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    accelerator = make_accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -130,21 +138,23 @@ def train_lrm(
         state = resume_state
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
         step, skipped = state["step"], state["skipped"]
+        resume_rng(state["rng"], accelerator.process_index, cfg.seed, step)
 
     writer = None
     if accelerator.is_main_process:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(os.path.join(out, "logs"))
-        log.info("GS-LRM %s: %.1f M parameters, %s", model_cfg.preset, parameter_count(model) / 1e6, accelerator.device)
-    meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": data,
-            "perceptual_pretrained": perceptual.pretrained}
+        log.info("GS-LRM %s: %.1f M parameters, %s, %d process(es) (%s)", model_cfg.preset, parameter_count(model) / 1e6, accelerator.device,
+                 accelerator.num_processes, accelerator.distributed_type.value)
+    meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": [s.url for s in sources],
+            "data_weights": weights, "perceptual_pretrained": perceptual.pretrained}
 
     def save() -> str:
         meta["lr"] = scheduler.get_last_lr()[0]  # the rate the next step will use
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "skipped": skipped}
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "skipped": skipped,
+                 "data_epoch": data_epoch}
         return ckpt.save_checkpoint(out, step, accelerator.unwrap_model(model), state, meta) if accelerator.is_main_process else ""
 
     bar = Progress("train lrm", progress and accelerator.is_main_process, cfg.steps, step)
@@ -179,6 +189,8 @@ def train_lrm(
             scheduler.step()  # the schedule follows the step count, skipped steps included
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            data_epoch = max(data_epoch, *batch["epoch"])
+            record_trained(batch, accelerator.process_index)
             last = {"loss": float(loss.detach()), "psnr": psnr(mse.detach())}
             if writer and step % cfg.log_every == 0:
                 writer.add_scalar("train/loss", last["loss"], step)
@@ -200,7 +212,7 @@ def train_lrm(
             saved_at = save()
         if writer:
             writer.close()
-    return {"step": step, **last, "skipped": skipped, "checkpoint": saved_at}
+    return {"step": step, **last, "skipped": skipped, "checkpoint": saved_at, "main_process": accelerator.is_main_process}
 
 
 __all__ = ["LRMTrainConfig", "TRAIN_PRESETS", "make_train_config", "train_lrm", "DataError"]
