@@ -102,6 +102,37 @@ def _remote_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def upload_folder() -> str:
+    """Where uploads to object stores are staged on this machine: one folder per user, files named
+    `<pid>-<random>`, so the leftovers of a process killed mid-upload (a whole shard, hundreds of
+    MB at the paper preset) are recognised and removed by the next process (`sweep_uploads`)."""
+    folder = os.path.join(tempfile.gettempdir(), f"facelift-uploads-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def sweep_uploads() -> int:
+    """Delete staged uploads whose process is gone (killed mid-upload); returns how many."""
+    folder, removed = upload_folder(), 0
+    for name in os.listdir(folder):
+        pid = name.split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or a reused pid: then the file waits for the next sweep)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's process holds that pid
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 class Storage:
     def __init__(self, url: str):
         self.url = url
@@ -118,6 +149,8 @@ class Storage:
         self.remote = not self.local and self.protocol not in UNSHARED_PROTOCOLS  # over a network
         self._errors = _remote_errors() if not self.local else (OSError,)
         self._checked = not self.remote
+        if self.remote:
+            sweep_uploads()  # a killed run's staged uploads on this machine
 
     def path(self, rel: str) -> str:
         if not rel:
@@ -302,7 +335,7 @@ class Storage:
                 os.makedirs(folder, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=os.path.basename(final) + TMP_MARK, suffix="", dir=folder)
             else:
-                fd, tmp = tempfile.mkstemp(prefix="facelift" + TMP_MARK)
+                fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=upload_folder())
             with os.fdopen(fd, "wb") as f:
                 result = fill(f)
                 f.flush()

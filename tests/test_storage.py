@@ -80,3 +80,28 @@ def test_a_card_from_before_a_config_field_existed_still_matches(tmp_path):
             with pytest.raises(DatagenError, match="world_map_resolution 0 vs 256"):
                 open_card(s, cfg, [])
         (tmp_path / "dataset.json").unlink()
+
+
+def test_uploads_a_killed_process_left_on_this_machine_are_swept_and_live_ones_kept():
+    import os
+    import subprocess
+    import sys
+
+    from datagen.storage import Storage, upload_folder
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder = upload_folder()
+        leftover, in_use = os.path.join(folder, f"{dead.pid}-abc123"), os.path.join(folder, f"{live.pid}-def456")
+        for path in (leftover, in_use):
+            with open(path, "wb") as f:
+                f.write(b"x" * 1024)
+        Storage("s3://any-bucket/run")  # opening an object store sweeps (no request is made)
+        assert not os.path.exists(leftover)
+        assert os.path.exists(in_use)
+        os.unlink(in_use)
+    finally:
+        live.kill()
+        live.wait()
