@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -109,3 +112,40 @@ def foreign_tar() -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def keys_in(out: Path) -> list[str]:
+    """The sample keys of a local datagen output's shards, in shard order (duplicates kept)."""
+    from datagen.sample import read_samples
+
+    keys = []
+    for shard in sorted((out / "shards").glob("heads-*.tar")):
+        with open(shard, "rb") as f:
+            keys += [k for k, _ in read_samples(f)]
+    return keys
+
+
+@contextlib.contextmanager
+def silent_port():
+    """A TCP port on 127.0.0.1 that accepts connections and never speaks: an endpoint that hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for c in held:
+            c.close()
+        server.close()

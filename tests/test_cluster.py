@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FACELIFT, facelift
+from conftest import FACELIFT, facelift, keys_in
 from datagen.devices import GpuAssignment, choose_gpu_devices, gpu_worker_env, gpus_per_worker, worker_slots
 from datagen.errors import DatagenError
 from datagen.ray_cluster import code_fingerprint
-from datagen.sample import read_samples
 from ray_cluster_fixture import RayTestCluster
 
 HEADS = ["--preset", "test", "--identities", "3", "--appearances", "2", "--views-random", "2", "--subjects-per-shard", "2"]
@@ -40,14 +39,6 @@ def one_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in text, f"expected one line, got:\n{text}"
     return lines[0]
-
-
-def keys_in(out: Path) -> list[str]:
-    keys = []
-    for shard in sorted((out / "shards").glob("heads-*.tar")):
-        with open(shard, "rb") as f:
-            keys += [k for k, _ in read_samples(f)]
-    return keys
 
 
 def last_run(out: Path) -> dict:

@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import tarfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FACELIFT, facelift, foreign_tar
+from conftest import FACELIFT, facelift, foreign_tar, keys_in, silent_port
 from datagen.sample import pack_sample, read_samples
 
 SMALL = ["--kind", "objects", "--identities", "1", "--appearances", "4", "--preset", "test", "--views-random", "0", "--subjects-per-shard", "1"]
@@ -63,14 +62,6 @@ def card_of(out: Path) -> dict:
 
 def write_card(out: Path, card: dict) -> None:
     (out / "dataset.json").write_text(json.dumps(card, indent=1, sort_keys=True))
-
-
-def keys_in(out: Path) -> list[str]:
-    keys = []
-    for shard in sorted((out / "shards").glob("heads-*.tar")):
-        with open(shard, "rb") as f:
-            keys += [k for k, _ in read_samples(f)]
-    return keys
 
 
 @contextlib.contextmanager
@@ -467,35 +458,6 @@ def test_a_published_but_unrecorded_shard_is_adopted_without_rendering(small_cop
 
 
 # ---------------------------------------------------------------------------------------- 7. no hangs
-
-
-@contextlib.contextmanager
-def silent_port():
-    """A TCP port that accepts connections and never speaks (not a Ray head)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for c in held:
-            c.close()
-        server.close()
 
 
 def test_ray_address_auto_without_a_cluster_of_ours_and_a_port_that_is_not_ray_fail_fast(tmp_path):

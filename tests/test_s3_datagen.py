@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import FACELIFT, foreign_tar
+from conftest import FACELIFT, foreign_tar, silent_port
 from datagen.sample import read_samples
 from datagen.storage import TMP_MARK
 
@@ -274,32 +273,6 @@ def moto_buckets(endpoint: str) -> list:
     """The buckets a moto server holds, read through its own API (which needs no credentials)."""
     with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as r:
         return json.loads(r.read()).get("s3", {}).get("FakeBucket", [])
-
-
-@contextlib.contextmanager
-def silent_port():
-    """A TCP port that accepts connections and never answers (an endpoint that hangs)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held, stop = [], threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for c in held:
-            c.close()
-        server.close()
 
 
 def _refuse_fast_and_write_nothing(s3, tmp_path, url: str, env: dict, message: str, commands: tuple[str, ...]) -> None:
