@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= out/demo
 
-.PHONY: install demo test bench realism identity clean
+.PHONY: install demo test lint bench realism identity clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff's formatter (check only) and linter; configured in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 # Every benchmark that fits a CPU in under 20 minutes; writes benchmarks/RESULTS.md.
 bench: $(STAMP)

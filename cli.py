@@ -6,14 +6,24 @@ Every user error is one line on stderr and exit code 2; Ctrl-C exits 130 and kee
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="FaceLift synthetic-head data factory and trainer.")
-datagen_app = typer.Typer(invoke_without_command=True, pretty_exceptions_enable=False, help="Render synthetic heads into webdataset shards (subcommands: verify, preview).")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="FaceLift synthetic-head data factory and trainer.",
+)
+datagen_app = typer.Typer(
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    help="Render synthetic heads into webdataset shards (subcommands: verify, preview).",
+)
 app.add_typer(datagen_app, name="datagen")
-train_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Train the models on datagen shards (lrm, diffusion).")
+train_app = typer.Typer(
+    no_args_is_help=True, pretty_exceptions_enable=False, help="Train the models on datagen shards (lrm, diffusion)."
+)
 app.add_typer(train_app, name="train")
 
 
@@ -29,23 +39,43 @@ def datagen(
     preset: str = typer.Option("paper", help="test (64², CI) | preview (256²) | paper (512², FaceLift quality)."),
     out: str = typer.Option("data/heads", help="Output folder or fsspec URL (s3://..., gs://...)."),
     seed: int = typer.Option(0, help="Run seed; every draw derives from it per subject and component."),
-    size: Optional[int] = typer.Option(None, help="Override the preset's image size (pixels)."),
-    samples: Optional[int] = typer.Option(None, help="Override the preset's Cycles samples per pixel."),
-    views_random: Optional[int] = typer.Option(None, help="Random views per subject (default 32)."),
-    lighting: Optional[str] = typer.Option(None, help="ambient | hdr | mixed (default mixed)."),
-    hdri_dir: Optional[str] = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
+    size: int | None = typer.Option(None, help="Override the preset's image size (pixels)."),
+    samples: int | None = typer.Option(None, help="Override the preset's Cycles samples per pixel."),
+    views_random: int | None = typer.Option(None, help="Random views per subject (default 32)."),
+    lighting: str | None = typer.Option(None, help="ambient | hdr | mixed (default mixed)."),
+    hdri_dir: str | None = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
     passes: str = typer.Option("", help="Extra OpenEXR passes, comma-separated: depth,normal."),
-    kind: str = typer.Option("heads", help="heads | objects (procedural general objects, same shard format, for the LRM's first stage)."),
-    split: str = typer.Option("train", help="train | test (held-out identities for `facelift eval`: other people than any training split; trainers refuse it)."),
-    subjects_per_shard: Optional[int] = typer.Option(None, help="Override the preset's subjects per shard."),
-    workers: int = typer.Option(0, help="Render actors; 0 = what the cluster holds: its CPUs / threads per worker, or its GPUs / GPUs per worker on GPUs."),
+    kind: str = typer.Option(
+        "heads", help="heads | objects (procedural general objects, same shard format, for the LRM's first stage)."
+    ),
+    split: str = typer.Option(
+        "train",
+        help="train | test (held-out identities for `facelift eval`: "
+        "other people than any training split; trainers refuse it).",
+    ),
+    subjects_per_shard: int | None = typer.Option(None, help="Override the preset's subjects per shard."),
+    workers: int = typer.Option(
+        0,
+        help="Render actors; 0 = what the cluster holds: its CPUs / threads per worker, "
+        "or its GPUs / GPUs per worker on GPUs.",
+    ),
     threads_per_worker: int = typer.Option(1, help="Cycles threads per actor."),
     device: str = typer.Option("auto", help="auto | cpu | gpu (OptiX, then CUDA, ...)."),
-    gpus_per_worker: Optional[float] = typer.Option(None, help="GPUs each actor reserves through Ray and renders on alone (default 1 when rendering on GPUs Ray sees; 0.5: two actors share a GPU)."),
-    ray_address: Optional[str] = typer.Option(None, help="Join a Ray cluster (auto, host:port, ray://...); default: a local one."),
+    gpus_per_worker: float | None = typer.Option(
+        None,
+        help="GPUs each actor reserves through Ray and renders on alone (default 1 when "
+        "rendering on GPUs Ray sees; 0.5: two actors share a GPU).",
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="Join a Ray cluster (auto, host:port, ray://...); default: a local one."
+    ),
     retries: int = typer.Option(2, help="Extra attempts for a failing subject before it is recorded as failed."),
     recycle_every: int = typer.Option(50, help="Restart an actor's Blender after this many subjects."),
-    retry_failed: bool = typer.Option(True, "--retry-failed/--keep-failed", help="Give subjects an earlier run recorded as failed another try (default), or keep them failed."),
+    retry_failed: bool = typer.Option(
+        True,
+        "--retry-failed/--keep-failed",
+        help="Give subjects an earlier run recorded as failed another try (default), or keep them failed.",
+    ),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     if ctx.invoked_subcommand:
@@ -68,12 +98,34 @@ def datagen(
         kind=kind,
         split=split,
     )
-    opts = RunOptions(workers, threads_per_worker, device, ray_address, retries, recycle_every, retry_failed, gpus_per_worker=gpus_per_worker, command=sys.argv[1:])
+    opts = RunOptions(
+        workers,
+        threads_per_worker,
+        device,
+        ray_address,
+        retries,
+        recycle_every,
+        retry_failed,
+        gpus_per_worker=gpus_per_worker,
+        command=sys.argv[1:],
+    )
     summary = run_datagen(cfg, opts, out, show_progress=progress)
     failed = f", {len(summary.failed)} failed (see dataset.json)" if summary.failed else ""
-    aside = f", {len(summary.set_aside)} bad files set aside ({', '.join(summary.set_aside[:2])})" if summary.set_aside else ""
-    lost = f", {len(summary.nodes_lost)} Ray nodes lost ({', '.join(summary.nodes_lost[:2])}; their subjects rendered elsewhere)" if summary.nodes_lost else ""
-    typer.echo(f"done: {summary.rendered_now} subjects rendered, {summary.shards_written_now} shards written, {summary.shards_total} in all{failed}{aside}{lost} -> {out} ({summary.seconds:.1f} s)")
+    aside = (
+        f", {len(summary.set_aside)} bad files set aside ({', '.join(summary.set_aside[:2])})"
+        if summary.set_aside
+        else ""
+    )
+    lost = (
+        f", {len(summary.nodes_lost)} Ray nodes lost ({', '.join(summary.nodes_lost[:2])}; "
+        "their subjects rendered elsewhere)"
+        if summary.nodes_lost
+        else ""
+    )
+    typer.echo(
+        f"done: {summary.rendered_now} subjects rendered, {summary.shards_written_now} shards written, "
+        f"{summary.shards_total} in all{failed}{aside}{lost} -> {out} ({summary.seconds:.1f} s)"
+    )
 
 
 @datagen_app.command("verify")
@@ -90,7 +142,7 @@ def datagen_verify(out: str = typer.Argument(..., help="A datagen output folder 
 @datagen_app.command("preview")
 def datagen_preview(
     out: str = typer.Argument(..., help="A datagen output folder or URL."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="PNG path (default OUT/preview.png)."),
+    output: str | None = typer.Option(None, "--output", "-o", help="PNG path (default OUT/preview.png)."),
     subjects: int = typer.Option(24, help="Rows: the first N subjects."),
     tile: int = typer.Option(160, help="Tile size in pixels."),
 ) -> None:
@@ -100,29 +152,46 @@ def datagen_preview(
 
     try:
         typer.echo(write_contact_sheet(out, output, subjects, tile))
-    except StorageError as e:  # main's advice for a storage failure (rerun datagen to finish) is the run's, not preview's
+    except (
+        StorageError
+    ) as e:  # main's advice for a storage failure (rerun datagen to finish) is the run's, not preview's
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
 
 
 @train_app.command("lrm")
 def train_lrm_command(
-    data: list[str] = typer.Option(..., help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources."),
-    data_weight: Optional[list[float]] = typer.Option(None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."),
+    data: list[str] = typer.Option(
+        ...,
+        help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources.",
+    ),
+    data_weight: list[float] | None = typer.Option(
+        None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."
+    ),
     out: str = typer.Option("runs/lrm", help="Run folder: checkpoints/, logs/ (tensorboard)."),
     preset: str = typer.Option("tiny", help="tiny (CPU, 32²) | small (256²) | paper (512², 24 layers × 1024)."),
-    steps: Optional[int] = typer.Option(None, help="Override the preset's total steps (the schedule's length)."),
-    batch_size: Optional[int] = typer.Option(None, help="Subjects per step per process."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (one is also written at exit)."),
-    workers: Optional[int] = typer.Option(None, help="DataLoader workers per process."),
-    ray_encoding: Optional[str] = typer.Option(None, help="facelift (direction + nearest point) | plucker."),
-    resume: bool = typer.Option(False, help="Continue the latest checkpoint in --out: weights, optimiser, schedule, step."),
-    init_from: Optional[str] = typer.Option(None, help="Start from this checkpoint's weights with a fresh optimiser (stage change)."),
-    vgg_weights: Optional[str] = typer.Option(None, help="torchvision vgg19 .pth for the perceptual loss, or 'download'; default random."),
+    steps: int | None = typer.Option(None, help="Override the preset's total steps (the schedule's length)."),
+    batch_size: int | None = typer.Option(None, help="Subjects per step per process."),
+    lr: float | None = typer.Option(None, help="Peak learning rate."),
+    checkpoint_every: int | None = typer.Option(None, help="Steps between checkpoints (one is also written at exit)."),
+    workers: int | None = typer.Option(None, help="DataLoader workers per process."),
+    ray_encoding: str | None = typer.Option(None, help="facelift (direction + nearest point) | plucker."),
+    resume: bool = typer.Option(
+        False, help="Continue the latest checkpoint in --out: weights, optimiser, schedule, step."
+    ),
+    init_from: str | None = typer.Option(
+        None, help="Start from this checkpoint's weights with a fresh optimiser (stage change)."
+    ),
+    vgg_weights: str | None = typer.Option(
+        None, help="torchvision vgg19 .pth for the perceptual loss, or 'download'; default random."
+    ),
     seed: int = typer.Option(0, help="Seed of the model init and the view draws."),
-    stop_at: Optional[int] = typer.Option(None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."),
-    verify_data: bool = typer.Option(False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."),
+    stop_at: int | None = typer.Option(
+        None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."
+    ),
+    verify_data: bool = typer.Option(
+        False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."
+    ),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     from facelift_models.lrm import make_lrm_config
@@ -133,41 +202,87 @@ def train_lrm_command(
 
     configure_logging()
     if resume and init_from:
-        raise TrainError("--resume and --init-from exclude each other: resume continues a run, init-from starts a new one")
+        raise TrainError(
+            "--resume and --init-from exclude each other: resume continues a run, init-from starts a new one"
+        )
     try:
-        cfg = make_train_config(preset, steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, workers=workers, seed=seed)
+        cfg = make_train_config(
+            preset,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            checkpoint_every=checkpoint_every,
+            workers=workers,
+            seed=seed,
+        )
         model_cfg = make_lrm_config(preset, ray_encoding=ray_encoding)
-        result = train_lrm(cfg, data, out, model_cfg, resume=resume, init_from=init_from, vgg_weights=vgg_weights, progress=progress,
-                           stop_at=stop_at, verify_data=verify_data, data_weights=data_weight)
+        result = train_lrm(
+            cfg,
+            data,
+            out,
+            model_cfg,
+            resume=resume,
+            init_from=init_from,
+            vgg_weights=vgg_weights,
+            progress=progress,
+            stop_at=stop_at,
+            verify_data=verify_data,
+            data_weights=data_weight,
+        )
     except (DataError, CheckpointError, ValueError) as e:
         raise TrainError(str(e)) from None
     if result["main_process"]:  # under torchrun: one summary, from the process that wrote the checkpoint
-        typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
-                   f"{result['skipped']} skipped -> {result['checkpoint']}")
+        typer.echo(
+            f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
+            f"{result['skipped']} skipped -> {result['checkpoint']}"
+        )
 
 
 @train_app.command("diffusion")
 def train_diffusion_command(
-    data: list[str] = typer.Option(..., help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources."),
-    data_weight: Optional[list[float]] = typer.Option(None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."),
-    out: str = typer.Option("runs/diffusion", help="Run folder: checkpoints/, pipeline/ (diffusers), vae/ (tiny), logs/ (tensorboard)."),
+    data: list[str] = typer.Option(
+        ...,
+        help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources.",
+    ),
+    data_weight: list[float] | None = typer.Option(
+        None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."
+    ),
+    out: str = typer.Option(
+        "runs/diffusion", help="Run folder: checkpoints/, pipeline/ (diffusers), vae/ (tiny), logs/ (tensorboard)."
+    ),
     preset: str = typer.Option("tiny", help="tiny (CPU, 32², from scratch) | paper (512², fine-tunes --pretrained)."),
-    pretrained: Optional[str] = typer.Option(None, help="Diffusers folder or hub id to fine-tune: SD 2.1-unCLIP-style, or a facelift pipeline/."),
-    attention: Optional[str] = typer.Option(None, help="dense (all 6 views) | sparse (front + own view) | per_view (ablation)."),
-    reconstruct_input: Optional[bool] = typer.Option(None, "--reconstruct-input/--no-reconstruct-input", help="Learn view 0 = the input view (FaceLift); off for the ablation."),
-    steps: Optional[int] = typer.Option(None, help="Override the preset's total steps."),
-    batch_size: Optional[int] = typer.Option(None, help="Subjects per step per process."),
-    grad_accum: Optional[int] = typer.Option(None, help="Gradient accumulation steps."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate (constant after the warm-up)."),
-    mixed_precision: Optional[str] = typer.Option(None, help="fp16 | bf16 | no (CUDA only; the CPU trains in fp32)."),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints and pipeline saves (one is also written at exit)."),
-    validate_every: Optional[int] = typer.Option(None, help="Steps between validation grids in tensorboard."),
-    vae_steps: Optional[int] = typer.Option(None, help="tiny: steps fitting the from-scratch VAE before the UNet (kept in --out/vae)."),
-    workers: Optional[int] = typer.Option(None, help="DataLoader workers per process."),
+    pretrained: str | None = typer.Option(
+        None, help="Diffusers folder or hub id to fine-tune: SD 2.1-unCLIP-style, or a facelift pipeline/."
+    ),
+    attention: str | None = typer.Option(
+        None, help="dense (all 6 views) | sparse (front + own view) | per_view (ablation)."
+    ),
+    reconstruct_input: bool | None = typer.Option(
+        None,
+        "--reconstruct-input/--no-reconstruct-input",
+        help="Learn view 0 = the input view (FaceLift); off for the ablation.",
+    ),
+    steps: int | None = typer.Option(None, help="Override the preset's total steps."),
+    batch_size: int | None = typer.Option(None, help="Subjects per step per process."),
+    grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps."),
+    lr: float | None = typer.Option(None, help="Learning rate (constant after the warm-up)."),
+    mixed_precision: str | None = typer.Option(None, help="fp16 | bf16 | no (CUDA only; the CPU trains in fp32)."),
+    checkpoint_every: int | None = typer.Option(
+        None, help="Steps between checkpoints and pipeline saves (one is also written at exit)."
+    ),
+    validate_every: int | None = typer.Option(None, help="Steps between validation grids in tensorboard."),
+    vae_steps: int | None = typer.Option(
+        None, help="tiny: steps fitting the from-scratch VAE before the UNet (kept in --out/vae)."
+    ),
+    workers: int | None = typer.Option(None, help="DataLoader workers per process."),
     resume: bool = typer.Option(False, help="Continue the latest checkpoint in --out: weights, EMA, optimiser, step."),
     seed: int = typer.Option(0, help="Seed of the model init, noise and background draws."),
-    stop_at: Optional[int] = typer.Option(None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."),
-    verify_data: bool = typer.Option(False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."),
+    stop_at: int | None = typer.Option(
+        None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."
+    ),
+    verify_data: bool = typer.Option(
+        False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."
+    ),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     from facelift_models.mv_diffusion import PretrainedError, make_diffusion_config
@@ -178,40 +293,87 @@ def train_diffusion_command(
 
     configure_logging()
     try:
-        cfg = make_train_config(preset, steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, mixed_precision=mixed_precision,
-                                checkpoint_every=checkpoint_every, validate_every=validate_every, vae_steps=vae_steps, workers=workers, seed=seed)
-        model_cfg = make_diffusion_config(preset, pretrained=pretrained, attention=attention, reconstruct_input=reconstruct_input)
-        result = train_diffusion(cfg, data, out, model_cfg, resume=resume, progress=progress, stop_at=stop_at, verify_data=verify_data,
-                                 data_weights=data_weight)
+        cfg = make_train_config(
+            preset,
+            steps=steps,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            lr=lr,
+            mixed_precision=mixed_precision,
+            checkpoint_every=checkpoint_every,
+            validate_every=validate_every,
+            vae_steps=vae_steps,
+            workers=workers,
+            seed=seed,
+        )
+        model_cfg = make_diffusion_config(
+            preset, pretrained=pretrained, attention=attention, reconstruct_input=reconstruct_input
+        )
+        result = train_diffusion(
+            cfg,
+            data,
+            out,
+            model_cfg,
+            resume=resume,
+            progress=progress,
+            stop_at=stop_at,
+            verify_data=verify_data,
+            data_weights=data_weight,
+        )
     except (DataError, CheckpointError, PretrainedError, ValueError) as e:
         raise TrainError(str(e)) from None
     if result["main_process"]:  # under torchrun: one summary, from the process that wrote the checkpoint
-        typer.echo(f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; pipeline: {result['pipeline']}")
+        typer.echo(
+            f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; "
+            f"pipeline: {result['pipeline']}"
+        )
 
 
 @app.command("infer")
 def infer_command(
-    photos: Optional[list[str]] = typer.Argument(None, help="Image files (jpg, png, webp) or folders of them."),
-    lrm: str = typer.Option(..., help="LRM checkpoint folder (runs/lrm/checkpoints/step-...) or its run folder (the latest)."),
-    diffusion: Optional[str] = typer.Option(None, help="Multi-view pipeline folder (runs/diffusion/pipeline); not needed with --views."),
+    photos: list[str] | None = typer.Argument(None, help="Image files (jpg, png, webp) or folders of them."),
+    lrm: str = typer.Option(
+        ..., help="LRM checkpoint folder (runs/lrm/checkpoints/step-...) or its run folder (the latest)."
+    ),
+    diffusion: str | None = typer.Option(
+        None, help="Multi-view pipeline folder (runs/diffusion/pipeline); not needed with --views."
+    ),
     out: str = typer.Option("out/infer", help="Results: OUT/<photo name>/ per photo, and OUT/run.json."),
-    preset: str = typer.Option("facelift", help="facelift (FaceLift's inference settings) | quick (20 steps, 60 turntable frames)."),
-    views: Optional[list[str]] = typer.Option(None, help="Skip diffusion: 6 images (a folder or 6 files) in the fixed-view order front, front_right, right, back, left, front_left."),
-    steps: Optional[int] = typer.Option(None, help="DDIM steps (FaceLift: 50)."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance (FaceLift: 3.0)."),
-    seed: Optional[int] = typer.Option(None, help="Noise seed (FaceLift: 4)."),
-    eta: Optional[float] = typer.Option(None, help="DDIM eta (FaceLift: 1.0)."),
-    min_opacity: Optional[float] = typer.Option(None, help="Export filter: drop splats at or under this opacity (0.04; negative: off)."),
-    max_scale: Optional[float] = typer.Option(None, help="Export filter: drop splats with a larger scale (0.1; negative: off)."),
-    floater: Optional[float] = typer.Option(None, help="Export filter: floater threshold (0.6; negative: off)."),
-    crop_box: Optional[str] = typer.Option(None, help="Export filter: x0,x1,y0,y1,z0,z1 world box (-0.91,0.91,-0.91,0.91,-1,1; 'none': off)."),
-    turntable_frames: Optional[int] = typer.Option(None, help="Turntable frames (150)."),
-    turntable_size: Optional[int] = typer.Option(None, help="Turntable size in pixels (default: the LRM's)."),
+    preset: str = typer.Option(
+        "facelift", help="facelift (FaceLift's inference settings) | quick (20 steps, 60 turntable frames)."
+    ),
+    views: list[str] | None = typer.Option(
+        None,
+        help="Skip diffusion: 6 images (a folder or 6 files) in the fixed-view order front, "
+        "front_right, right, back, left, front_left.",
+    ),
+    steps: int | None = typer.Option(None, help="DDIM steps (FaceLift: 50)."),
+    guidance: float | None = typer.Option(None, help="Classifier-free guidance (FaceLift: 3.0)."),
+    seed: int | None = typer.Option(None, help="Noise seed (FaceLift: 4)."),
+    eta: float | None = typer.Option(None, help="DDIM eta (FaceLift: 1.0)."),
+    min_opacity: float | None = typer.Option(
+        None, help="Export filter: drop splats at or under this opacity (0.04; negative: off)."
+    ),
+    max_scale: float | None = typer.Option(
+        None, help="Export filter: drop splats with a larger scale (0.1; negative: off)."
+    ),
+    floater: float | None = typer.Option(None, help="Export filter: floater threshold (0.6; negative: off)."),
+    crop_box: str | None = typer.Option(
+        None, help="Export filter: x0,x1,y0,y1,z0,z1 world box (-0.91,0.91,-0.91,0.91,-1,1; 'none': off)."
+    ),
+    turntable_frames: int | None = typer.Option(None, help="Turntable frames (150)."),
+    turntable_size: int | None = typer.Option(None, help="Turntable size in pixels (default: the LRM's)."),
     gif: bool = typer.Option(False, "--gif", help="Turntable as GIF instead of MP4 (H.264)."),
-    require_face: bool = typer.Option(False, "--require-face", help="A photo without a face is an error (default: warn, centre the foreground)."),
-    matting_model: Optional[str] = typer.Option(None, help="Your own TFLite portrait segmentation model (default: MediaPipe selfie segmentation)."),
-    batch_size: Optional[int] = typer.Option(None, help="Photos per batch through every stage (4)."),
-    precision: Optional[str] = typer.Option(None, help="auto (fp16 diffusion, bf16 LRM on CUDA; fp32 on CPU) | fp32 | fp16 | bf16."),
+    require_face: bool = typer.Option(
+        False, "--require-face", help="A photo without a face is an error (default: warn, centre the foreground)."
+    ),
+    matting_model: str | None = typer.Option(
+        None, help="Your own TFLite portrait segmentation model (default: MediaPipe selfie segmentation)."
+    ),
+    batch_size: int | None = typer.Option(None, help="Photos per batch through every stage (4)."),
+    precision: str | None = typer.Option(
+        None, help="auto (fp16 diffusion, bf16 LRM on CUDA; fp32 on CPU) | fp32 | fp16 | bf16."
+    ),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
 ) -> None:
     """Photo(s) -> aligned input -> 6 views -> 3D Gaussians (.ply) + turntable."""
@@ -227,12 +389,38 @@ def infer_command(
         box = base.crop_box
         if crop_box is not None:
             box = None if crop_box.strip().lower() == "none" else parse_box(crop_box)
-        filters = ExportFilters(off_if_negative(min_opacity, base.min_opacity), off_if_negative(max_scale, base.max_scale),
-                                off_if_negative(floater, base.floater), box)
-        cfg = make_infer_config(preset, steps=steps, guidance=guidance, seed=seed, eta=eta, filters=filters, turntable_frames=turntable_frames,
-                                turntable_size=turntable_size, gif=gif or None, require_face=require_face or None, batch_size=batch_size, precision=precision)
-        summary = run_infer(list(photos or []), out, lrm, diffusion, cfg, views=list(views or []), matting_model=matting_model, device=device,
-                            warn=lambda line: print(line, file=sys.stderr), log=typer.echo)
+        filters = ExportFilters(
+            off_if_negative(min_opacity, base.min_opacity),
+            off_if_negative(max_scale, base.max_scale),
+            off_if_negative(floater, base.floater),
+            box,
+        )
+        cfg = make_infer_config(
+            preset,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            eta=eta,
+            filters=filters,
+            turntable_frames=turntable_frames,
+            turntable_size=turntable_size,
+            gif=gif or None,
+            require_face=require_face or None,
+            batch_size=batch_size,
+            precision=precision,
+        )
+        summary = run_infer(
+            list(photos or []),
+            out,
+            lrm,
+            diffusion,
+            cfg,
+            views=list(views or []),
+            matting_model=matting_model,
+            device=device,
+            warn=lambda line: print(line, file=sys.stderr),
+            log=typer.echo,
+        )
     except InferError as e:
         raise TrainError(str(e)) from None
     failed = f", {len(summary['failed'])} failed (see run.json)" if summary["failed"] else ""
@@ -243,17 +431,33 @@ def infer_command(
 @app.command("eval")
 def eval_command(
     lrm: str = typer.Option(..., help="LRM checkpoint folder or its run folder (the latest)."),
-    data: str = typer.Option(..., help="Held-out data: a `facelift datagen --split test` folder or fsspec URL (s3://...), or a folder with opencv_cameras.json + images."),
-    out: str = typer.Option("out/eval", help="metrics.json, metrics.md and renders/<protocol>/<key>/<view>_{pred,gt}.png."),
-    diffusion: Optional[str] = typer.Option(None, help="Multi-view pipeline folder: adds the full-pipeline protocol (front view -> 6 views -> LRM)."),
-    preset: str = typer.Option("facelift", help="facelift (10 subjects, FaceLift's DDIM settings) | quick (4 subjects, 20 steps)."),
-    subjects: Optional[int] = typer.Option(None, help="Held-out subjects scored (the first ones)."),
-    steps: Optional[int] = typer.Option(None, help="DDIM steps of the full pipeline (50)."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance (3.0)."),
-    seed: Optional[int] = typer.Option(None, help="Noise seed (4)."),
-    lpips_vgg: Optional[str] = typer.Option(None, help="torchvision's vgg16 weights (vgg16-397923af.pth) for LPIPS-VGG; without it LPIPS is reported unavailable."),
-    allow_train: bool = typer.Option(False, "--allow-train", help="Score a training split (its identities were seen in training)."),
-    precision: Optional[str] = typer.Option(None, help="auto | fp32 | fp16 | bf16."),
+    data: str = typer.Option(
+        ...,
+        help="Held-out data: a `facelift datagen --split test` folder or fsspec URL (s3://...), "
+        "or a folder with opencv_cameras.json + images.",
+    ),
+    out: str = typer.Option(
+        "out/eval", help="metrics.json, metrics.md and renders/<protocol>/<key>/<view>_{pred,gt}.png."
+    ),
+    diffusion: str | None = typer.Option(
+        None, help="Multi-view pipeline folder: adds the full-pipeline protocol (front view -> 6 views -> LRM)."
+    ),
+    preset: str = typer.Option(
+        "facelift", help="facelift (10 subjects, FaceLift's DDIM settings) | quick (4 subjects, 20 steps)."
+    ),
+    subjects: int | None = typer.Option(None, help="Held-out subjects scored (the first ones)."),
+    steps: int | None = typer.Option(None, help="DDIM steps of the full pipeline (50)."),
+    guidance: float | None = typer.Option(None, help="Classifier-free guidance (3.0)."),
+    seed: int | None = typer.Option(None, help="Noise seed (4)."),
+    lpips_vgg: str | None = typer.Option(
+        None,
+        help="torchvision's vgg16 weights (vgg16-397923af.pth) for LPIPS-VGG; "
+        "without it LPIPS is reported unavailable.",
+    ),
+    allow_train: bool = typer.Option(
+        False, "--allow-train", help="Score a training split (its identities were seen in training)."
+    ),
+    precision: str | None = typer.Option(None, help="auto | fp32 | fp16 | bf16."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
 ) -> None:
     """PSNR, SSIM, LPIPS and identity distance of the LRM (and the full pipeline) on held-out heads."""
@@ -261,8 +465,12 @@ def eval_command(
     from inference.evaluate import make_eval_config, run_eval
 
     try:
-        cfg = make_eval_config(preset, subjects=subjects, steps=steps, guidance=guidance, seed=seed, precision=precision)
-        run_eval(data, out, lrm, diffusion, cfg, allow_train=allow_train, lpips_vgg=lpips_vgg, device=device, log=typer.echo)
+        cfg = make_eval_config(
+            preset, subjects=subjects, steps=steps, guidance=guidance, seed=seed, precision=precision
+        )
+        run_eval(
+            data, out, lrm, diffusion, cfg, allow_train=allow_train, lpips_vgg=lpips_vgg, device=device, log=typer.echo
+        )
     except InferError as e:
         raise TrainError(str(e)) from None
     typer.echo(f"done -> {out}/metrics.json, {out}/metrics.md")
@@ -276,7 +484,9 @@ def parse_box(text: str) -> tuple[float, ...]:
     except ValueError:
         box = ()
     if len(box) != 6 or any(box[2 * k] >= box[2 * k + 1] for k in range(3)):
-        raise InferError(f"--crop-box {text!r} must be six numbers x0,x1,y0,y1,z0,z1 with each low under its high, or 'none'")
+        raise InferError(
+            f"--crop-box {text!r} must be six numbers x0,x1,y0,y1,z0,z1 with each low under its high, or 'none'"
+        )
     return box
 
 

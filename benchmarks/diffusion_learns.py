@@ -47,7 +47,9 @@ def training_subjects(data: str, size: int) -> dict:
     for url in shard_urls(data):
         with open(url, "rb") as f:
             for key, files in read_samples(f):
-                samples.append(diffusion_sample({**files, "__key__": key}, np.random.default_rng(0), size, background=1.0))
+                samples.append(
+                    diffusion_sample({**files, "__key__": key}, np.random.default_rng(0), size, background=1.0)
+                )
     return {"views": torch.stack([s["views"] for s in samples])}
 
 
@@ -55,7 +57,9 @@ def generation_psnr(pipeline, batch: dict, steps: int) -> tuple[float, float]:
     """(front view PSNR, all-views PSNR) of the generated views against the ground truth."""
     front, every = [], []
     for truth in batch["views"]:
-        gen = pipeline(input_view(truth), num_inference_steps=steps, guidance_scale=3.0, seed=0, output_type="pt").images
+        gen = pipeline(
+            input_view(truth), num_inference_steps=steps, guidance_scale=3.0, seed=0, output_type="pt"
+        ).images
         front.append(((gen[0] - truth[0]) ** 2).mean())
         every.append(((gen - truth) ** 2).mean())
     return psnr(torch.stack(front).mean()), psnr(torch.stack(every).mean())
@@ -65,7 +69,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="a datagen output (test preset); default: render --subjects")
     ap.add_argument("--subjects", type=int, default=4)
-    ap.add_argument("--minutes", type=float, default=6.5, help="UNet training time budget (the whole run stays under 10 min)")
+    ap.add_argument(
+        "--minutes", type=float, default=6.5, help="UNet training time budget (the whole run stays under 10 min)"
+    )
     ap.add_argument("--eval-every", type=float, default=60.0, help="seconds between fixed-noise loss evaluations")
     ap.add_argument("--ddim-steps", type=int, default=50)
     ap.add_argument("--steps", type=int, default=5000, help="schedule length (training stops at the time budget)")
@@ -86,12 +92,20 @@ def main() -> None:
             if loss is not None:
                 state["losses"].append(loss)
             if state["t0"] is None:
-                print(f"VAE fitted ({cfg.vae_steps} steps): {run.vae_psnr:.2f} dB reconstruction; setup took {now - start:.0f} s", flush=True)
+                print(
+                    f"VAE fitted ({cfg.vae_steps} steps): {run.vae_psnr:.2f} dB reconstruction; "
+                    f"setup took {now - start:.0f} s",
+                    flush=True,
+                )
                 with run.pipeline() as pipe:
                     pipe.set_progress_bar_config(disable=True)
                     state["before"] = generation_psnr(pipe, batch, args.ddim_steps)
-                print(f"untrained pipeline on {len(batch['views'])} training inputs: front view {state['before'][0]:.2f} dB, "
-                      f"all 6 views {state['before'][1]:.2f} dB ({time.perf_counter() - now:.0f} s)", flush=True)
+                print(
+                    f"untrained pipeline on {len(batch['views'])} training inputs: "
+                    f"front view {state['before'][0]:.2f} dB, "
+                    f"all 6 views {state['before'][1]:.2f} dB ({time.perf_counter() - now:.0f} s)",
+                    flush=True,
+                )
                 state["t0"] = time.perf_counter()
             elapsed = time.perf_counter() - state["t0"]
             done = elapsed > args.minutes * 60
@@ -114,11 +128,20 @@ def main() -> None:
         first, last = float(np.mean(losses[:50])), float(np.mean(losses[-50:]))
         c0, c1 = state["curve"][0][2], state["curve"][-1][2]
         (b_front, b_all), (a_front, a_all) = state["before"], state["after"]
-        print(f"after {len(losses)} steps ({state['curve'][-1][0]:.0f} s of UNet training, {time.perf_counter() - start:.0f} s in all):")
-        print(f"  fixed-noise training loss {c0:.4f} -> {c1:.4f} ({c1 / c0:.2f}×; target at most 0.5×: {'met' if c1 / c0 <= 0.5 else 'NOT met'}); "
-              f"running loss (random t), first 50 steps {first:.4f} -> last 50 {last:.4f} ({last / first:.2f}×)")
-        print(f"  generated front view vs its ground truth: untrained {b_front:.2f} dB -> trained {a_front:.2f} dB ({a_front - b_front:+.2f} dB; "
-              f"target: higher: {'met' if a_front > b_front else 'NOT met'}); all 6 views {b_all:.2f} -> {a_all:.2f} dB")
+        print(
+            f"after {len(losses)} steps ({state['curve'][-1][0]:.0f} s of UNet training, "
+            f"{time.perf_counter() - start:.0f} s in all):"
+        )
+        print(
+            f"  fixed-noise training loss {c0:.4f} -> {c1:.4f} ({c1 / c0:.2f}×; target at most 0.5×: "
+            f"{'met' if c1 / c0 <= 0.5 else 'NOT met'}); "
+            f"running loss (random t), first 50 steps {first:.4f} -> last 50 {last:.4f} ({last / first:.2f}×)"
+        )
+        print(
+            f"  generated front view vs its ground truth: untrained {b_front:.2f} dB -> "
+            f"trained {a_front:.2f} dB ({a_front - b_front:+.2f} dB; "
+            f"target: higher: {'met' if a_front > b_front else 'NOT met'}); all 6 views {b_all:.2f} -> {a_all:.2f} dB"
+        )
 
 
 if __name__ == "__main__":

@@ -50,15 +50,31 @@ def main() -> None:
         t = time.perf_counter()
         cfg = make_train_config("tiny", steps=args.steps, checkpoint_every=args.steps)
         result = train_lrm(cfg, train, os.path.join(tmp, "run"), make_lrm_config("tiny"), progress=False)
-        print(f"trained {result['step']} steps in {time.perf_counter() - t:.0f} s (training PSNR {result['psnr']:.2f} dB)", flush=True)
-        metrics = run_eval(test, os.path.join(tmp, "eval"), result["checkpoint"], cfg=make_eval_config("facelift", subjects=args.test_subjects))
+        print(
+            f"trained {result['step']} steps in {time.perf_counter() - t:.0f} s "
+            f"(training PSNR {result['psnr']:.2f} dB)",
+            flush=True,
+        )
+        metrics = run_eval(
+            test,
+            os.path.join(tmp, "eval"),
+            result["checkpoint"],
+            cfg=make_eval_config("facelift", subjects=args.test_subjects),
+        )
         mean = metrics["mean"]
         rec = mean["reconstruction"]
         for base in ("untrained", "mean_image"):
             if base in mean:
                 b = mean[base]
-                print(f"held-out identities, trained vs {base}: PSNR {rec['psnr'] - b['psnr']:+.2f} dB, SSIM {rec['ssim'] - b['ssim']:+.4f}")
-        beaten = all(rec["psnr"] > mean[b]["psnr"] and rec["ssim"] > mean[b]["ssim"] for b in ("untrained", "mean_image") if b in mean)
+                print(
+                    f"held-out identities, trained vs {base}: PSNR {rec['psnr'] - b['psnr']:+.2f} dB, "
+                    f"SSIM {rec['ssim'] - b['ssim']:+.4f}"
+                )
+        beaten = all(
+            rec["psnr"] > mean[b]["psnr"] and rec["ssim"] > mean[b]["ssim"]
+            for b in ("untrained", "mean_image")
+            if b in mean
+        )
         print(f"target (above both baselines on PSNR and SSIM): {'met' if beaten and len(mean) >= 3 else 'NOT met'}")
 
 

@@ -8,10 +8,10 @@ import importlib.util
 import io
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
-import torch
+import torch  # noqa: F401  (unused here; kept so torch still loads before bpy, as it always has)
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,13 +51,18 @@ def dataset_views(out: str, limit: int) -> Iterator[tuple[dict, dict[str, bytes]
                     return
 
 
-def rendered_views(identities: list[int], appearances: int, preset: str, size: int, seed: int, views: list[str]) -> Iterator[tuple[dict, dict[str, bytes]]]:
+def rendered_views(
+    identities: list[int], appearances: int, preset: str, size: int, seed: int, views: list[str]
+) -> Iterator[tuple[dict, dict[str, bytes]]]:
     """(spec, files) of fresh subjects rendered in this process, only the named fixed views."""
     from datagen.blender_render import render_subject
     from datagen.config import make_config
     from datagen.spec import make_spec
 
-    cfg = dataclasses.replace(make_config(preset, identities=max(identities) + 1, appearances=appearances, views_random=0, seed=seed), size=size)
+    cfg = dataclasses.replace(
+        make_config(preset, identities=max(identities) + 1, appearances=appearances, views_random=0, seed=seed),
+        size=size,
+    )
     order = [FIXED_FILES[v] for v in views]
     for i in identities:
         for j in range(appearances):
@@ -65,14 +70,22 @@ def rendered_views(identities: list[int], appearances: int, preset: str, size: i
             spec["views"] = [spec["views"][int(name[6:8])] for name in order]
             files = render_subject(spec, threads=os.cpu_count() or 1).files
             # render_subject numbers views by their order in the trimmed list: map back to the fixed names
-            yield spec, {"spec.json": files["spec.json"], **{name: files[f"fixed_{k:02d}.png"] for k, name in enumerate(order)}}
+            yield (
+                spec,
+                {
+                    "spec.json": files["spec.json"],
+                    **{name: files[f"fixed_{k:02d}.png"] for k, name in enumerate(order)},
+                },
+            )
 
 
 def package_file(package: str, *parts: str) -> str:
     """A data file inside an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        sys.exit(f"error: the package {package!r} is not installed; run `make identity` (or see the benchmark's docstring)")
+        sys.exit(
+            f"error: the package {package!r} is not installed; run `make identity` (or see the benchmark's docstring)"
+        )
     return os.path.join(spec.submodule_search_locations[0], *parts)
 
 

@@ -1,6 +1,7 @@
 """Render cost of hair: seconds per view with no hair vs each scalp density, at a preset's settings.
 
-    .venv/bin/python benchmarks/hair_cost.py [--preset paper] [--style medium] [--densities low,medium,high] [--threads 2]
+    .venv/bin/python benchmarks/hair_cost.py [--preset paper] [--style medium]
+        [--densities low,medium,high] [--threads 2]
 
 The issue's budget: a 512² view with hair under 2× the same head without hair. Each case builds
 the same subject (identity 0, appearance 0, front view), renders one warm-up-free view and reports
@@ -66,18 +67,36 @@ def main() -> None:
     spec = make_spec(cfg, args.identity, 0)
     if args.size:
         spec["render"]["size"] = args.size
-    hair = hs.sample_hair(component_rng(cfg.seed, args.identity, 0, "hair"), component_rng(cfg.seed, args.identity, 0, "hair_traits"), spec["identity"])
+    hair = hs.sample_hair(
+        component_rng(cfg.seed, args.identity, 0, "hair"),
+        component_rng(cfg.seed, args.identity, 0, "hair_traits"),
+        spec["identity"],
+    )
     shape = hs.STYLE_SHAPE[args.style]
-    hair.update(style=args.style, length=sum(shape[0]) / 2, curl_radius=shape[2], curl_frequency=shape[3], frizz=shape[4], clump=shape[5], recession=0.0)
+    hair.update(
+        style=args.style,
+        length=sum(shape[0]) / 2,
+        curl_radius=shape[2],
+        curl_frequency=shape[3],
+        frizz=shape[4],
+        clump=shape[5],
+        recession=0.0,
+    )
     hair["facial_hair"] = {"style": "none", "length": 0.0, "density": 0.0}
     r = spec["render"]
-    print(f"{args.preset}: {r['size']}² {r['samples']} spp adaptive {r['adaptive_threshold']} denoise {r['denoise_quality'] if r['denoise'] else 'off'}, "
-          f"{args.threads} threads, style {args.style}", flush=True)
+    print(
+        f"{args.preset}: {r['size']}² {r['samples']} spp adaptive {r['adaptive_threshold']} "
+        f"denoise {r['denoise_quality'] if r['denoise'] else 'off'}, "
+        f"{args.threads} threads, style {args.style}",
+        flush=True,
+    )
     base, _ = render_once(spec, None, args.threads)
     print(f"  no hair            {base:7.1f} s/view", flush=True)
     for density in args.densities.split(","):
         seconds, strands = render_once(spec, {**hair, "density": density}, args.threads)
-        print(f"  {density:<7} {strands:6d} strands {seconds:7.1f} s/view  ({seconds / base:.2f}× no hair)", flush=True)
+        print(
+            f"  {density:<7} {strands:6d} strands {seconds:7.1f} s/view  ({seconds / base:.2f}× no hair)", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,22 @@ import sys
 import time
 
 import numpy as np
+from face_views import (
+    BACKGROUNDS,
+    FIXED_FILES,
+    composite,
+    dataset_views,
+    load_mtcnn,
+    mtcnn_finds_face,
+    package_file,
+    rendered_views,
+)
 
-from face_views import BACKGROUNDS, FIXED_FILES, composite, dataset_views, load_mtcnn, mtcnn_finds_face, package_file, rendered_views
-from inference.face_identity import SAME_PERSON, Recognizer, load_recognizer  # face_views put the repository on the path
+from inference.face_identity import (
+    SAME_PERSON,
+    Recognizer,
+    load_recognizer,
+)  # face_views put the repository on the path
 
 REAL_PHOTOS = {  # real people in photos that ship inside pip packages
     "Eileen Collins (scikit-image astronaut.png)": ("skimage", "data", "astronaut.png"),
@@ -79,16 +92,24 @@ def controls(rec: Recognizer, mtcnn) -> None:
         rgb = np.asarray(Image.open(package_file(parts[0], *parts[1:])).convert("RGB"))
         emb, by = rec.face(rgb)
         found, _ = mtcnn_finds_face(mtcnn, Image.fromarray(rgb))
-        print(f"  {name}: dlib {'found (' + by + ')' if emb is not None else 'MISSED'}, MTCNN {'found' if found else 'MISSED'}")
+        print(
+            f"  {name}: dlib {'found (' + by + ')' if emb is not None else 'MISSED'}, "
+            f"MTCNN {'found' if found else 'MISSED'}"
+        )
         if emb is not None:
             embeddings[name] = emb
     for a, b in itertools.combinations(embeddings, 2):
         d = np.linalg.norm(embeddings[a] - embeddings[b])
-        print(f"  {a.split(' (')[0]} vs {b.split(' (')[0]}: {d:.3f} ({'apart' if d >= SAME_PERSON else 'SAME PERSON?'})")
+        print(
+            f"  {a.split(' (')[0]} vs {b.split(' (')[0]}: {d:.3f} ({'apart' if d >= SAME_PERSON else 'SAME PERSON?'})"
+        )
     noise = (np.random.default_rng(0).random((512, 512, 3)) * 255).astype(np.uint8)
     emb, _ = rec.face(noise)
     found, _ = mtcnn_finds_face(mtcnn, Image.fromarray(noise))
-    print(f"  uniform noise 512²: dlib {'FOUND A FACE' if emb is not None else 'no face'}, MTCNN {'FOUND A FACE' if found else 'no face'}")
+    print(
+        f"  uniform noise 512²: dlib {'FOUND A FACE' if emb is not None else 'no face'}, "
+        f"MTCNN {'FOUND A FACE' if found else 'no face'}"
+    )
 
 
 def main() -> None:
@@ -100,7 +121,11 @@ def main() -> None:
     ap.add_argument("--preset", default="preview", help="preset of --render")
     ap.add_argument("--size", type=int, default=512, help="image side of --render")
     ap.add_argument("--seed", type=int, default=0, help="run seed of --render")
-    ap.add_argument("--views", default=",".join(FIXED_FILES), help=f"fixed views of --render (comma-separated, of {', '.join(FIXED_FILES)}; front is needed)")
+    ap.add_argument(
+        "--views",
+        default=",".join(FIXED_FILES),
+        help=f"fixed views of --render (comma-separated, of {', '.join(FIXED_FILES)}; front is needed)",
+    )
     ap.add_argument("--save", default="", help="write each subject's front view here (on white)")
     args = ap.parse_args()
     views = [v.strip() for v in args.views.split(",") if v.strip()]
@@ -114,7 +139,11 @@ def main() -> None:
     if args.save:
         os.makedirs(args.save, exist_ok=True)
 
-    source = rendered_views(list(range(args.render)), args.appearances, args.preset, args.size, args.seed, views) if args.render else dataset_views(args.out, args.subjects)
+    source = (
+        rendered_views(list(range(args.render)), args.appearances, args.preset, args.size, args.seed, views)
+        if args.render
+        else dataset_views(args.out, args.subjects)
+    )
     front: dict[str, np.ndarray] = {}  # key → front embedding
     identity_of: dict[str, int] = {}
     side_distances, box_shifts, missing_front = [], [], []
@@ -161,27 +190,45 @@ def main() -> None:
             by_identity.setdefault((min(ia, ib), max(ia, ib)), []).append(d)
     same_a, diff_a = np.array(same), np.array(different)
     identities = sorted({identity_of[k] for k in keys})
-    print(f"\n{n} subjects, {len(identities)} identities, {len(keys)} front faces embedded"
-          + (f" (no face on the front view of {', '.join(missing_front)})" if missing_front else ""))
-    print(f"different identities: {stats(diff_a)}; at >= {SAME_PERSON}: {100 * (diff_a >= SAME_PERSON).mean():.1f} % "
-          f"(target >= {TARGETS['different >= 0.6']:.0f} %)")
+    print(
+        f"\n{n} subjects, {len(identities)} identities, {len(keys)} front faces embedded"
+        + (f" (no face on the front view of {', '.join(missing_front)})" if missing_front else "")
+    )
+    print(
+        f"different identities: {stats(diff_a)}; at >= {SAME_PERSON}: {100 * (diff_a >= SAME_PERSON).mean():.1f} % "
+        f"(target >= {TARGETS['different >= 0.6']:.0f} %)"
+    )
     if len(same_a):
         auc = roc_auc(same_a, diff_a)
-        print(f"same identity:        {stats(same_a)}; under {SAME_PERSON}: {100 * (same_a < SAME_PERSON).mean():.1f} % "
-              f"(target >= {TARGETS['same < 0.6']:.0f} %)")
+        print(
+            f"same identity:        {stats(same_a)}; under {SAME_PERSON}: {100 * (same_a < SAME_PERSON).mean():.1f} % "
+            f"(target >= {TARGETS['same < 0.6']:.0f} %)"
+        )
         print(f"ROC AUC same vs different: {auc:.3f} (target >= {TARGETS['auc']})")
     pair_means = np.array([np.mean(v) for v in by_identity.values()])
-    print(f"identity pairs by mean distance: {int((pair_means < SAME_PERSON).sum())} of {len(pair_means)} under {SAME_PERSON}")
+    print(
+        f"identity pairs by mean distance: {int((pair_means < SAME_PERSON).sum())} "
+        f"of {len(pair_means)} under {SAME_PERSON}"
+    )
     if side_distances:
-        print(f"front vs ±45° of the same subject: {stats(side_distances)}; under {SAME_PERSON}: {100 * (np.array(side_distances) < SAME_PERSON).mean():.1f} %")
+        print(
+            f"front vs ±45° of the same subject: {stats(side_distances)}; under {SAME_PERSON}: "
+            f"{100 * (np.array(side_distances) < SAME_PERSON).mean():.1f} %"
+        )
     if box_shifts:
         print(f"embedding shift between dlib's HOG and CNN boxes (front): {stats(box_shifts)}")
     print("detection per fixed view:        dlib    MTCNN white  MTCNN black")
     rate = lambda hits: f"{100 * np.mean(hits):5.1f} %"  # noqa: E731
     for view in FIXED_FILES:
         if view in dlib_hits:
-            print(f"  {view:12s} ({FIXED_FILES[view]}):  {rate(dlib_hits[view])}  {rate(mtcnn_hits[(view, 'white')])}      {rate(mtcnn_hits[(view, 'black')])}")
-    print(f"MTCNN targets: front >= {TARGETS['mtcnn front']:.0f} %, ±45° >= {TARGETS['mtcnn 45']:.0f} % on both backgrounds")
+            print(
+                f"  {view:12s} ({FIXED_FILES[view]}):  {rate(dlib_hits[view])}  "
+                f"{rate(mtcnn_hits[(view, 'white')])}      {rate(mtcnn_hits[(view, 'black')])}"
+            )
+    print(
+        f"MTCNN targets: front >= {TARGETS['mtcnn front']:.0f} %, "
+        f"±45° >= {TARGETS['mtcnn 45']:.0f} % on both backgrounds"
+    )
 
 
 if __name__ == "__main__":

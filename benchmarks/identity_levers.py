@@ -25,10 +25,9 @@ import itertools
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-
 from face_views import FIXED_FILES, composite
 from identity import SAME_PERSON, Recognizer, stats
 
@@ -122,7 +121,14 @@ LEVERS: dict[str, Lever] = {
     "iris-other": _take("identity", "eye_color"),
     "brows-other": _take("hair", "eyebrows"),
     "brows-thin": _brows_scaled(0.5),
-    "scalp-hair-other": lambda spec, other: {**spec, "hair": {**copy.deepcopy(other["hair"]), "eyebrows": spec["hair"]["eyebrows"], "eyelashes": spec["hair"]["eyelashes"]}},
+    "scalp-hair-other": lambda spec, other: {
+        **spec,
+        "hair": {
+            **copy.deepcopy(other["hair"]),
+            "eyebrows": spec["hair"]["eyebrows"],
+            "eyelashes": spec["hair"]["eyelashes"],
+        },
+    },
     "bald": _no_scalp_hair,
     "clothing-other": _take("clothing"),
 }
@@ -140,9 +146,23 @@ def neutral_look(spec: dict, light: str, sky: tuple[float, ...] = (3.0, 0.0, 90.
     spec["accessories"] = {"glasses": None, "earrings": None, "hat": None}
     exposure = metering_ev(spec["identity"]["skin"]["base_color"])
     if light == "ambient":
-        spec["lighting"] = {"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.7, "sky_ratio": sky[0], "sky_direction_deg": [sky[1], sky[2]], "sky_sharpness": sky[3], "exposure_ev": exposure}
+        spec["lighting"] = {
+            "kind": "ambient",
+            "color": [0.8, 0.8, 0.8],
+            "strength": 0.7,
+            "sky_ratio": sky[0],
+            "sky_direction_deg": [sky[1], sky[2]],
+            "sky_sharpness": sky[3],
+            "exposure_ev": exposure,
+        }
     else:
-        spec["lighting"] = {"kind": "hdr", "hdri": f"bundled:{light}", "rotation_deg": 30.0, "strength": 1.0, "exposure_ev": exposure}
+        spec["lighting"] = {
+            "kind": "hdr",
+            "hdri": f"bundled:{light}",
+            "rotation_deg": 30.0,
+            "strength": 1.0,
+            "exposure_ev": exposure,
+        }
     front = int(FIXED_FILES["front"][6:8])
     spec["views"] = [spec["views"][front]]
     return spec
@@ -175,24 +195,46 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--identities", type=int, default=6, help="identities each lever is measured on")
-    ap.add_argument("--levers", default="all", help=f"comma-separated, 'all' or 'none'; of: {', '.join(list(LEVERS) + ['another-appearance'])}")
+    ap.add_argument(
+        "--levers",
+        default="all",
+        help=f"comma-separated, 'all' or 'none'; of: {', '.join(list(LEVERS) + ['another-appearance'])}",
+    )
     ap.add_argument("--pairs", type=int, default=0, help="also the pair spread of this many identities' neutral looks")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--preset", default="preview")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--light", default="ambient", help="'ambient' or a bundled HDRI name (e.g. city, courtyard, sunset)")
-    ap.add_argument("--sky", default="15,40,45,10", help="ambient light: brightest/darkest ratio, azimuth and elevation (degrees) of the brightest direction, lobe sharpness (1: linear ramp; the default is a typical spec-7 key)")
+    ap.add_argument(
+        "--light", default="ambient", help="'ambient' or a bundled HDRI name (e.g. city, courtyard, sunset)"
+    )
+    ap.add_argument(
+        "--sky",
+        default="15,40,45,10",
+        help="ambient light: brightest/darkest ratio, azimuth and elevation (degrees) of the brightest direction, "
+        "lobe sharpness (1: linear ramp; the default is a typical spec-7 key)",
+    )
     ap.add_argument("--save", default="", help="write every rendered front view here (numbered in render order)")
     args = ap.parse_args()
-    names = list(LEVERS) + ["another-appearance"] if args.levers == "all" else [] if args.levers == "none" else [n.strip() for n in args.levers.split(",")]
+    names = (
+        list(LEVERS) + ["another-appearance"]
+        if args.levers == "all"
+        else []
+        if args.levers == "none"
+        else [n.strip() for n in args.levers.split(",")]
+    )
     bad = [n for n in names if n not in LEVERS and n != "another-appearance"]
     if bad:
-        ap.error(f"--levers: unknown {', '.join(bad)} (allowed: {', '.join(list(LEVERS) + ['another-appearance'])}, all, none)")
+        ap.error(
+            f"--levers: unknown {', '.join(bad)} (allowed: "
+            f"{', '.join(list(LEVERS) + ['another-appearance'])}, all, none)"
+        )
     if args.light != "ambient" and args.light not in catalogue.bundled_hdris():
         ap.error(f"--light {args.light!r}: give 'ambient' or one of {', '.join(sorted(catalogue.bundled_hdris()))}")
 
     n_ids = max(args.identities * 2 if names else 0, args.pairs)
-    cfg = dataclasses.replace(make_config(args.preset, identities=n_ids, appearances=2, views_random=0, seed=args.seed), size=args.size)
+    cfg = dataclasses.replace(
+        make_config(args.preset, identities=n_ids, appearances=2, views_random=0, seed=args.seed), size=args.size
+    )
     try:
         sky = tuple(float(v) for v in args.sky.split(","))
         assert len(sky) == 4
@@ -222,12 +264,18 @@ def main() -> None:
         found = [i for i, e in embs.items() if e is not None]
         pairs = sorted((float(np.linalg.norm(embs[a] - embs[b])), a, b) for a, b in itertools.combinations(found, 2))
         d = np.array([p[0] for p in pairs])
-        print(f"\n{len(found)} of {args.pairs} neutral looks embedded; different identities: {stats(d)}; at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %")
+        print(
+            f"\n{len(found)} of {args.pairs} neutral looks embedded; different identities: {stats(d)}; "
+            f"at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %"
+        )
 
         def who(i: int) -> str:
             macro = make_spec(cfg, i, 0)["identity"]["macro"]
             tone = make_spec(cfg, i, 0)["identity"]["skin"]["tone"]
-            return f"{i} ({'m' if macro['gender'] > 0.5 else 'f'}, tone {tone:.2f}, {catalogue.age_param_to_years(macro['age']):.0f} y)"
+            return (
+                f"{i} ({'m' if macro['gender'] > 0.5 else 'f'}, tone {tone:.2f}, "
+                f"{catalogue.age_param_to_years(macro['age']):.0f} y)"
+            )
 
         print("closest pairs:")
         for dist, a, b in pairs[:8]:

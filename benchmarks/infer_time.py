@@ -27,14 +27,22 @@ from inference.infer import make_infer_config, run_infer  # noqa: E402
 from training.checkpoints import save_checkpoint  # noqa: E402
 from training.train_diffusion import make_pipeline  # noqa: E402
 
-PHOTOS = (("skimage", "data", "astronaut.png"), ("skimage", "data", "camera.png"), ("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"))
+PHOTOS = (
+    ("skimage", "data", "astronaut.png"),
+    ("skimage", "data", "camera.png"),
+    ("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
+)
 
 
 def photo_paths(n: int) -> list[str]:
     found = []
     for package, *parts in PHOTOS:
         spec = importlib.util.find_spec(package)
-        if spec and spec.submodule_search_locations and os.path.isfile(os.path.join(spec.submodule_search_locations[0], *parts)):
+        if (
+            spec
+            and spec.submodule_search_locations
+            and os.path.isfile(os.path.join(spec.submodule_search_locations[0], *parts))
+        ):
             found.append(os.path.join(spec.submodule_search_locations[0], *parts))
     if not found:
         sys.exit("error: no real photo found: pip install --no-deps scikit-image==0.26.0")
@@ -51,16 +59,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mv_cfg = make_diffusion_config("tiny")
         c = build_components(mv_cfg)
-        make_pipeline(MultiViewDenoiser(c, mv_cfg), c.vae, c.noise_scheduler, mv_cfg).save_pretrained(os.path.join(tmp, "pipeline"))
+        make_pipeline(MultiViewDenoiser(c, mv_cfg), c.vae, c.noise_scheduler, mv_cfg).save_pretrained(
+            os.path.join(tmp, "pipeline")
+        )
         lrm_cfg = make_lrm_config("tiny")
-        save_checkpoint(os.path.join(tmp, "lrm"), 0, GSLRM(lrm_cfg), {"step": 0}, {"model": dataclasses.asdict(lrm_cfg)})
+        save_checkpoint(
+            os.path.join(tmp, "lrm"), 0, GSLRM(lrm_cfg), {"step": 0}, {"model": dataclasses.asdict(lrm_cfg)}
+        )
         cfg = make_infer_config("facelift", steps=args.steps, turntable_frames=args.frames, batch_size=args.photos)
         t = time.perf_counter()
-        summary = run_infer(photo_paths(args.photos), os.path.join(tmp, "out"), os.path.join(tmp, "lrm"), os.path.join(tmp, "pipeline"), cfg, log=lambda _: None)
+        summary = run_infer(
+            photo_paths(args.photos),
+            os.path.join(tmp, "out"),
+            os.path.join(tmp, "lrm"),
+            os.path.join(tmp, "pipeline"),
+            cfg,
+            log=lambda _: None,
+        )
         wall = time.perf_counter() - t
         n = len(summary["results"])
         per = "  ".join(f"{k} {v / n:.2f} s" for k, v in summary["seconds"].items())
-        print(f"tiny models, {n} photos in one batch, DDIM {args.steps} steps with guidance, {args.frames}-frame turntable at 32², {summary['settings']['device']}:")
+        print(
+            f"tiny models, {n} photos in one batch, DDIM {args.steps} steps with guidance, "
+            f"{args.frames}-frame turntable at 32², {summary['settings']['device']}:"
+        )
         print(f"  per photo: {per}; {wall:.1f} s in all with model loading")
 
 

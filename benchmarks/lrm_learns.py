@@ -27,9 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench_data import data_or_render  # noqa: E402
 
 from facelift_models.lrm import make_lrm_config  # noqa: E402
+from training.loop import psnr  # noqa: E402
 from training.lrm_data import ViewPick, frame_K_at, near_inputs, normalize_cameras  # noqa: E402
 from training.shards import decode_view, shard_urls  # noqa: E402
-from training.loop import psnr  # noqa: E402
 from training.train_lrm import make_train_config, render_targets, train_lrm  # noqa: E402
 
 HOLDOUT = ("fixed_01.png", "fixed_05.png", "random_28.png", "random_29.png", "random_30.png", "random_31.png")
@@ -60,10 +60,13 @@ def eval_set(data: str, size: int) -> tuple[list[dict], torch.Tensor]:
                 near = near_inputs(c2w_all[:, :3, 3], [names.index(i) for i in EVAL_INPUTS], ViewPick().max_angle_deg)
                 targets = [n for n in HOLDOUT if n in frames and near[names.index(n)]]
 
-                def pack(ns):
+                def pack(ns, frames=frames, files=files, c2w=c2w):  # this subject's, bound now
                     K = np.stack([frame_K_at(frames[n], size) for n in ns])
-                    return (torch.stack([decode_view(files[n], size) for n in ns]), torch.tensor(np.stack([c2w[n] for n in ns]), dtype=torch.float32),
-                            torch.tensor(K, dtype=torch.float32))
+                    return (
+                        torch.stack([decode_view(files[n], size) for n in ns]),
+                        torch.tensor(np.stack([c2w[n] for n in ns]), dtype=torch.float32),
+                        torch.tensor(K, dtype=torch.float32),
+                    )
 
                 subjects.append({"inputs": pack(EVAL_INPUTS), "targets": pack(targets)})
     return subjects, train_sum / max(train_n, 1)
@@ -110,7 +113,11 @@ def main() -> None:
                 db = held_out_psnr(model, subjects, model_cfg.image_size)
                 if state["untrained"] is None:
                     state["untrained"] = db
-                    print(f"baselines on {len(targets)} held-out views: untrained model {db:.2f} dB, mean of training views {mean_db:.2f} dB", flush=True)
+                    print(
+                        f"baselines on {len(targets)} held-out views: untrained model {db:.2f} dB, "
+                        f"mean of training views {mean_db:.2f} dB",
+                        flush=True,
+                    )
                 state["curve"].append((elapsed, step, db))
                 print(f"  {elapsed:6.0f} s  step {step:5d}  held-out PSNR {db:.2f} dB", flush=True)
                 state["next"] = elapsed + args.eval_every
@@ -118,13 +125,19 @@ def main() -> None:
                 raise TimeUp
 
         try:
-            train_lrm(cfg, data, os.path.join(tmp, "run"), model_cfg, progress=False, holdout=HOLDOUT, callback=callback)
+            train_lrm(
+                cfg, data, os.path.join(tmp, "run"), model_cfg, progress=False, holdout=HOLDOUT, callback=callback
+            )
         except TimeUp:
             pass
         final = state["curve"][-1][2]
         base = max(state["untrained"], mean_db)
-        print(f"final held-out PSNR {final:.2f} dB after {state['curve'][-1][1]} steps: {final - state['untrained']:+.2f} dB over the untrained model, "
-              f"{final - mean_db:+.2f} dB over the mean image (target >= +3 dB over both: {'met' if final >= base + 3 else 'NOT met'})")
+        print(
+            f"final held-out PSNR {final:.2f} dB after {state['curve'][-1][1]} steps: "
+            f"{final - state['untrained']:+.2f} dB over the untrained model, "
+            f"{final - mean_db:+.2f} dB over the mean image (target >= +3 dB over both: "
+            f"{'met' if final >= base + 3 else 'NOT met'})"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import os
 import sys
 
 import numpy as np
-
 from face_views import FIXED_FILES, composite, dataset_views, load_mtcnn, mtcnn_finds_face, rendered_views
 
 FACELIFT_BOX = 194.27
@@ -32,12 +31,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", nargs="?", help="datagen output folder (omit with --render)")
     ap.add_argument("--subjects", type=int, default=1000, help="at most this many subjects")
-    ap.add_argument("--render", type=int, default=0, help="render this many fresh subjects (1 appearance each) instead")
+    ap.add_argument(
+        "--render", type=int, default=0, help="render this many fresh subjects (1 appearance each) instead"
+    )
     ap.add_argument("--preset", default="preview", help="samples and denoising of --render")
     ap.add_argument("--size", type=int, default=512, help="image side of --render (FaceLift's box is measured at 512)")
     ap.add_argument("--seed", type=int, default=0, help="run seed of --render")
-    ap.add_argument("--only", default="", help="with --render: these identity indices (comma-separated) instead of 0..N-1")
-    ap.add_argument("--save", default="", help="write every measured view here, on white, missed ones named *_MISSED.png")
+    ap.add_argument(
+        "--only", default="", help="with --render: these identity indices (comma-separated) instead of 0..N-1"
+    )
+    ap.add_argument(
+        "--save", default="", help="write every measured view here, on white, missed ones named *_MISSED.png"
+    )
     args = ap.parse_args()
     if not args.out and not args.render and not args.only:
         ap.error("give OUT, --render N or --only I,J,…")
@@ -48,7 +53,11 @@ def main() -> None:
         ap.error(f"--only {args.only!r}: give comma-separated identity indices, e.g. 3,8,17")
     if args.save:
         os.makedirs(args.save, exist_ok=True)
-    source = rendered_views(identities, 1, args.preset, args.size, args.seed, list(VIEWS)) if args.render or args.only else dataset_views(args.out, args.subjects)
+    source = (
+        rendered_views(identities, 1, args.preset, args.size, args.seed, list(VIEWS))
+        if args.render or args.only
+        else dataset_views(args.out, args.subjects)
+    )
     hits = {v: 0 for v in VIEWS}
     sizes, centres, missed, n = [], [], [], 0
     for spec, files in source:
@@ -71,11 +80,17 @@ def main() -> None:
     if n == 0:
         sys.exit("error: no subjects found")
     side = (hits["front_right"] + hits["front_left"]) / (2 * n)
-    print(f"{n} subjects: front detected {100 * hits['front'] / n:.1f} % (target >= 98 %), ±45° {100 * side:.1f} % (target >= 90 %)")
+    print(
+        f"{n} subjects: front detected {100 * hits['front'] / n:.1f} % (target >= 98 %), "
+        f"±45° {100 * side:.1f} % (target >= 90 %)"
+    )
     if sizes:
         cx, cy = np.mean(centres, axis=0)
-        print(f"front box (512² scale): size {np.mean(sizes):.1f} ± {np.std(sizes):.1f} px (FaceLift {FACELIFT_BOX}, "
-              f"{100 * (np.mean(sizes) / FACELIFT_BOX - 1):+.1f} %), centre ({cx:.1f}, {cy:.1f}) (FaceLift {FACELIFT_CENTRE})")
+        print(
+            f"front box (512² scale): size {np.mean(sizes):.1f} ± {np.std(sizes):.1f} px (FaceLift {FACELIFT_BOX}, "
+            f"{100 * (np.mean(sizes) / FACELIFT_BOX - 1):+.1f} %), centre ({cx:.1f}, "
+            f"{cy:.1f}) (FaceLift {FACELIFT_CENTRE})"
+        )
     if missed:
         print("missed: " + ", ".join(missed))
 

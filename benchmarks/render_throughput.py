@@ -42,12 +42,22 @@ def overhead(cfg, subjects: int) -> dict:
             total += time.perf_counter() - t
             render += result["timing"]["render_s"]
             views += result["timing"]["views"]
-    return {"per_view_s": total / views, "cycles_per_view_s": render / views, "overhead": (total - render) / total, "rss_mb": result["rss_mb"]}
+    return {
+        "per_view_s": total / views,
+        "cycles_per_view_s": render / views,
+        "overhead": (total - render) / total,
+        "rss_mb": result["rss_mb"],
+    }
 
 
 def hairless(spec: dict) -> dict:
     """The same subject with scalp and facial hair removed."""
-    hair = {**spec["hair"], "style": "bald", "length": 0.0, "facial_hair": {"style": "none", "length": 0.0, "density": 0.0}}
+    hair = {
+        **spec["hair"],
+        "style": "bald",
+        "length": 0.0,
+        "facial_hair": {"style": "none", "length": 0.0, "density": 0.0},
+    }
     accessories = {**spec["accessories"], "hat": None}
     return {**spec, "hair": hair, "accessories": accessories}
 
@@ -87,14 +97,23 @@ def main() -> None:
     ap.add_argument("--skip-overhead", action="store_true", help="only the 1 vs 2 workers measurement")
     ap.add_argument("--hair-cost", action="store_true", help="only the with vs without hair measurement")
     args = ap.parse_args()
-    cfg = make_config(args.preset, identities=args.subjects, appearances=1, views_random=args.views_random, size=args.size, samples=args.samples)
+    cfg = make_config(
+        args.preset,
+        identities=args.subjects,
+        appearances=1,
+        views_random=args.views_random,
+        size=args.size,
+        samples=args.samples,
+    )
     views = 6 + cfg.views_random
     print(f"preset {cfg.preset}: {cfg.size}² / {cfg.samples} spp, {views} views per subject, {os.cpu_count()} cores")
 
     if args.hair_cost:
         with_hair, without = hair_cost(cfg, args.subjects)
-        print(f"hair: {with_hair:.2f} s/view with hair, {without:.2f} s/view for the same heads without "
-              f"({with_hair / without:.2f}x, target < 2x), {args.subjects} subjects x 3 views")
+        print(
+            f"hair: {with_hair:.2f} s/view with hair, {without:.2f} s/view for the same heads without "
+            f"({with_hair / without:.2f}x, target < 2x), {args.subjects} subjects x 3 views"
+        )
         return
     if not args.skip_overhead:
         report_overhead(cfg, args.subjects)
@@ -102,14 +121,19 @@ def main() -> None:
         return
     one = throughput(cfg, 1)
     two = throughput(cfg, 2)
-    print(f"Ray, 1 thread per worker: 1 worker {one:.3f} subjects/s ({one * views:.2f} views/s), "
-          f"2 workers {two:.3f} subjects/s ({two * views:.2f} views/s): {two / one:.2f}x (target >= 1.7x)")
+    print(
+        f"Ray, 1 thread per worker: 1 worker {one:.3f} subjects/s ({one * views:.2f} views/s), "
+        f"2 workers {two:.3f} subjects/s ({two * views:.2f} views/s): {two / one:.2f}x (target >= 1.7x)"
+    )
 
 
 def report_overhead(cfg, subjects: int) -> None:
     o = overhead(cfg, subjects)
-    print(f"one worker ({os.cpu_count()} threads): datagen {o['per_view_s']:.3f} s/view, pure Cycles {o['cycles_per_view_s']:.3f} s/view, "
-          f"overhead {100 * o['overhead']:.1f} % (target < 10 %), worker RSS {o['rss_mb']:.0f} MB")
+    print(
+        f"one worker ({os.cpu_count()} threads): datagen {o['per_view_s']:.3f} s/view, "
+        f"pure Cycles {o['cycles_per_view_s']:.3f} s/view, "
+        f"overhead {100 * o['overhead']:.1f} % (target < 10 %), worker RSS {o['rss_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

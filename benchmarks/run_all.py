@@ -20,13 +20,39 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 BENCHMARKS = (  # name, arguments, what it measures
-    ("render_throughput", ["render_throughput.py", "--preset", "test", "--size", "128", "--samples", "16", "--views-random", "6", "--subjects", "4"],
-     "datagen overhead over pure Cycles time (one worker) and 1 vs 2 workers"),
-    ("training_speed", ["training_speed.py", "--subjects", "4", "--steps", "40"],
-     "shard loader views/s against what a step of each preset consumes; tiny LRM and diffusion step times"),
-    ("infer_time", ["infer_time.py", "--photos", "2"], "`facelift infer` seconds per stage, tiny models, FaceLift's settings"),
-    ("eval_heldout", ["eval_heldout.py", "--train-subjects", "6", "--test-subjects", "3", "--steps", "600"],
-     "`facelift eval` on held-out identities: the trained tiny LRM against the untrained model and the mean training image"),
+    (
+        "render_throughput",
+        [
+            "render_throughput.py",
+            "--preset",
+            "test",
+            "--size",
+            "128",
+            "--samples",
+            "16",
+            "--views-random",
+            "6",
+            "--subjects",
+            "4",
+        ],
+        "datagen overhead over pure Cycles time (one worker) and 1 vs 2 workers",
+    ),
+    (
+        "training_speed",
+        ["training_speed.py", "--subjects", "4", "--steps", "40"],
+        "shard loader views/s against what a step of each preset consumes; tiny LRM and diffusion step times",
+    ),
+    (
+        "infer_time",
+        ["infer_time.py", "--photos", "2"],
+        "`facelift infer` seconds per stage, tiny models, FaceLift's settings",
+    ),
+    (
+        "eval_heldout",
+        ["eval_heldout.py", "--train-subjects", "6", "--test-subjects", "3", "--steps", "600"],
+        "`facelift eval` on held-out identities: the trained tiny LRM against the "
+        "untrained model and the mean training image",
+    ),
 )
 
 
@@ -63,17 +89,27 @@ def main() -> None:
         command = "python benchmarks/" + " ".join(argv)
         print(f"== {name}: {command}", flush=True)
         t = time.perf_counter()
-        r = subprocess.run([sys.executable, os.path.join(HERE, argv[0]), *argv[1:]], capture_output=True, text=True, cwd=os.path.dirname(HERE))
+        r = subprocess.run(
+            [sys.executable, os.path.join(HERE, argv[0]), *argv[1:]],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(HERE),
+        )
         wall = time.perf_counter() - t
         output = r.stdout.strip() or "(no output)"
         if r.returncode != 0:
             output += f"\n\nFAILED with exit code {r.returncode}:\n" + "\n".join(r.stderr.strip().splitlines()[-5:])
         print(output, flush=True)
-        sections.append(f"## {name}\n\n{what}.\n\n- machine: {where}\n- date: {time.strftime('%Y-%m-%d %H:%M %Z')}\n"
-                        f"- command: `{command}`\n- wall time: {wall / 60:.1f} min\n\n```\n{output}\n```\n")
+        sections.append(
+            f"## {name}\n\n{what}.\n\n- machine: {where}\n- date: {time.strftime('%Y-%m-%d %H:%M %Z')}\n"
+            f"- command: `{command}`\n- wall time: {wall / 60:.1f} min\n\n```\n{output}\n```\n"
+        )
     with open(args.out + ".tmp", "w") as f:
-        f.write("# Benchmark results\n\nWritten by `make bench` (`python benchmarks/run_all.py`); every section says the machine, the date "
-                "and the command that made it.\n\n" + "\n".join(sections))
+        f.write(
+            "# Benchmark results\n\nWritten by `make bench` (`python benchmarks/run_all.py`); "
+            "every section says the machine, the date "
+            "and the command that made it.\n\n" + "\n".join(sections)
+        )
     os.replace(args.out + ".tmp", args.out)
     print(f"-> {args.out}")
 

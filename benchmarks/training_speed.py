@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_data import data_or_render  # noqa: E402
+
 from facelift_models.lrm import make_lrm_config  # noqa: E402
 from facelift_models.mv_diffusion import make_diffusion_config  # noqa: E402
 from training import train_diffusion as td  # noqa: E402
@@ -46,7 +47,7 @@ def views_per_second(loader, views_per_subject: int, batches: int) -> float:
 def median_step(train, steps: int, warmup: int = 5) -> float:
     stamps = []
     train(lambda *a: stamps.append(time.perf_counter()))
-    gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:])]
+    gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])]
     return statistics.median(gaps)
 
 
@@ -61,22 +62,51 @@ def main() -> None:
         print("loader (1 process, no workers): views decoded per second", flush=True)
         for lrm_preset, mv_preset, size in (("tiny", "tiny", 32), ("small", None, 256), ("paper", "paper", 512)):
             lrm_batch = tl.make_train_config(lrm_preset).batch_size
-            line = (f"  {size:3d}²: LRM {views_per_second(lrm_loader(data, size, 2), LRM_VIEWS, 10):6.1f} views/s "
-                    f"({lrm_batch} × {LRM_VIEWS} = {lrm_batch * LRM_VIEWS} views per {lrm_preset} step)")
+            line = (
+                f"  {size:3d}²: LRM {views_per_second(lrm_loader(data, size, 2), LRM_VIEWS, 10):6.1f} views/s "
+                f"({lrm_batch} × {LRM_VIEWS} = {lrm_batch * LRM_VIEWS} views per {lrm_preset} step)"
+            )
             if mv_preset:
                 mv_batch = td.make_train_config(mv_preset).batch_size
-                line += (f"; diffusion {views_per_second(diffusion_loader(data, size, 2), DIFFUSION_VIEWS, 10):6.1f} views/s "
-                         f"({mv_batch} × {DIFFUSION_VIEWS} = {mv_batch * DIFFUSION_VIEWS} per {mv_preset} step)")
+                line += (
+                    f"; diffusion {views_per_second(diffusion_loader(data, size, 2), DIFFUSION_VIEWS, 10):6.1f} "
+                    "views/s "
+                    f"({mv_batch} × {DIFFUSION_VIEWS} = {mv_batch * DIFFUSION_VIEWS} per {mv_preset} step)"
+                )
             print(line, flush=True)
         steps = args.steps
         lrm_cfg = tl.make_train_config("tiny", steps=steps, checkpoint_every=10**9)
-        lrm_s = median_step(lambda cb: tl.train_lrm(lrm_cfg, data, os.path.join(tmp, "lrm"), make_lrm_config("tiny"), progress=False,
-                                                    callback=lambda step, model: cb()), steps)
+        lrm_s = median_step(
+            lambda cb: tl.train_lrm(
+                lrm_cfg,
+                data,
+                os.path.join(tmp, "lrm"),
+                make_lrm_config("tiny"),
+                progress=False,
+                callback=lambda step, model: cb(),
+            ),
+            steps,
+        )
         mv_cfg = td.make_train_config("tiny", steps=steps, checkpoint_every=10**9, validate_every=10**9, vae_steps=5)
-        mv_s = median_step(lambda cb: td.train_diffusion(mv_cfg, data, os.path.join(tmp, "mv"), make_diffusion_config("tiny"), progress=False,
-                                                         callback=lambda step, loss, run: cb()), steps)
-        print(f"tiny LRM step (batch {lrm_cfg.batch_size}, 32², 4 + 4 views): {lrm_s * 1000:.0f} ms median over {steps - 6} steps ({1 / lrm_s:.1f} steps/s)")
-        print(f"tiny diffusion step (batch {mv_cfg.batch_size}, 32², 6 views): {mv_s * 1000:.0f} ms median over {steps - 6} steps ({1 / mv_s:.1f} steps/s)")
+        mv_s = median_step(
+            lambda cb: td.train_diffusion(
+                mv_cfg,
+                data,
+                os.path.join(tmp, "mv"),
+                make_diffusion_config("tiny"),
+                progress=False,
+                callback=lambda step, loss, run: cb(),
+            ),
+            steps,
+        )
+        print(
+            f"tiny LRM step (batch {lrm_cfg.batch_size}, 32², 4 + 4 views): "
+            f"{lrm_s * 1000:.0f} ms median over {steps - 6} steps ({1 / lrm_s:.1f} steps/s)"
+        )
+        print(
+            f"tiny diffusion step (batch {mv_cfg.batch_size}, 32², 6 views): "
+            f"{mv_s * 1000:.0f} ms median over {steps - 6} steps ({1 / mv_s:.1f} steps/s)"
+        )
 
 
 if __name__ == "__main__":

@@ -39,11 +39,17 @@ def main() -> None:
             os.remove(os.path.join(out, "staging", f"{result['key']}.tar"))
             if i % args.every == 0 or i == args.subjects - 1:
                 reports.append(result["rss_mb"])
-                print(f"subject {i + 1:4d}: RSS {result['rss_mb']:7.1f} MB ({time.perf_counter() - t0:6.1f} s)", flush=True)
+                print(
+                    f"subject {i + 1:4d}: RSS {result['rss_mb']:7.1f} MB ({time.perf_counter() - t0:6.1f} s)",
+                    flush=True,
+                )
     # the first report includes one-off caches (asset data, kernels); the band after it is what matters
     later = reports[1:] or reports
-    print(f"{args.subjects} subjects: RSS {reports[0]:.0f} MB after the first subject, then between {min(later):.0f} and {max(later):.0f} MB, "
-          f"{reports[-1]:.0f} MB at the end")
+    print(
+        f"{args.subjects} subjects: RSS {reports[0]:.0f} MB after the first subject, "
+        f"then between {min(later):.0f} and {max(later):.0f} MB, "
+        f"{reports[-1]:.0f} MB at the end"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,12 @@ from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
 
 LENS_GAP = 0.07  # lens plane this far in front of the cornea (≈ 11 mm vertex distance)
 FRAME_CLEARANCE = 0.02  # rims and bridge at least this far off the skin
-RIM_REACH = 0.015  # skin within this of a rim point (in x–z) must stay behind it; wider reaches caught the nose flank and pushed frames 2 cm off the eyes
-BRIDGE_WIDTH = 0.115  # ≈ 18.5 mm between the lenses: frames are a little wider than the wearer's eyes, as sized by opticians
+# Skin within RIM_REACH of a rim point (in x–z) must stay behind it; wider reaches caught the nose flank
+# and pushed frames 2 cm off the eyes.
+RIM_REACH = 0.015
+BRIDGE_WIDTH = (
+    0.115  # ≈ 18.5 mm between the lenses: frames are a little wider than the wearer's eyes, as sized by opticians
+)
 BRIDGE_EXTRA_MAX = 0.05  # a broad nose gets a bridge up to ≈ 9 mm wider (bridge sizes run 14–24 mm)
 LENS_CENTRE_OFFSET_MAX = 0.05  # ≈ 9 mm: lenses centred much further out than the pupils look worn wrong
 LENS_SCALE_MIN = 0.86  # frames come in sizes a few mm apart: the smallest size tried is 86 % of the drawn one
@@ -147,7 +151,8 @@ def glasses(spec: dict, geo) -> list:
     plane = min(eyes["left"][1], eyes["right"][1]) - radius - LENS_GAP
 
     def placed(bridge_width: float, scale: float):
-        """Rims for a bridge width and lens scale, and how far forward they must sit to clear the brow, cheeks and nose."""
+        """Rims for a bridge width and lens scale, and how far forward they must sit to clear the brow,
+        cheeks and nose."""
         out, shape = {}, outline * scale
         for side, sign in (("left", 1.0), ("right", -1.0)):
             e = eyes[side]
@@ -168,9 +173,19 @@ def glasses(spec: dict, geo) -> list:
     pupils = min(abs(eyes["left"][0]), abs(eyes["right"][0]))
 
     def widest_bridge(scale: float) -> float:
-        return float(np.clip(2 * (pupils + LENS_CENTRE_OFFSET_MAX - 0.5 * (BRIDGE_WIDTH + scale * spec["lens_width"])), 0.0, BRIDGE_EXTRA_MAX))
+        return float(
+            np.clip(
+                2 * (pupils + LENS_CENTRE_OFFSET_MAX - 0.5 * (BRIDGE_WIDTH + scale * spec["lens_width"])),
+                0.0,
+                BRIDGE_EXTRA_MAX,
+            )
+        )
 
-    candidates = (placed(BRIDGE_WIDTH + extra, scale) for scale in np.linspace(1.0, LENS_SCALE_MIN, 3) for extra in np.linspace(0.0, widest_bridge(scale), 6))
+    candidates = (
+        placed(BRIDGE_WIDTH + extra, scale)
+        for scale in np.linspace(1.0, LENS_SCALE_MIN, 3)
+        for extra in np.linspace(0.0, widest_bridge(scale), 6)
+    )
     rims, need = None, -np.inf
     for fit in candidates:  # the first that fits, else the one pushed forward least
         if fit[1] > need:
@@ -189,9 +204,14 @@ def glasses(spec: dict, geo) -> list:
     nose = _forward_clearance(skin, bridge, 0.03) - r - FRAME_CLEARANCE
     bridge[:, 1] = np.minimum(bridge[:, 1], nose)
     # Temples: from the outer top of each rim, straight back over the ear root, then down behind it.
-    temples = [_temple(rims[side], sign, geo, skin_all=_head_skin(geo), r=r) for side, sign in (("left", 1.0), ("right", -1.0))]
+    temples = [
+        _temple(rims[side], sign, geo, skin_all=_head_skin(geo), r=r)
+        for side, sign in (("left", 1.0), ("right", -1.0))
+    ]
 
-    frame_mat = (metal_material if spec["frame_material"] == "metal" else acetate_material)("glasses_frame", tuple(spec["frame_color"]))
+    frame_mat = (metal_material if spec["frame_material"] == "metal" else acetate_material)(
+        "glasses_frame", tuple(spec["frame_color"])
+    )
     parts = []
     for side in rims:
         rim_r = np.full(len(rims[side]), r)
@@ -287,7 +307,9 @@ def hat_edge(theta: np.ndarray, style: str, spec: dict, eye_z: float) -> np.ndar
     front = eye_z + 0.15 + spec["brow_clearance"]  # always above the brows
     side, back = {"beanie": (0.12, -0.12), "cap": (0.2, 0.02)}[style]
     a = np.abs(theta)
-    return np.where(a < math.pi / 2, front + (side - front) * np.sin(a) ** 2, side + (back - side) * np.sin(a - math.pi / 2))
+    return np.where(
+        a < math.pi / 2, front + (side - front) * np.sin(a) ** 2, side + (back - side) * np.sin(a - math.pi / 2)
+    )
 
 
 def hat(spec: dict, geo) -> list:
@@ -306,8 +328,14 @@ def hat(spec: dict, geo) -> list:
     keep, f, r_rest, _, on_line = cut_region_by(faces, rest, rest, inside, rest[:, 2] - h)
     verts, normals = offset_shell(r_rest, f, on_line, np.full(len(r_rest), HAT_OFFSET[style]), axis)
     fabric = {
-        "base_color": spec["base_color"], "secondary_color": spec["base_color"], "pattern": spec["pattern"],
-        "pattern_scale": 30.0, "pattern_angle_deg": 0.0, "roughness": spec["roughness"], "sheen": 0.4, "weave_bump": 0.3,
+        "base_color": spec["base_color"],
+        "secondary_color": spec["base_color"],
+        "pattern": spec["pattern"],
+        "pattern_scale": 30.0,
+        "pattern_angle_deg": 0.0,
+        "roughness": spec["roughness"],
+        "sheen": 0.4,
+        "weave_bump": 0.3,
     }
     mat = fabric_material(f"hat_{style}", fabric)
     objects = [_object(f"hat_{style}", verts, f, mat, geo, 0.015, True)]
@@ -333,8 +361,15 @@ def _brim(loop: np.ndarray, th: np.ndarray, axis: np.ndarray, mat, geo):
     out = np.c_[p[:, 0] - axis[0], p[:, 1] - axis[1], np.zeros(len(p))]
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     rows = np.linspace(0, 1, 6)
-    grid = np.stack([p + out * (length * t)[:, None] + np.array([0, 0, -0.05 * t]) - np.array([0, 0, 0.04 * t]) * (a[:, None] / 1.3) ** 2
-                     for t in rows])
+    grid = np.stack(
+        [
+            p
+            + out * (length * t)[:, None]
+            + np.array([0, 0, -0.05 * t])
+            - np.array([0, 0, 0.04 * t]) * (a[:, None] / 1.3) ** 2
+            for t in rows
+        ]
+    )
     return _object("hat_brim", grid.reshape(-1, 3), grid_faces(len(rows), len(p), False), mat, geo, 0.02)
 
 

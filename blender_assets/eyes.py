@@ -38,7 +38,9 @@ def sphere(radius: float) -> tuple[np.ndarray, list[np.ndarray]]:
         rr = radius * (1.0 + CORNEA_BULGE * max(0.0, 1.0 - (theta / limbus) ** 2))
         for s in range(SEGMENTS):
             phi = 2 * math.pi * s / SEGMENTS
-            verts.append((rr * math.sin(theta) * math.cos(phi), -rr * math.cos(theta), rr * math.sin(theta) * math.sin(phi)))
+            verts.append(
+                (rr * math.sin(theta) * math.cos(phi), -rr * math.cos(theta), rr * math.sin(theta) * math.sin(phi))
+            )
     verts.append((0.0, radius, 0.0))
 
     def ring(r: int, s: int) -> int:

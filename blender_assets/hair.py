@@ -22,9 +22,26 @@ SCALP_ATTRIBUTE = "hair_scalp"  # density mask the Interpolate node reads on the
 UV_MAP = "UVMap"
 # Socket identifiers of the node groups' inputs (stable across 4.x–5.0 asset files).
 ATTACH = {"surface": "Input_4", "uv": "Input_2", "align": "Input_7"}
-INTERPOLATE = {"surface": "Input_2", "uv": "Input_18", "guides": "Input_10", "density": "Input_15", "mask": "Input_14", "seed": "Input_16", "follow_normal": "Input_24"}
+INTERPOLATE = {
+    "surface": "Input_2",
+    "uv": "Input_18",
+    "guides": "Input_10",
+    "density": "Input_15",
+    "mask": "Input_14",
+    "seed": "Input_16",
+    "follow_normal": "Input_24",
+}
 CLUMP = {"factor": "Input_7", "shape": "Input_6", "tip_spread": "Input_10", "seed": "Input_14", "preserve": "Input_15"}
-CURL = {"factor": "Input_2", "subdivision": "Input_5", "start": "Input_6", "radius": "Input_7", "factor_start": "Input_9", "frequency": "Input_11", "random": "Input_16", "seed": "Input_15"}
+CURL = {
+    "factor": "Input_2",
+    "subdivision": "Input_5",
+    "start": "Input_6",
+    "radius": "Input_7",
+    "factor_start": "Input_9",
+    "frequency": "Input_11",
+    "random": "Input_16",
+    "seed": "Input_15",
+}
 # Curl Start (fraction of the strand), radius factor at the start, random phase per strand. Waves
 # keep one phase per clump and grow toward the tips (random phases twist clumps into ropes); curls
 # and coils start near the root, each ringlet on its own phase.
@@ -35,8 +52,14 @@ NOISE = {"factor": "Input_3", "distance": "Input_14", "scale": "Input_11", "seed
 PROFILE = {"radius": "Input_3", "shape": "Input_2"}
 
 
-HAIR_GROUPS = ("Attach Hair Curves to Surface", "Interpolate Hair Curves", "Clump Hair Curves", "Curl Hair Curves",
-               "Frizz Hair Curves", "Set Hair Curve Profile")
+HAIR_GROUPS = (
+    "Attach Hair Curves to Surface",
+    "Interpolate Hair Curves",
+    "Clump Hair Curves",
+    "Curl Hair Curves",
+    "Frizz Hair Curves",
+    "Set Hair Curve Profile",
+)
 
 
 def node_group(name: str) -> bpy.types.NodeTree:
@@ -141,7 +164,13 @@ def scalp_surface(weights: np.ndarray, geo) -> bpy.types.Object:
     """
     topo = geo.topology
     keep = [k for k, f in enumerate(topo.faces) if topo.face_part[k] == 0 and weights[f].max() > 0]
-    mesh = mesh_from_arrays("scalp", hs.final_vertices(geo), [topo.faces[k] for k in keep], [topo.face_uvs[k] for k in keep], base_mesh().uvs)
+    mesh = mesh_from_arrays(
+        "scalp",
+        hs.final_vertices(geo),
+        [topo.faces[k] for k in keep],
+        [topo.face_uvs[k] for k in keep],
+        base_mesh().uvs,
+    )
     mesh.attributes.new(SCALP_ATTRIBUTE, "FLOAT", "POINT").data.foreach_set("value", weights.astype(np.float32))
     obj = link_object("hair_scalp_surface", mesh)
     sub = obj.modifiers.new("subdivision", "SUBSURF")
@@ -160,19 +189,47 @@ def scalp_object(spec: dict, head_obj, geo, material) -> list:
     obj = _curves_object("hair_scalp", guides, surface)
     seed = spec["seed"] % 100000
     _modifier(obj, "Attach Hair Curves to Surface", {"surface": surface, "align": False}, ATTACH, {"uv": UV_MAP})
-    _modifier(obj, "Interpolate Hair Curves",
-              {"surface": surface, "density": hs.DENSITY_PER_AREA[spec["density"]], "guides": 4, "seed": seed, "follow_normal": spec["style"] == "afro"},
-              INTERPOLATE, {"uv": UV_MAP, "mask": SCALP_ATTRIBUTE})
+    _modifier(
+        obj,
+        "Interpolate Hair Curves",
+        {
+            "surface": surface,
+            "density": hs.DENSITY_PER_AREA[spec["density"]],
+            "guides": 4,
+            "seed": seed,
+            "follow_normal": spec["style"] == "afro",
+        },
+        INTERPOLATE,
+        {"uv": UV_MAP, "mask": SCALP_ATTRIBUTE},
+    )
     if spec["clump"] > 0:
-        _modifier(obj, "Clump Hair Curves", {"factor": spec["clump"], "shape": 0.6, "tip_spread": 0.01, "seed": seed, "preserve": True}, CLUMP)
+        _modifier(
+            obj,
+            "Clump Hair Curves",
+            {"factor": spec["clump"], "shape": 0.6, "tip_spread": 0.01, "seed": seed, "preserve": True},
+            CLUMP,
+        )
     if spec["curl_radius"] > 0:
         start, factor_start, random = CURL_SHAPE.get(spec["style"], CURL_SHAPE_DEFAULT)
-        _modifier(obj, "Curl Hair Curves",
-                  {"factor": 1.0, "subdivision": 3, "start": start, "factor_start": factor_start, "radius": spec["curl_radius"],
-                   "frequency": spec["curl_frequency"], "random": random, "seed": seed},
-                  CURL)
+        _modifier(
+            obj,
+            "Curl Hair Curves",
+            {
+                "factor": 1.0,
+                "subdivision": 3,
+                "start": start,
+                "factor_start": factor_start,
+                "radius": spec["curl_radius"],
+                "frequency": spec["curl_frequency"],
+                "random": random,
+                "seed": seed,
+            },
+            CURL,
+        )
     if spec["frizz"] > 0:
-        _modifier(obj, "Frizz Hair Curves", {"factor": 1.0, "distance": spec["frizz"], "shape": 0.5, "seed": seed}, FRIZZ)
+        _modifier(
+            obj, "Frizz Hair Curves", {"factor": 1.0, "distance": spec["frizz"], "shape": 0.5, "seed": seed}, FRIZZ
+        )
     _modifier(obj, "Set Hair Curve Profile", {"radius": hs.HAIR_RADIUS, "shape": 0.3}, PROFILE)
     obj.data.materials.append(material)
     return [obj, surface]

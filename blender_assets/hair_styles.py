@@ -18,13 +18,31 @@ from blender_assets.catalogue import age_param_to_years
 from blender_assets.face_regions import rest_landmarks
 from blender_assets.shape import HeadGeometry
 
-HAIRSTYLES: tuple[str, ...] = ("bald", "buzz", "short", "medium", "long_straight", "long_wavy", "curly", "afro", "ponytail", "bun")
+HAIRSTYLES: tuple[str, ...] = (
+    "bald",
+    "buzz",
+    "short",
+    "medium",
+    "long_straight",
+    "long_wavy",
+    "curly",
+    "afro",
+    "ponytail",
+    "bun",
+)
 FACIAL_HAIR: tuple[str, ...] = ("none", "stubble", "moustache", "goatee", "short_beard", "full_beard")
 DENSITIES: tuple[str, ...] = ("low", "medium", "high")
 # Interpolated scalp strands per scene unit² of scalp (≈ 1.6 units² of scalp → 13 k / 22 k / 35 k strands).
 # Real heads hold ~100 k hairs; fewer, thicker strands read the same at 512² for far less render time.
 DENSITY_PER_AREA = {"low": 8000.0, "medium": 14000.0, "high": 22000.0}
-DYES = {"platinum": (0.95, 0.9, 0.8), "copper": (0.95, 0.45, 0.2), "burgundy": (0.6, 0.1, 0.2), "blue": (0.25, 0.4, 0.9), "pink": (0.95, 0.4, 0.6), "ash": (0.75, 0.75, 0.8)}
+DYES = {
+    "platinum": (0.95, 0.9, 0.8),
+    "copper": (0.95, 0.45, 0.2),
+    "burgundy": (0.6, 0.1, 0.2),
+    "blue": (0.25, 0.4, 0.9),
+    "pink": (0.95, 0.4, 0.6),
+    "ash": (0.75, 0.75, 0.8),
+}
 DYE_PROBABILITY = 0.08
 
 # Per style: (guide length range in scene units, points per guide, curl radius, curl frequency, frizz, clump).
@@ -109,7 +127,11 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
     shape = STYLE_SHAPE.get(style)
     length = rng.uniform(*shape[0]) if shape else 0.0
     density = DENSITIES[int(rng.choice(3, p=[0.3, 0.5, 0.2]))]
-    recession = pattern_baldness * rng.uniform(0.5, 1.0) if style in ("buzz", "short", "medium", "curly") and rng.random() < pattern_baldness else 0.0
+    recession = (
+        pattern_baldness * rng.uniform(0.5, 1.0)
+        if style in ("buzz", "short", "medium", "curly") and rng.random() < pattern_baldness
+        else 0.0
+    )
     part = rng.uniform(-0.25, 0.25) if rng.random() < 0.8 else 0.0
     dyed = rng.random() < DYE_PROBABILITY
     dye_name = str(rng.choice(list(DYES)))
@@ -127,7 +149,14 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
     facial = "none"
     if male and facial_roll < 0.45:
         facial = FACIAL_HAIR[1 + int(facial_pick * (len(FACIAL_HAIR) - 1))]
-    facial_length = {"none": 0.0, "stubble": 0.01, "moustache": 0.06, "goatee": 0.07, "short_beard": 0.05, "full_beard": 0.16}[facial]
+    facial_length = {
+        "none": 0.0,
+        "stubble": 0.01,
+        "moustache": 0.06,
+        "goatee": 0.07,
+        "short_beard": 0.05,
+        "full_beard": 0.16,
+    }[facial]
     return {
         "style": style,
         "length": _r(length),
@@ -141,15 +170,22 @@ def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identit
         "color": colour,
         "eyebrows": eyebrows,
         "eyelashes": eyelashes,
-        "facial_hair": {"style": facial, "length": _r(facial_length * (0.7 + 0.6 * facial_len)), "density": _r(0.6 + 0.4 * facial_den)},
+        "facial_hair": {
+            "style": facial,
+            "length": _r(facial_length * (0.7 + 0.6 * facial_len)),
+            "density": _r(0.6 + 0.4 * facial_den),
+        },
         "seed": int(rng.integers(0, 2**31 - 1)),
     }
 
 
 def validate_hair(spec: dict) -> None:
     """A clear one-line ValueError for values the builder cannot honour."""
-    checks = (("style", spec.get("style"), HAIRSTYLES), ("density", spec.get("density"), DENSITIES),
-              ("facial_hair.style", spec.get("facial_hair", {}).get("style"), FACIAL_HAIR))
+    checks = (
+        ("style", spec.get("style"), HAIRSTYLES),
+        ("density", spec.get("density"), DENSITIES),
+        ("facial_hair.style", spec.get("facial_hair", {}).get("style"), FACIAL_HAIR),
+    )
     for name, value, allowed in checks:
         if value not in allowed:
             raise ValueError(f"hair {name} {value!r} is not allowed (allowed: {', '.join(allowed)})")
@@ -157,7 +193,9 @@ def validate_hair(spec: dict) -> None:
     if dye is not None and dye.get("name") not in DYES:
         raise ValueError(f"hair dye {dye.get('name')!r} is not allowed (allowed: {', '.join(DYES)})")
     if spec["style"] != "bald" and not spec.get("length", 0) > 0:
-        raise ValueError(f"hair length {spec.get('length')!r} is not allowed for style {spec['style']!r} (must be > 0)")
+        raise ValueError(
+            f"hair length {spec.get('length')!r} is not allowed for style {spec['style']!r} (must be > 0)"
+        )
 
 
 # ---------------------------------------------------------------- rest-frame head measurements
@@ -191,14 +229,25 @@ def rest_frame(geo: HeadGeometry) -> Frame:
     skin = r[geo.topology.skin]
     skull = skin[skin[:, 2] > eye_z]
     centre = np.array([0.0, (skull[:, 1].min() + skull[:, 1].max()) / 2, eye_z])
-    radii = np.array([np.abs(skull[:, 0]).max(), (skull[:, 1].max() - skull[:, 1].min()) / 2, lm["head_top"][2] - eye_z])
+    radii = np.array(
+        [np.abs(skull[:, 0]).max(), (skull[:, 1].max() - skull[:, 1].min()) / 2, lm["head_top"][2] - eye_z]
+    )
     radii *= np.sqrt((((skull - centre) / radii) ** 2).sum(axis=1)).max()  # every scalp point inside
     return Frame(
-        eye_l, eye_r, eye_z, eye_y,
-        float((lm["ear_left"][0] - lm["ear_right"][0]) / 2), float((lm["ear_left"][1] + lm["ear_right"][1]) / 2),
+        eye_l,
+        eye_r,
+        eye_z,
+        eye_y,
+        float((lm["ear_left"][0] - lm["ear_right"][0]) / 2),
+        float((lm["ear_left"][1] + lm["ear_right"][1]) / 2),
         float((lm["ear_left"][2] + lm["ear_right"][2]) / 2),
-        lm["nose_tip"], lm["chin"], (lm["mouth_left"] + lm["mouth_right"]) / 2,
-        float(abs(lm["mouth_left"][0] - lm["mouth_right"][0]) / 2), float(lm["head_top"][2]), centre, radii,
+        lm["nose_tip"],
+        lm["chin"],
+        (lm["mouth_left"] + lm["mouth_right"]) / 2,
+        float(abs(lm["mouth_left"][0] - lm["mouth_right"][0]) / 2),
+        float(lm["head_top"][2]),
+        centre,
+        radii,
     )
 
 
@@ -263,7 +312,9 @@ def _triangles(faces) -> np.ndarray:
     return np.concatenate(tris)
 
 
-def sample_surface(geo: HeadGeometry, weights: np.ndarray, count: int, rng: np.random.Generator, inside=None) -> tuple[np.ndarray, np.ndarray]:
+def sample_surface(
+    geo: HeadGeometry, weights: np.ndarray, count: int, rng: np.random.Generator, inside=None
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` random roots on skin triangles, area × mean vertex weight: (M, 3) vertex ids, (M, 3) barycentrics.
 
     `inside(points) -> bool mask`, given rest positions, keeps only roots that are themselves in the
@@ -318,7 +369,8 @@ def _tangent(d: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def _push_out(p: np.ndarray, f: Frame, offset: np.ndarray) -> np.ndarray:
-    """Keep points outside the skull ellipsoid (above the eyes) or its vertical cylinder (below), inflated by `offset`."""
+    """Keep points outside the skull ellipsoid (above the eyes) or its vertical cylinder (below),
+    inflated by `offset`."""
     q = (p - f.skull_c) / f.skull_r
     below = q[:, 2] < 0
     qq = q.copy()
@@ -408,7 +460,9 @@ def _combed(spec: dict, roots, normals, length, n_pts: int, f: Frame) -> np.ndar
             nxt = prev + step * _unit(prev - f.skull_c + AFRO_LEAN)
         else:
             # Along the scalp first; gravity wins where the strand leaves the crown.
-            grav = np.clip((f.skull_c[2] + 0.5 * f.skull_r[2] - prev[:, 2]) / f.skull_r[2] + 0.4 * t, 0.0, 1.0)[:, None]
+            grav = np.clip((f.skull_c[2] + 0.5 * f.skull_r[2] - prev[:, 2]) / f.skull_r[2] + 0.4 * t, 0.0, 1.0)[
+                :, None
+            ]
             n_here = _unit((prev - f.skull_c) / f.skull_r**2)
             along = _tangent(d, n_here)
             d = _unit((1 - grav) * along + grav * np.array([0.0, 0.15, -1.0]))
@@ -437,7 +491,9 @@ def _gathered(spec: dict, roots, normals, length, n_pts: int, f: Frame, rng) -> 
         phase, tilt = rng.uniform(0, 2 * np.pi, (m, 1)), rng.uniform(-1.2, 1.2, (m, 1))
         ang = phase + 2.2 * np.pi * s
         rad = 0.09 + 0.03 * rng.random((m, 1))
-        tail = centre + rad[..., None] * np.stack([np.cos(ang), np.sin(ang) * np.cos(tilt) * 0.8 + 0.3, np.sin(ang) * np.sin(tilt)], axis=-1)
+        tail = centre + rad[..., None] * np.stack(
+            [np.cos(ang), np.sin(ang) * np.cos(tilt) * 0.8 + 0.3, np.sin(ang) * np.sin(tilt)], axis=-1
+        )
     else:
         spread = rng.normal(0.0, 0.025, (m, 1, 3)) * (0.6 + s[..., None])
         drop = (length - 0.6)[:, None] * s
@@ -479,7 +535,11 @@ def _brow_line(spec: dict, f: Frame, side: int):
     b = spec["eyebrows"]
     eye = f.eye_l if side > 0 else f.eye_r
     inner, outer = side * b["inner"], eye[0] + side * b["tail"]
-    return inner, outer, lambda u: f.eye_z + b["height"] + b["arch"] * np.sin(np.pi * np.clip(u, 0, 1) ** 0.75) + b["tilt"] * u
+    return (
+        inner,
+        outer,
+        lambda u: f.eye_z + b["height"] + b["arch"] * np.sin(np.pi * np.clip(u, 0, 1) ** 0.75) + b["tilt"] * u,
+    )
 
 
 def brow_field(spec: dict, f: Frame, r: np.ndarray) -> np.ndarray:
@@ -500,7 +560,13 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     b = spec["eyebrows"]
     f = rest_frame(geo)
     count = int(BROW_HAIRS * b["density"])
-    tri, bary = sample_surface(geo, brow_field(spec, f, geo.rest) * skin_mask(geo), count, rng, inside=lambda pts: brow_field(spec, f, pts) > 0)
+    tri, bary = sample_surface(
+        geo,
+        brow_field(spec, f, geo.rest) * skin_mask(geo),
+        count,
+        rng,
+        inside=lambda pts: brow_field(spec, f, pts) > 0,
+    )
     count = len(tri)
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     side = np.sign(root[:, 0])
@@ -508,7 +574,9 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     inner, outer = np.where(side > 0, inner_l, inner_r), np.where(side > 0, outer_l, outer_r)
     u = np.clip((root[:, 0] - inner) / (outer - inner), 0, 1)[:, None]
     # Hairs at the head of the brow stand up, the rest sweep outward and, past the arch, down.
-    d = (1 - u) ** 2 * np.stack([0.4 * side, 0 * side, 1 + 0 * side], axis=1) + u * np.stack([side, 0 * side, 0.5 - 1.1 * u[:, 0]], axis=1)
+    d = (1 - u) ** 2 * np.stack([0.4 * side, 0 * side, 1 + 0 * side], axis=1) + u * np.stack(
+        [side, 0 * side, 0.5 - 1.1 * u[:, 0]], axis=1
+    )
     d = _unit(d + rng.normal(0, 0.15, d.shape))
     n = _unit((skin_normals(geo)[tri] * bary[..., None]).sum(1))
     d = _unit(_tangent(d, n) + 0.1 * n)  # brow hairs lie almost flat on the skin
@@ -563,10 +631,17 @@ def eyelash_strands(spec: dict, geo: HeadGeometry) -> Strands:
         out_dir = _unit((root_rest - centre) * [LASH_SIDEWAYS, 1.0, 1.0])
         vert = np.array([0.0, 0.0, 1.0 if upper else -1.0])
         u = t / max(len(near) - 1, 1)
-        length = e["length"] * (1.0 if upper else 0.55) * (0.55 + 0.45 * np.sin(np.pi * (0.15 + 0.8 * u))) * rng.uniform(0.8, 1.1, count)
+        length = (
+            e["length"]
+            * (1.0 if upper else 0.55)
+            * (0.55 + 0.45 * np.sin(np.pi * (0.15 + 0.8 * u)))
+            * rng.uniform(0.8, 1.1, count)
+        )
         pts_t = np.linspace(0, 1, 5)[None, :, None]
         # Leave the lid along the eye's outward normal, then curl toward vertical.
-        rest = root_rest[:, None] + length[:, None, None] * (pts_t * (0.85 * out_dir[:, None] + 0.1 * vert) + pts_t**2 * 0.35 * vert)
+        rest = root_rest[:, None] + length[:, None, None] * (
+            pts_t * (0.85 * out_dir[:, None] + 0.1 * vert) + pts_t**2 * 0.35 * vert
+        )
         world = to_world(geo, rest.reshape(-1, 3)).reshape(rest.shape)
         strands.append(world - world[:, :1] + root[:, None])  # root on the expressed lid
     return Strands(np.concatenate(strands), LASH_ROOT_RADIUS)
@@ -587,8 +662,13 @@ def beard_region(style: str, f: Frame, r: np.ndarray) -> np.ndarray:
     full = front & under & (z < cheek) & ~lips
     moustache = (ax < f.mouth_half + 0.06) & (z < nose_bottom) & (z > f.mouth[2]) & (y < f.mouth[1] + 0.1) & ~lips
     chin = (ax < 0.2) & (z < f.mouth[2] - 0.05) & under & (y < f.chin[1] + 0.2) & ~lips
-    region = {"stubble": full | moustache, "moustache": moustache, "goatee": moustache | chin,
-              "short_beard": full | moustache, "full_beard": full | moustache}[style]
+    region = {
+        "stubble": full | moustache,
+        "moustache": moustache,
+        "goatee": moustache | chin,
+        "short_beard": full | moustache,
+        "full_beard": full | moustache,
+    }[style]
     return region
 
 
@@ -605,10 +685,15 @@ def beard_strands(spec: dict, geo: HeadGeometry) -> Strands:
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     n = _unit((skin_normals(geo)[tri] * bary[..., None]).sum(1))
     # Facial hair grows down and, on the moustache, out toward the mouth corners.
-    out = np.stack([np.sign(root[:, 0]) * np.clip(np.abs(root[:, 0]) / 0.3, 0, 1), np.zeros(len(root)), -np.ones(len(root))], axis=1)
+    out = np.stack(
+        [np.sign(root[:, 0]) * np.clip(np.abs(root[:, 0]) / 0.3, 0, 1), np.zeros(len(root)), -np.ones(len(root))],
+        axis=1,
+    )
     d = _unit(_tangent(out, n) + (0.6 if stubble else 0.35) * n + rng.normal(0, 0.2, n.shape))
     lengths = fh["length"] * rng.uniform(0.6, 1.2, len(root))
     if fh["style"] == "full_beard":  # longer on the chin than on the cheeks
         lengths *= 0.5 + 0.7 * np.clip((f.mouth[2] - root[:, 2]) / 0.25, 0, 1)
     pts = 3 if stubble else (6 if fh["style"] == "full_beard" else 4)
-    return Strands(_grow_strands(geo, tri, bary, d, lengths, pts, 0.0 if stubble else 0.3), 0.0005 if stubble else 0.0008)
+    return Strands(
+        _grow_strands(geo, tri, bary, d, lengths, pts, 0.0 if stubble else 0.3), 0.0005 if stubble else 0.0008
+    )

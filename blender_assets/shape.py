@@ -31,6 +31,7 @@ def macro_knots(slider: str) -> tuple[tuple[float, str], ...]:
     knots = [(round(max(p["lowest"], 0.0), 4), p["low"]) for p in parts]
     return (*knots, (round(min(parts[-1]["highest"], 1.0), 4), parts[-1]["high"]))
 
+
 # Share of the head turn taken by each bone, base of the neck to the skull (sums to 1).
 POSE_CHAIN = (("neck01", 0.15), ("neck02", 0.15), ("neck03", 0.2), ("head", 0.5))
 
@@ -70,7 +71,10 @@ def knot_weights(value: float, knots) -> dict[str, float]:
 def macro_targets(macro: dict) -> dict[str, float]:
     """Target path → weight for the ethnicity × gender × age and universal muscle/weight targets."""
     gender, age = knot_weights(macro["gender"], macro_knots("gender")), knot_weights(macro["age"], macro_knots("age"))
-    muscle, weight = knot_weights(macro["muscle"], macro_knots("muscle")), knot_weights(macro["weight"], macro_knots("weight"))
+    muscle, weight = (
+        knot_weights(macro["muscle"], macro_knots("muscle")),
+        knot_weights(macro["weight"], macro_knots("weight")),
+    )
     total = sum(max(float(macro[eth]), 0.0) for eth in ETHNICITIES)
     if total <= 0:
         raise ValueError(f"ethnicity weights {[macro[e] for e in ETHNICITIES]} must not all be 0")
@@ -220,7 +224,9 @@ def topology() -> Topology:
     idx, w = data.skin_weights()["head"]
     head_base = idx[(w > 0.5) & (remap[idx] >= 0)]
     skin = np.unique(np.concatenate([f for f, p in zip(faces, part) if p == 0]))
-    return Topology(keep, remap, tuple(remap[f] for f in faces), tuple(uvs), np.array(part), remap[head_base], remap[skin])
+    return Topology(
+        keep, remap, tuple(remap[f] for f in faces), tuple(uvs), np.array(part), remap[head_base], remap[skin]
+    )
 
 
 def cut_chest(rest: np.ndarray, topo: Topology) -> None:

@@ -55,7 +55,12 @@ class Graph:
     def mix(self, a, b, factor, blend: str = "MIX"):
         """RGBA mix of a and b by factor (tuples become constant colours)."""
         ins = {"Factor": factor, "A": _rgba(a), "B": _rgba(b)}
-        return self.node("ShaderNodeMix", {6 if k == "A" else 7 if k == "B" else k: v for k, v in ins.items()}, data_type="RGBA", blend_type=blend).outputs[2]
+        return self.node(
+            "ShaderNodeMix",
+            {6 if k == "A" else 7 if k == "B" else k: v for k, v in ins.items()},
+            data_type="RGBA",
+            blend_type=blend,
+        ).outputs[2]
 
     def image_mask(self, uv, file: str):
         tex = self.node("ShaderNodeTexImage", {"Vector": uv})
@@ -67,7 +72,9 @@ class Graph:
         """1 inside sparse round spots: Voronoi cells whose random value < share, near the feature point."""
         vor = self.node("ShaderNodeTexVoronoi", {"Vector": coords, "Scale": scale, "Randomness": 1.0})
         inside = self.math("LESS_THAN", vor.outputs["Distance"], radius)
-        picked = self.math("LESS_THAN", self.node("ShaderNodeSeparateColor", {"Color": vor.outputs["Color"]}).outputs[0], share)
+        picked = self.math(
+            "LESS_THAN", self.node("ShaderNodeSeparateColor", {"Color": vor.outputs["Color"]}).outputs[0], share
+        )
         return self.math("MULTIPLY", inside, picked)
 
 
@@ -102,8 +109,15 @@ def skin_material(skin: dict, makeup: dict | None = None):
     # Melanin hides the haemoglobin below it: on dark skin a full flush reads as dark patches.
     # The flush is patchy (capillaries cluster): a centimetre-scale noise modulates it.
     flush = skin["redness"] * FLUSH_STRENGTH * (1.0 - 0.8 * skin["tone"])
-    patches = g.math("MULTIPLY_ADD", g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 40.0, "Detail": 2.0}).outputs["Fac"], 1.6, 0.2)
-    redness = g.math("MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.4)), g.math("MULTIPLY", patches, flush))
+    patches = g.math(
+        "MULTIPLY_ADD",
+        g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 40.0, "Detail": 2.0}).outputs["Fac"],
+        1.6,
+        0.2,
+    )
+    redness = g.math(
+        "MULTIPLY", g.math("ADD", cheeks, g.math("MULTIPLY", tzone, 0.4)), g.math("MULTIPLY", patches, flush)
+    )
     colour = g.mix(colour, FLUSH, redness, "MULTIPLY")
     if skin["freckles"] > 0:
         density = g.node("ShaderNodeTexNoise", {"Vector": coords, "Scale": 3.0}).outputs["Fac"]
@@ -112,20 +126,36 @@ def skin_material(skin: dict, makeup: dict | None = None):
         colour = g.mix(colour, FRECKLE, g.math("MULTIPLY", freckle, where), "MULTIPLY")
     # Voronoi cells 4 cm apart, a few hold a mole: a handful per face at moles = 1.
     mole_radius = MOLE_RADIUS[0] + (MOLE_RADIUS[1] - MOLE_RADIUS[0]) * skin["moles"]
-    colour = g.mix(colour, MOLE, g.math("MULTIPLY", g.spots(coords, 5.0, 5.0 * mole_radius, 0.1 * skin["moles"]), 0.85), "MULTIPLY")
+    colour = g.mix(
+        colour,
+        MOLE,
+        g.math("MULTIPLY", g.spots(coords, 5.0, 5.0 * mole_radius, 0.1 * skin["moles"]), 0.85),
+        "MULTIPLY",
+    )
     if skin["blemishes"] > 0:
-        colour = g.mix(colour, BLEMISH, g.math("MULTIPLY", g.spots(coords, 14.0, 0.12, 0.25 * skin["blemishes"]), 0.5), "MULTIPLY")
+        colour = g.mix(
+            colour, BLEMISH, g.math("MULTIPLY", g.spots(coords, 14.0, 0.12, 0.25 * skin["blemishes"]), 0.5), "MULTIPLY"
+        )
     lips = g.image_mask(uv, "mpfb_lips.jpg")
     # Lip furrows: fine vertical grooves (waves along x, wavy), a little darker in each groove.
-    furrows = g.node("ShaderNodeTexWave", {"Vector": coords, "Scale": LIP_FURROW_SCALE, "Distortion": 4.0, "Detail": 1.0}, wave_type="BANDS", bands_direction="X").outputs["Fac"]
+    furrows = g.node(
+        "ShaderNodeTexWave",
+        {"Vector": coords, "Scale": LIP_FURROW_SCALE, "Distortion": 4.0, "Detail": 1.0},
+        wave_type="BANDS",
+        bands_direction="X",
+    ).outputs["Fac"]
     lip_furrows = g.math("MULTIPLY", lips, furrows)
     colour = g.mix(colour, _rgba(tuple(skin["lip_tint"])), lips, "MULTIPLY")
     colour = g.mix(colour, LIP_FURROW, g.math("MULTIPLY", lip_furrows, 0.35), "MULTIPLY")
     if makeup["lipstick"]:
-        colour = g.mix(colour, tuple(makeup["lipstick"]["color"]), g.math("MULTIPLY", lips, makeup["lipstick"]["opacity"]))
+        colour = g.mix(
+            colour, tuple(makeup["lipstick"]["color"]), g.math("MULTIPLY", lips, makeup["lipstick"]["opacity"])
+        )
     if makeup["eyeshadow"]:
         lids = g.image_mask(uv, "mpfb_eyelids.jpg")
-        colour = g.mix(colour, tuple(makeup["eyeshadow"]["color"]), g.math("MULTIPLY", lids, makeup["eyeshadow"]["opacity"]))
+        colour = g.mix(
+            colour, tuple(makeup["eyeshadow"]["color"]), g.math("MULTIPLY", lids, makeup["eyeshadow"]["opacity"])
+        )
     if makeup["blush"] > 0:
         colour = g.mix(colour, BLUSH, g.math("MULTIPLY", cheeks, makeup["blush"]), "MULTIPLY")
     colour = g.mix(colour, MOUTH_INSIDE, g.image_mask(uv, "mpfb_inside-mouth.jpg"))
@@ -138,15 +168,24 @@ def skin_material(skin: dict, makeup: dict | None = None):
     oil = g.math("MULTIPLY", tzone, skin["oiliness"])
     gloss = 0.25 + (0.15 if makeup["lipstick"] else 0.0)
     pits = g.math("SUBTRACT", 1.0, g.math("MINIMUM", g.math("MULTIPLY", pores, 2.0), 1.0))  # 1 at a pore centre
-    rough = g.math("SUBTRACT", skin["roughness"], g.math("ADD", g.math("MULTIPLY", oil, 0.25), g.math("MULTIPLY", lips, gloss)))
+    rough = g.math(
+        "SUBTRACT", skin["roughness"], g.math("ADD", g.math("MULTIPLY", oil, 0.25), g.math("MULTIPLY", lips, gloss))
+    )
     g.links.new(g.math("ADD", rough, g.math("MULTIPLY", pits, 0.12)), bsdf.inputs["Roughness"])
     specular = g.math("ADD", 0.35, g.math("MULTIPLY", oil, 0.35))
-    g.links.new(g.math("MULTIPLY", specular, g.math("MULTIPLY_ADD", pits, -0.4, 1.0)), bsdf.inputs["Specular IOR Level"])
+    g.links.new(
+        g.math("MULTIPLY", specular, g.math("MULTIPLY_ADD", pits, -0.4, 1.0)), bsdf.inputs["Specular IOR Level"]
+    )
 
     # --- normal: pores + age lines (forehead bands, creases), as one height field ---
     height = g.math("MULTIPLY_ADD", pores, 0.6 * skin["pores"], g.math("MULTIPLY", lip_furrows, -0.5))
     if skin["wrinkles"] > 0:
-        bands = g.node("ShaderNodeTexWave", {"Vector": coords, "Scale": 14.0, "Distortion": 3.0, "Detail": 2.0}, wave_type="BANDS", bands_direction="Z")
+        bands = g.node(
+            "ShaderNodeTexWave",
+            {"Vector": coords, "Scale": 14.0, "Distortion": 3.0, "Detail": 2.0},
+            wave_type="BANDS",
+            bands_direction="Z",
+        )
         line_height = g.math("MULTIPLY", g.math("MULTIPLY", bands.outputs["Fac"], lines), 1.5 * skin["wrinkles"])
         crease_height = g.math("MULTIPLY", creases, -2.0 * skin["wrinkles"])  # a soft groove
         height = g.math("ADD", height, g.math("ADD", line_height, crease_height))

@@ -19,8 +19,8 @@ import bpy
 import numpy as np
 
 from blender_assets.head import HeadBuild, build_head
-from blender_assets.objects import build_objects
 from blender_assets.lighting import apply_lighting
+from blender_assets.objects import build_objects
 from datagen.config import DEVICES
 from datagen.devices import GPU_BACKENDS, GpuAssignment, choose_gpu_devices
 from datagen.errors import DatagenError
@@ -98,7 +98,9 @@ def select_device(scene, device: str, assigned: GpuAssignment | None = None) -> 
             scene.cycles.device = "GPU"
             return backend, ids
     if device == "gpu":
-        raise DatagenError("--device gpu was asked for but Cycles finds no OptiX/CUDA/HIP/oneAPI/Metal device (use auto or cpu)")
+        raise DatagenError(
+            "--device gpu was asked for but Cycles finds no OptiX/CUDA/HIP/oneAPI/Metal device (use auto or cpu)"
+        )
     scene.cycles.device = "CPU"
     return "CPU", []
 
@@ -164,7 +166,15 @@ def build_scene(spec: dict, threads: int = 1, device: str = "cpu", assigned: Gpu
         objects = build_objects(spec["objects"])
         head = HeadBuild(objects, {o.name: tuple(float(c) for c in o.location) for o in objects})
     else:
-        head = build_head(spec["identity"], spec["expression"], spec["pose"], spec["makeup"], spec["hair"], spec["clothing"], spec["accessories"])
+        head = build_head(
+            spec["identity"],
+            spec["expression"],
+            spec["pose"],
+            spec["makeup"],
+            spec["hair"],
+            spec["clothing"],
+            spec["accessories"],
+        )
     apply_lighting(spec["lighting"], hdri_paths_for_spec(spec))
     map_resolution = spec["render"].get("world_map_resolution", 0)  # absent in specs of earlier versions
     if map_resolution:
@@ -174,7 +184,9 @@ def build_scene(spec: dict, threads: int = 1, device: str = "cpu", assigned: Gpu
     return head, camera, chosen
 
 
-def render_subject(spec: dict, threads: int = 1, device: str = "cpu", assigned: GpuAssignment | None = None) -> RenderResult:
+def render_subject(
+    spec: dict, threads: int = 1, device: str = "cpu", assigned: GpuAssignment | None = None
+) -> RenderResult:
     """All files of the subject's webdataset sample, rendered from `spec` alone."""
     t0 = time.perf_counter()
     head, camera, chosen = build_scene(spec, threads, device, assigned)

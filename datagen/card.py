@@ -52,8 +52,18 @@ def staged_key(name: str) -> str | None:
 
 
 # What a card must hold for any reader to trust it: field → type.
-_CARD_FIELDS = {"format": str, "format_version": int, "fingerprint": str, "config": dict, "members_per_sample": list,
-                "counts": dict, "shards": list, "failed": dict, "runs": list, "complete": bool}
+_CARD_FIELDS = {
+    "format": str,
+    "format_version": int,
+    "fingerprint": str,
+    "config": dict,
+    "members_per_sample": list,
+    "counts": dict,
+    "shards": list,
+    "failed": dict,
+    "runs": list,
+    "complete": bool,
+}
 _SHARD_FIELDS = {"index": int, "name": str, "samples": int, "sha256": str, "bytes": int, "keys": list}
 _CONFIG_FIELDS = {"identities": int, "appearances": int, "subjects_per_shard": int, "size": int, "views_random": int}
 
@@ -66,7 +76,10 @@ def card_problem(card) -> str | None:
         for name, kind in fields.items():
             value = table.get(name) if isinstance(table, dict) else None
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                return f"{where}{name} is {'missing' if value is None else type(value).__name__ + ', expected ' + kind.__name__}"
+                return (
+                    f"{where}{name} is "
+                    f"{'missing' if value is None else type(value).__name__ + ', expected ' + kind.__name__}"
+                )
     for n, entry in enumerate(card["shards"]):
         if not isinstance(entry, dict):
             return f"shards[{n}] is not an object"
@@ -91,7 +104,12 @@ def new_card(cfg: DatagenConfig, command: list[str]) -> dict:
         "fingerprint": cfg.fingerprint(),
         "config": cfg.to_dict(),
         "command": command,
-        "versions": {"facelift": __version__, "blender": _version("bpy"), "anny": _version("anny"), "python": platform.python_version()},
+        "versions": {
+            "facelift": __version__,
+            "blender": _version("bpy"),
+            "anny": _version("anny"),
+            "python": platform.python_version(),
+        },
         "members_per_sample": expected_members(cfg),
         "counts": {},
         "shards": [],
@@ -108,10 +126,14 @@ def load_card(storage: Storage) -> dict | None:
     try:
         card = json.loads(storage.read_bytes(CARD_NAME))
     except (ValueError, UnicodeDecodeError) as e:
-        raise DatagenError(f"{storage.url_of(CARD_NAME)} is not a readable dataset card ({e}); use another --out") from None
+        raise DatagenError(
+            f"{storage.url_of(CARD_NAME)} is not a readable dataset card ({e}); use another --out"
+        ) from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         found = card.get("format") if isinstance(card, dict) else f"a JSON {type(card).__name__}"
-        raise DatagenError(f"{storage.url_of(CARD_NAME)} is not a facelift dataset card (format {found!r}, expected {FORMAT!r})")
+        raise DatagenError(
+            f"{storage.url_of(CARD_NAME)} is not a facelift dataset card (format {found!r}, expected {FORMAT!r})"
+        )
     problem = card_problem(card)
     if problem:
         raise DatagenError(f"{storage.url_of(CARD_NAME)} is not a valid facelift dataset card ({problem})")
@@ -130,12 +152,16 @@ def open_card(storage: Storage, cfg: DatagenConfig, command: list[str]) -> dict:
         foreign = foreign_entries(storage)
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise DatagenError(f"--out {storage.url} is not empty and holds no {CARD_NAME} ({shown}); use an empty or new folder")
+            raise DatagenError(
+                f"--out {storage.url} is not empty and holds no {CARD_NAME} ({shown}); use an empty or new folder"
+            )
         return new_card(cfg, command)
     differences = cfg.differences(card["config"])
     if differences:
         diff = "; ".join(differences)
-        raise DatagenError(f"--out {storage.url} was made by a different config ({diff}); use the same options or another --out")
+        raise DatagenError(
+            f"--out {storage.url} was made by a different config ({diff}); use the same options or another --out"
+        )
     return card
 
 

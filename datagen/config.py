@@ -74,16 +74,47 @@ class DatagenConfig:
         defaults = {f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING}
         theirs = {**{k: v for k, v in defaults.items() if k not in other}, **other}
         theirs = {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()}
-        return [f"{k} {theirs.get(k)!r} vs {mine.get(k)!r}" for k in sorted(set(mine) | set(theirs)) if theirs.get(k) != mine.get(k)]
+        return [
+            f"{k} {theirs.get(k)!r} vs {mine.get(k)!r}"
+            for k in sorted(set(mine) | set(theirs))
+            if theirs.get(k) != mine.get(k)
+        ]
 
 
 PRESETS: dict[str, DatagenConfig] = {
     # CI: real Cycles renders, tiny and few samples.
-    "test": DatagenConfig("test", size=64, samples=4, adaptive_threshold=0.1, denoise=False, denoise_quality="FAST", max_bounces=4, subjects_per_shard=4,
-                          world_map_resolution=256),
-    "preview": DatagenConfig("preview", size=256, samples=16, adaptive_threshold=0.05, denoise=True, denoise_quality="FAST", max_bounces=6, subjects_per_shard=16),
+    "test": DatagenConfig(
+        "test",
+        size=64,
+        samples=4,
+        adaptive_threshold=0.1,
+        denoise=False,
+        denoise_quality="FAST",
+        max_bounces=4,
+        subjects_per_shard=4,
+        world_map_resolution=256,
+    ),
+    "preview": DatagenConfig(
+        "preview",
+        size=256,
+        samples=16,
+        adaptive_threshold=0.05,
+        denoise=True,
+        denoise_quality="FAST",
+        max_bounces=6,
+        subjects_per_shard=16,
+    ),
     # The quality FaceLift trained on: 512², denoised with OIDN's best model and prefiltered guides.
-    "paper": DatagenConfig("paper", size=512, samples=64, adaptive_threshold=0.02, denoise=True, denoise_quality="HIGH", max_bounces=8, subjects_per_shard=32),
+    "paper": DatagenConfig(
+        "paper",
+        size=512,
+        samples=64,
+        adaptive_threshold=0.02,
+        denoise=True,
+        denoise_quality="HIGH",
+        max_bounces=8,
+        subjects_per_shard=32,
+    ),
 }
 
 
@@ -126,7 +157,9 @@ def validate(cfg: DatagenConfig) -> None:
     if cfg.appearances > 999 or cfg.identities > 99999:
         raise DatagenError("--identities must be at most 99999 and --appearances at most 999 (the sample key format)")
     if not -90.0 <= cfg.elevation_min <= cfg.elevation_max <= 90.0:
-        raise DatagenError(f"elevation range [{cfg.elevation_min}, {cfg.elevation_max}] is not allowed (within [-90, 90], min <= max)")
+        raise DatagenError(
+            f"elevation range [{cfg.elevation_min}, {cfg.elevation_max}] is not allowed (within [-90, 90], min <= max)"
+        )
     if cfg.lighting not in LIGHTING_KINDS:
         raise DatagenError(f"--lighting {cfg.lighting!r} is not allowed (allowed: {', '.join(LIGHTING_KINDS)})")
     bad = [p for p in cfg.passes if p not in PASSES]
@@ -182,6 +215,11 @@ class RunOptions:
             if not 0 < g < float("inf"):
                 raise DatagenError(f"--gpus-per-worker {g:g} is not allowed (must be more than 0)")
             if g > 1 and g != int(g):
-                raise DatagenError(f"--gpus-per-worker {g:g} is not allowed (a fraction of one GPU, or a whole number of GPUs)")
+                raise DatagenError(
+                    f"--gpus-per-worker {g:g} is not allowed (a fraction of one GPU, or a whole number of GPUs)"
+                )
             if self.device == "cpu":
-                raise DatagenError(f"--gpus-per-worker {g:g} does not go with --device cpu (use --device auto or gpu to render on GPUs)")
+                raise DatagenError(
+                    f"--gpus-per-worker {g:g} does not go with --device cpu (use --device "
+                    "auto or gpu to render on GPUs)"
+                )

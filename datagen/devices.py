@@ -10,13 +10,15 @@ of devices enabled must equal the number Ray assigned.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from datagen.errors import DatagenError
 
 GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")  # Cycles' compute device types, preferred first
-KERNEL_CACHE_BYTES = 4 * 2**30  # CUDA_CACHE_MAXSIZE's documented maximum; Cycles' JIT-compiled kernels outgrow the default
+KERNEL_CACHE_BYTES = (
+    4 * 2**30
+)  # CUDA_CACHE_MAXSIZE's documented maximum; Cycles' JIT-compiled kernels outgrow the default
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,10 @@ def gpus_per_worker(device: str, asked: float | None, cluster_gpus: float) -> fl
     (--device auto or gpu on a cluster where Ray sees GPUs), else 0."""
     if asked is not None:
         if cluster_gpus <= 0:
-            raise DatagenError(f"--gpus-per-worker {asked:g} needs GPUs but the Ray cluster has none "
-                               "(start its nodes with GPUs, or leave --gpus-per-worker out to render on CPUs)")
+            raise DatagenError(
+                f"--gpus-per-worker {asked:g} needs GPUs but the Ray cluster has none "
+                "(start its nodes with GPUs, or leave --gpus-per-worker out to render on CPUs)"
+            )
         return asked
     return 1.0 if device != "cpu" and cluster_gpus > 0 else 0.0
 
@@ -53,7 +57,9 @@ def worker_slots(nodes: Sequence[tuple[float, float]], threads: int, gpus: float
     return total
 
 
-def choose_gpu_devices(listings: Mapping[str, Sequence[str]], assigned: GpuAssignment | None, where: str = "") -> tuple[str, list[str]] | None:
+def choose_gpu_devices(
+    listings: Mapping[str, Sequence[str]], assigned: GpuAssignment | None, where: str = ""
+) -> tuple[str, list[str]] | None:
     """(backend, Cycles device ids to enable) or None for no GPU.
 
     `listings` maps each backend this Blender has to the ids of the devices Cycles lists for it
@@ -68,13 +74,18 @@ def choose_gpu_devices(listings: Mapping[str, Sequence[str]], assigned: GpuAssig
             continue
         if assigned is None or len(ids) == len(assigned.ids):
             return backend, ids
-        mismatch = mismatch or f"Cycles' {backend} backend lists {len(ids)} devices ({', '.join(ids)}) where Ray assigned {len(assigned.ids)}"
+        mismatch = mismatch or (
+            f"Cycles' {backend} backend lists {len(ids)} devices ({', '.join(ids)}) "
+            f"where Ray assigned {len(assigned.ids)}"
+        )
     if assigned is None:
         return None
     place = f" on {where}" if where else ""
     found = mismatch or "Cycles lists no OptiX/CUDA/HIP/oneAPI/Metal device there"
-    raise DatagenError(f"Ray gave the render worker{place} {assigned.describe()}, but {found}; "
-                       "check that Blender sees the GPU driver, or render on CPUs with --device cpu")
+    raise DatagenError(
+        f"Ray gave the render worker{place} {assigned.describe()}, but {found}; "
+        "check that Blender sees the GPU driver, or render on CPUs with --device cpu"
+    )
 
 
 def gpu_worker_env(folder: str) -> dict[str, str]:

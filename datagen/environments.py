@@ -63,7 +63,13 @@ def read_hdr(path: str) -> np.ndarray:
     pos = 0
     for y in range(h):
         head = buf[pos : pos + 4]
-        if 8 <= w < 32768 and len(head) == 4 and head[0] == 2 and head[1] == 2 and (int(head[2]) << 8 | int(head[3])) == w:
+        if (
+            8 <= w < 32768
+            and len(head) == 4
+            and head[0] == 2
+            and head[1] == 2
+            and (int(head[2]) << 8 | int(head[3])) == w
+        ):
             pos += 4
             for c in range(4):  # each channel of the scanline in runs: >128 repeats, else literals
                 x = 0
@@ -119,7 +125,10 @@ def environment_problem(path: str) -> str | None:
 
 def check_environments(paths: dict[str, str], option: str = "--hdri-dir") -> None:
     """One-line DatagenError naming the first unusable map (name → path)."""
-    for name, path in paths.items():
+    for _name, path in paths.items():
         problem = environment_problem(path)
         if problem:
-            raise DatagenError(f"{option}: {os.path.basename(path)} {problem}; fix or remove it (usable: .exr/.hdr with finite, positive radiance)")
+            raise DatagenError(
+                f"{option}: {os.path.basename(path)} {problem}; fix or remove it (usable: "
+                ".exr/.hdr with finite, positive radiance)"
+            )

@@ -64,8 +64,15 @@ def measure(storage: Storage, card: dict) -> dict:
                     sizes.append(face.size)
                     xs.append(face.centre[0])
                     ys.append(face.centre[1])
-    return {"detector": DETECTOR, "canvas": CANVAS, "subjects": measured, "found": len(sizes),
-            "face_size": _stat(sizes), "centre_x": _stat(xs), "centre_y": _stat(ys)}
+    return {
+        "detector": DETECTOR,
+        "canvas": CANVAS,
+        "subjects": measured,
+        "found": len(sizes),
+        "face_size": _stat(sizes),
+        "centre_x": _stat(xs),
+        "centre_y": _stat(ys),
+    }
 
 
 def needs_update(card: dict) -> bool:
@@ -87,7 +94,10 @@ def problem(card: dict) -> str | None:
     if not isinstance(stats, dict):
         return f"the card has no {FIELD} statistics; rerun the datagen command to add them"
     if "unavailable" in stats:
-        return f"the card's {FIELD} statistics are unavailable ({stats['unavailable']}); install facenet-pytorch and rerun the datagen command"
+        return (
+            f"the card's {FIELD} statistics are unavailable ({stats['unavailable']}); "
+            "install facenet-pytorch and rerun the datagen command"
+        )
     for k in ("subjects", "found", "face_size", "centre_x", "centre_y"):
         if k not in stats:
             return f"the card's {FIELD} lacks {k}; rerun the datagen command"

@@ -55,15 +55,27 @@ def _process_start(pid: int) -> int | None:
 
 def _holder() -> dict:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "token": uuid.uuid4().hex,
-            "time": time.time(), "boot_id": _boot_id(), "pid_ns": _pid_namespace(), "pid_start": _process_start(pid)}
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "token": uuid.uuid4().hex,
+        "time": time.time(),
+        "boot_id": _boot_id(),
+        "pid_ns": _pid_namespace(),
+        "pid_start": _process_start(pid),
+    }
 
 
 def holder_is_gone(holder: dict) -> bool:
     """True only when the holder ran on this machine (same host name, boot and pid namespace) and
     its process no longer exists; a holder elsewhere can only go stale by its heartbeat."""
-    same_machine = (holder.get("host") == socket.gethostname() and holder.get("boot_id") is not None
-                    and holder.get("boot_id") == _boot_id() and holder.get("pid_ns") == _pid_namespace())
+    same_machine = (
+        holder.get("host") == socket.gethostname()
+        and holder.get("boot_id") is not None
+        and holder.get("boot_id") == _boot_id()
+        and holder.get("pid_ns") == _pid_namespace()
+    )
     if not same_machine or not isinstance(holder.get("pid"), int):
         return False
     start = _process_start(holder["pid"])
@@ -75,8 +87,10 @@ def _describe(holder: dict) -> str:
 
 
 def _refusal(storage: Storage, holder: dict) -> OutputLocked:
-    return OutputLocked(f"--out {storage.url} is in use by another facelift datagen run ({_describe(holder)}); "
-                        f"wait for it to finish or stop it, then rerun")
+    return OutputLocked(
+        f"--out {storage.url} is in use by another facelift datagen run ({_describe(holder)}); "
+        f"wait for it to finish or stop it, then rerun"
+    )
 
 
 class OutputLock:
@@ -90,7 +104,7 @@ class OutputLock:
         self._thread = None
         self.holder = _holder()
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         self.storage.check()  # a missing bucket, refused credentials, a dead endpoint: one line, nothing written
         self.created_out = not self.storage.exists("")
         if self.storage.local:

@@ -20,7 +20,7 @@ class Plan:
     subjects_per_shard: int
 
     @classmethod
-    def of(cls, cfg) -> "Plan":
+    def of(cls, cfg) -> Plan:
         """From a DatagenConfig or a card's config dict."""
         get = cfg.get if isinstance(cfg, dict) else lambda k: getattr(cfg, k)
         return cls(int(get("identities")), int(get("appearances")), int(get("subjects_per_shard")))

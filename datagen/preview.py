@@ -27,7 +27,9 @@ def contact_sheet(out: str, max_subjects: int = 24, tile: int = 160) -> Image.Im
 def _contact_sheet(storage: Storage, out: str, max_subjects: int, tile: int) -> Image.Image:
     card = require_card(storage)
     if max_subjects < 1 or tile < 16:
-        raise DatagenError(f"--subjects {max_subjects} / --tile {tile} not allowed (at least 1 subject, tile at least 16 px)")
+        raise DatagenError(
+            f"--subjects {max_subjects} / --tile {tile} not allowed (at least 1 subject, tile at least 16 px)"
+        )
     fixed = [f"fixed_{k:02d}.png" for k in range(len(cameras.FIXED_VIEWS))]
     rows: list[tuple[str, list[str], list[Image.Image]]] = []
     for entry in card["shards"]:
@@ -43,7 +45,10 @@ def _contact_sheet(storage: Storage, out: str, max_subjects: int, tile: int) -> 
         except DatagenError:
             raise
         except Exception as e:  # a truncated or corrupt tar
-            raise DatagenError(f"{storage.url_of(rel)} is unreadable ({e.__class__.__name__}: {e}); run `facelift datagen verify {out}`") from None
+            raise DatagenError(
+                f"{storage.url_of(rel)} is unreadable ({e.__class__.__name__}: {e}); "
+                f"run `facelift datagen verify {out}`"
+            ) from None
         if len(rows) == max_subjects:
             break
     if not rows:
@@ -63,7 +68,9 @@ def _contact_sheet(storage: Storage, out: str, max_subjects: int, tile: int) -> 
     return sheet
 
 
-def _row(rel: str, key: str, files: dict[str, bytes], fixed: list[str], tile: int) -> tuple[str, list[str], list[Image.Image]]:
+def _row(
+    rel: str, key: str, files: dict[str, bytes], fixed: list[str], tile: int
+) -> tuple[str, list[str], list[Image.Image]]:
     lacking = [n for n in ["spec.json", *fixed] if n not in files]
     if lacking:
         raise DatagenError(f"{rel}: sample {key} has no {lacking[0]}; run `facelift datagen verify` on the folder")
@@ -114,7 +121,11 @@ def write_contact_sheet(out: str, path: str | None = None, max_subjects: int = 2
     sheet = _contact_sheet(source, out, max_subjects, tile)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
-    storage, name = (source, "preview.png") if path is None else (Storage(posixpath.dirname(path) or "."), posixpath.basename(path))
+    storage, name = (
+        (source, "preview.png")
+        if path is None
+        else (Storage(posixpath.dirname(path) or "."), posixpath.basename(path))
+    )
     storage.check()  # -o on another store: a missing bucket is one line, not a traceback
     storage.write_bytes(name, buf.getvalue())
     return storage.url_of(name)

@@ -47,7 +47,8 @@ def _auto_address() -> str:
         st, recorded = None, ""
     if st is None or st.st_uid != os.getuid() or not recorded:
         raise DatagenError(
-            "--ray-address auto found no Ray cluster of yours (RAY_ADDRESS is unset and no `ray start --head` by this user "
+            "--ray-address auto found no Ray cluster of yours (RAY_ADDRESS is unset "
+            "and no `ray start --head` by this user "
             f"recorded one in {path}); start one with `ray start --head` or give --ray-address host:port"
         )
     return recorded
@@ -60,12 +61,14 @@ def _split(address: str) -> tuple[str, str, int]:
     except ValueError:
         port = None
     if parsed.scheme not in ("tcp", "ray") or not parsed.hostname or not port:
-        raise DatagenError(f"--ray-address {address!r} is not allowed (use auto, host:port or ray://host:port with a port 1-65535)")
+        raise DatagenError(
+            f"--ray-address {address!r} is not allowed (use auto, host:port or ray://host:port with a port 1-65535)"
+        )
     return parsed.scheme, parsed.hostname, port
 
 
 def _probe_gcs(host: str, port: int) -> str | None:
-    """"open" or "token" when a Ray GCS answers at host:port, else None. GetClusterId is the first
+    """ "open" or "token" when a Ray GCS answers at host:port, else None. GetClusterId is the first
     call every Ray client makes; a cluster with token authentication answers UNAUTHENTICATED to a
     caller without the token, which still proves it is Ray's GCS."""
     import grpc
@@ -73,7 +76,9 @@ def _probe_gcs(host: str, port: int) -> str | None:
 
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         try:
-            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=PROBE_S)
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=PROBE_S
+            )
             return "open"
         except grpc.RpcError as e:
             return "token" if e.code() == grpc.StatusCode.UNAUTHENTICATED else None
@@ -85,7 +90,10 @@ def _use_auth_token(shown: str) -> None:
         return  # the user chose the mode
     path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
     if not os.environ.get("RAY_AUTH_TOKEN") and not os.path.isfile(path):
-        raise DatagenError(f"--ray-address {shown} requires a Ray auth token and none was found (set RAY_AUTH_TOKEN, or copy the head's ~/.ray/auth_token)")
+        raise DatagenError(
+            f"--ray-address {shown} requires a Ray auth token and none was found (set RAY_AUTH_TOKEN, "
+            "or copy the head's ~/.ray/auth_token)"
+        )
     os.environ["RAY_AUTH_MODE"] = "token"
     from ray._raylet import Config
 
@@ -116,11 +124,16 @@ def resolve_ray_address(address: str) -> str:
         raise DatagenError(f"--ray-address {shown} does not answer ({e.strerror or e})") from None
     if scheme == "ray":
         if not _probe_grpc(host, port):
-            raise DatagenError(f"--ray-address {shown} is open but is not a Ray client server (no gRPC handshake within {PROBE_S:.0f} s)")
+            raise DatagenError(
+                f"--ray-address {shown} is open but is not a Ray client server (no gRPC "
+                f"handshake within {PROBE_S:.0f} s)"
+            )
         return address
     answer = _probe_gcs(host, port)
     if answer is None:
-        raise DatagenError(f"--ray-address {shown} is open but is not a Ray head (no Ray GCS reply within {PROBE_S:.0f} s)")
+        raise DatagenError(
+            f"--ray-address {shown} is open but is not a Ray head (no Ray GCS reply within {PROBE_S:.0f} s)"
+        )
     if answer == "token":
         _use_auth_token(shown)
     return address
@@ -140,13 +153,24 @@ def code_fingerprint() -> dict:
                 digest.update(f"{name}/{os.path.relpath(path, root)}\0".encode())
                 with open(path, "rb") as f:
                     digest.update(hashlib.sha256(f.read()).digest())
-    return {"fingerprint": digest.hexdigest()[:16], "path": os.path.dirname(importlib.import_module("datagen").__file__)}
+    return {
+        "fingerprint": digest.hexdigest()[:16],
+        "path": os.path.dirname(importlib.import_module("datagen").__file__),
+    }
 
 
 def cluster_nodes(ray) -> list[dict]:
     """The cluster's alive nodes: id, address, CPUs and GPUs (totals: actors hold theirs for life)."""
-    return [{"id": n["NodeID"], "address": n["NodeManagerAddress"], "cpus": n["Resources"].get("CPU", 0.0), "gpus": n["Resources"].get("GPU", 0.0)}
-            for n in ray.nodes() if n["Alive"]]
+    return [
+        {
+            "id": n["NodeID"],
+            "address": n["NodeManagerAddress"],
+            "cpus": n["Resources"].get("CPU", 0.0),
+            "gpus": n["Resources"].get("GPU", 0.0),
+        }
+        for n in ray.nodes()
+        if n["Alive"]
+    ]
 
 
 def node_gone(ray, node_id: str, verdict_s: float = GCS_VERDICT_S) -> bool:
@@ -154,6 +178,7 @@ def node_gone(ray, node_id: str, verdict_s: float = GCS_VERDICT_S) -> bool:
     The GCS notices a dead node only when its health checks have missed (~15 s), a refused port
     tells at once; a node that does not answer at all (gone from the network, or out of this
     driver's reach) is left to the GCS's verdict, awaited up to `verdict_s`."""
+
     def entry():
         return next((n for n in ray.nodes() if n["NodeID"] == node_id), None)
 
@@ -190,7 +215,10 @@ def start_ray(address: str | None):
         # datagen from there, not the shipped copy. An empty working_dir stops that; workers run
         # in it, so every path they get is absolute.
         with tempfile.TemporaryDirectory(prefix="facelift-ray-cwd-") as empty:
-            kwargs["runtime_env"] = {"py_modules": [importlib.import_module(name) for name in SHIPPED_PACKAGES], "working_dir": empty}
+            kwargs["runtime_env"] = {
+                "py_modules": [importlib.import_module(name) for name in SHIPPED_PACKAGES],
+                "working_dir": empty,
+            }
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:

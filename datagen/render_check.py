@@ -32,4 +32,7 @@ def check_views(files: dict[str, bytes], view_names: list[str]) -> None:
         weight += float(alpha.sum())
     level = weighted / max(weight, 1e-9)
     if level < BLACK_LEVEL:
-        raise BadRender(f"the views are black (mean sRGB {level:.2f} of 255 over the subject, below {BLACK_LEVEL}): a bad environment map or light")
+        raise BadRender(
+            f"the views are black (mean sRGB {level:.2f} of 255 over the subject, "
+            f"below {BLACK_LEVEL}): a bad environment map or light"
+        )

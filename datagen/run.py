@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datagen import face_stats
 from datagen.card import SHARD_DIR, STAGING_DIR, open_card, save_card
 from datagen.config import DatagenConfig, RunOptions
+from datagen.devices import gpus_per_worker, worker_slots
 from datagen.errors import DatagenError, DatagenInterrupted, StorageError
 from datagen.lock import OutputLock
 from datagen.progress import SubjectProgress
-from datagen.devices import gpus_per_worker, worker_slots
 from datagen.ray_cluster import cluster_nodes, code_fingerprint, node_gone, resolve_ray_address, start_ray
 from datagen.seeding import subject_key
 from datagen.shard_book import ShardBook
@@ -58,10 +58,17 @@ def check_workers(opts: RunOptions, slots: int, gpus: float, nodes: list[dict]) 
     asked, threads = opts.workers or 1, opts.threads_per_worker
     cpus, biggest = sum(n["cpus"] for n in nodes), max((n["cpus"] for n in nodes), default=0)
     if gpus > 0:
-        raise DatagenError(f"--workers {asked} × --gpus-per-worker {gpus:g} needs {asked * gpus:g} GPUs, each worker with {threads} CPUs on the same node; "
-                           f"the Ray cluster's nodes hold {slots} such workers ({sum(n['gpus'] for n in nodes):g} GPUs, {cpus:g} CPUs)")
+        raise DatagenError(
+            f"--workers {asked} × --gpus-per-worker {gpus:g} needs {asked * gpus:g} GPUs, "
+            f"each worker with {threads} CPUs on the same node; "
+            f"the Ray cluster's nodes hold {slots} such workers ({sum(n['gpus'] for n in nodes):g} GPUs, "
+            f"{cpus:g} CPUs)"
+        )
     per_node = f", at most {biggest:g} on one node" if asked * threads <= cpus else ""
-    raise DatagenError(f"--workers {asked} × --threads-per-worker {threads} needs {asked * threads} CPUs; the Ray cluster has {cpus:g}{per_node}")
+    raise DatagenError(
+        f"--workers {asked} × --threads-per-worker {threads} needs {asked * threads} CPUs; "
+        f"the Ray cluster has {cpus:g}{per_node}"
+    )
 
 
 def run_datagen(cfg: DatagenConfig, opts: RunOptions, out: str, show_progress: bool = True) -> RunSummary:
@@ -70,7 +77,9 @@ def run_datagen(cfg: DatagenConfig, opts: RunOptions, out: str, show_progress: b
     address = resolve_ray_address(opts.ray_address) if opts.ray_address else None
     if address is None:  # the local cluster is this machine's CPUs: refuse before starting Ray
         cpus = float(os.cpu_count() or 1)
-        check_workers(opts, worker_slots([(cpus, 0.0)], opts.threads_per_worker, 0.0), 0.0, [{"cpus": cpus, "gpus": 0.0}])
+        check_workers(
+            opts, worker_slots([(cpus, 0.0)], opts.threads_per_worker, 0.0), 0.0, [{"cpus": cpus, "gpus": 0.0}]
+        )
     storage = Storage(out)
     lock = OutputLock(storage)
     try:
@@ -81,19 +90,34 @@ def run_datagen(cfg: DatagenConfig, opts: RunOptions, out: str, show_progress: b
             os.rmdir(storage.root)  # an early refusal leaves no trace
 
 
-def _run_locked(cfg: DatagenConfig, opts: RunOptions, storage: Storage, address: str | None, show_progress: bool) -> RunSummary:
+def _run_locked(
+    cfg: DatagenConfig, opts: RunOptions, storage: Storage, address: str | None, show_progress: bool
+) -> RunSummary:
     t0 = time.time()
     card = open_card(storage, cfg, opts.command)
     book = ShardBook(storage, card, cfg, retry_failed=opts.retry_failed)
     book.reconcile()
-    summary = RunSummary(out=storage.url, shards_total=book.plan.shard_count, reused_staged=len(book.staged), set_aside=list(book.set_aside))
+    summary = RunSummary(
+        out=storage.url,
+        shards_total=book.plan.shard_count,
+        reused_staged=len(book.staged),
+        set_aside=list(book.set_aside),
+    )
     todo_count = book.todo_count
     # Workers resolve a relative path against their own folder, not the driver's: give them OUT absolute.
-    farm = RenderFarm(cfg, opts, storage.root if storage.local else storage.url, address, todo_count) if todo_count else None
+    farm = (
+        RenderFarm(cfg, opts, storage.root if storage.local else storage.url, address, todo_count)
+        if todo_count
+        else None
+    )
     try:
         if farm:
             farm.start()  # Ray, actors, Blender and the device check: the last refusals before writing
-        run_record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": opts.command, "host": socket.gethostname()}
+        run_record = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "argv": opts.command,
+            "host": socket.gethostname(),
+        }
         if book.set_aside:
             run_record["set_aside"] = list(book.set_aside)
         if farm:
@@ -104,19 +128,27 @@ def _run_locked(cfg: DatagenConfig, opts: RunOptions, storage: Storage, address:
             storage.makedirs(folder)
         book.cleanup()
         summary.shards_written_now += book.publish_all_ready()
-        progress = SubjectProgress(total=book.plan.subjects, done=book.plan.subjects - todo_count, enabled=show_progress)
+        progress = SubjectProgress(
+            total=book.plan.subjects, done=book.plan.subjects - todo_count, enabled=show_progress
+        )
         try:
             if farm:
                 farm.render(book, summary, progress)
         except KeyboardInterrupt:
             raise DatagenInterrupted(
-                f"interrupted: {len(book.recorded)} of {book.plan.shard_count} shards finished, {len(book.staged)} subjects staged; "
+                f"interrupted: {len(book.recorded)} of {book.plan.shard_count} shards finished, "
+                f"{len(book.staged)} subjects staged; "
                 "rerun the same command to resume"
             ) from None
         finally:
             progress.close()
-            run_record.update({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rendered": summary.rendered_now,
-                               **{k: round(v, 3) for k, v in summary.timing.items()}})
+            run_record.update(
+                {
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "rendered": summary.rendered_now,
+                    **{k: round(v, 3) for k, v in summary.timing.items()},
+                }
+            )
             try:
                 save_card(storage, card, cfg)
             except StorageError:
@@ -167,9 +199,20 @@ class RenderFarm:
         self._Actor = ray.remote(num_cpus=opts.threads_per_worker, num_gpus=self.gpus, max_restarts=0)(RenderWorker)
         self.slots = [_Slot(self._new_actor()) for _ in range(n_workers)]
         self.record = {
-            "cluster": {"address": self.address or "local", "nodes": len(nodes), "cpus": cpus, "gpus": cluster_gpus,
-                        "threads_per_worker": opts.threads_per_worker, "gpus_per_worker": self.gpus},
-            "code": {"fingerprint": self.code["fingerprint"], "driver": self.code["path"], "shipped": bool(self.address), "workers": []},
+            "cluster": {
+                "address": self.address or "local",
+                "nodes": len(nodes),
+                "cpus": cpus,
+                "gpus": cluster_gpus,
+                "threads_per_worker": opts.threads_per_worker,
+                "gpus_per_worker": self.gpus,
+            },
+            "code": {
+                "fingerprint": self.code["fingerprint"],
+                "driver": self.code["path"],
+                "shipped": bool(self.address),
+                "workers": [],
+            },
             "workers": [],
             "nodes_lost": [],
         }
@@ -192,8 +235,10 @@ class RenderFarm:
             return ray.get(refs, timeout=START_S)
         except GetTimeoutError:
             ready = len(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
-            raise DatagenError(f"only {ready} of {len(refs)} render workers started within {START_S:.0f} s: "
-                               "the Ray cluster has no room for the rest (other jobs?); use fewer --workers") from None
+            raise DatagenError(
+                f"only {ready} of {len(refs)} render workers started within {START_S:.0f} s: "
+                "the Ray cluster has no room for the rest (other jobs?); use fewer --workers"
+            ) from None
         except RayActorError as e:
             raise DatagenError(f"a render worker died while starting ({_one_line(e)})") from None
         except RayTaskError as e:
@@ -207,8 +252,11 @@ class RenderFarm:
         started), so a long run with recycled Blenders does not grow the card."""
         code = info["code"]
         if self.address and code["fingerprint"] != self.code["fingerprint"]:
-            raise DatagenError(f"the render worker on {info['host']} runs datagen code from {code['path']} (fingerprint {code['fingerprint']}), "
-                               f"not the code this driver shipped from {self.code['path']} ({self.code['fingerprint']})")
+            raise DatagenError(
+                f"the render worker on {info['host']} runs datagen code from {code['path']} "
+                f"(fingerprint {code['fingerprint']}), "
+                f"not the code this driver shipped from {self.code['path']} ({self.code['fingerprint']})"
+            )
         slot = self.slots[w]
         slot.info, slot.start_failures = info, 0
         paths = self.record["code"]["workers"]
@@ -216,7 +264,11 @@ class RenderFarm:
             paths.append(code["path"])
         workers = self.record["workers"]
         starts = workers[w]["starts"] + 1 if w < len(workers) else 1
-        entry = {k: info[k] for k in ("node", "host", "pid", "device", "cycles_devices", "gpus", "visible", "kernel_cache") if info.get(k) is not None}
+        entry = {
+            k: info[k]
+            for k in ("node", "host", "pid", "device", "cycles_devices", "gpus", "visible", "kernel_cache")
+            if info.get(k) is not None
+        }
         entry.update(starts=starts, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if w < len(workers):
             workers[w] = entry
@@ -240,7 +292,12 @@ class RenderFarm:
         lost = self.record["nodes_lost"]
         entry = next((n for n in lost if n["node"] == info["node"]), None)
         if entry is None:
-            entry = {"node": info["node"], "host": info["host"], "noticed": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "subjects_resubmitted": []}
+            entry = {
+                "node": info["node"],
+                "host": info["host"],
+                "noticed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "subjects_resubmitted": [],
+            }
             lost.append(entry)
         entry["subjects_resubmitted"].append(key)
 
@@ -283,11 +340,15 @@ class RenderFarm:
             if in_flight or idle:
                 last_working = time.monotonic()
             elif not starting:
-                raise DatagenError("every render worker is gone (their nodes were lost or they kept dying while starting); "
-                                   "what is finished is kept, rerun the same command to finish")
+                raise DatagenError(
+                    "every render worker is gone (their nodes were lost or they kept dying while starting); "
+                    "what is finished is kept, rerun the same command to finish"
+                )
             elif time.monotonic() - last_working > STALL_S:
-                raise DatagenError(f"no render worker could start for {STALL_S:.0f} s (no node of the Ray cluster has room for one); "
-                                   "what is finished is kept, rerun the same command to finish")
+                raise DatagenError(
+                    f"no render worker could start for {STALL_S:.0f} s (no node of the Ray cluster has room for one); "
+                    "what is finished is kept, rerun the same command to finish"
+                )
             done, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=WAIT_S)
             if not done:
                 continue
@@ -314,7 +375,8 @@ class RenderFarm:
                 result = ray.get(ref)
             except (RayActorError, RayTaskError) as e:
                 if isinstance(getattr(e, "cause", None), DatagenError):
-                    raise e.cause from None  # storage full, or a setting no subject can satisfy: stop, keep what is done
+                    # storage full, or a setting no subject can satisfy: stop, keep what is done
+                    raise e.cause from None
                 if isinstance(e, RayActorError) or not _actor_alive(ray, slots[w].actor):
                     info = slots[w].info
                     if info.get("node") and lost_with_node.get(key, 0) < NODE_LOSSES and node_gone(ray, info["node"]):

@@ -28,7 +28,9 @@ def view_files(spec: dict) -> list[str]:
 
 def expected_members(cfg: DatagenConfig) -> list[str]:
     """Every member name (without the key) a sample of this config holds."""
-    stems = [f"fixed_{k:02d}" for k in range(len(cameras.FIXED_VIEWS))] + [f"random_{k:02d}" for k in range(cfg.views_random)]
+    stems = [f"fixed_{k:02d}" for k in range(len(cameras.FIXED_VIEWS))] + [
+        f"random_{k:02d}" for k in range(cfg.views_random)
+    ]
     names = list(JSON_MEMBERS) + [s + ".png" for s in stems]
     names += [f"{s}.{p}.exr" for s in stems for p in cfg.passes]
     return sorted(names)
@@ -44,7 +46,12 @@ def cameras_json(spec: dict) -> dict:
 
 
 def landmarks_json(key: str, landmarks: dict[str, tuple[float, float, float]]) -> dict:
-    return {"id": key, "space": "world", "units": LANDMARK_UNITS, "points": {k: [round(float(c), 6) for c in v] for k, v in landmarks.items()}}
+    return {
+        "id": key,
+        "space": "world",
+        "units": LANDMARK_UNITS,
+        "points": {k: [round(float(c), 6) for c in v] for k, v in landmarks.items()},
+    }
 
 
 def pack_sample(key: str, files: dict[str, bytes]) -> bytes:

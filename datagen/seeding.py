@@ -1,9 +1,9 @@
 """Per-component seeding (DESIGN §5).
 
 Every draw for subject (i, j) and component c comes from its own numpy Generator seeded by a
-stable hash of (run seed, i, j, c). Identity-level components (face shape, skin, eye colour, natural hair colour and brows)
-hash without j, so all appearances of identity i share them. Python's `hash()` is salted per
-process, so sha256 it is.
+stable hash of (run seed, i, j, c). Identity-level components (face shape, skin, eye colour,
+natural hair colour and brows) hash without j, so all appearances of identity i share them.
+Python's `hash()` is salted per process, so sha256 it is.
 """
 
 from __future__ import annotations
@@ -13,7 +13,18 @@ import hashlib
 import numpy as np
 
 IDENTITY_COMPONENTS = ("identity", "skin", "eyes", "hair_traits")
-APPEARANCE_COMPONENTS = ("expression", "gaze", "pose", "lighting", "cameras", "hair", "clothing", "accessories", "makeup", "render")
+APPEARANCE_COMPONENTS = (
+    "expression",
+    "gaze",
+    "pose",
+    "lighting",
+    "cameras",
+    "hair",
+    "clothing",
+    "accessories",
+    "makeup",
+    "render",
+)
 HEAD_COMPONENTS = IDENTITY_COMPONENTS + APPEARANCE_COMPONENTS
 OBJECT_COMPONENTS = ("objects", "lighting", "cameras", "render")  # --kind objects
 COMPONENTS = HEAD_COMPONENTS + ("objects",)

@@ -78,7 +78,9 @@ class ShardBook:
                 log.warning("%s is recorded but missing: its subjects are rendered again", rel)
             elif on_disk[entry["name"]] != entry["bytes"]:
                 self._set_aside(rel, f"{on_disk[entry['name']]} bytes, the card says {entry['bytes']}")
-            elif entry["keys"] != [key for key in plan.shard_keys(k) if key in listed] or entry["samples"] != len(entry["keys"]):
+            elif entry["keys"] != [key for key in plan.shard_keys(k) if key in listed] or entry["samples"] != len(
+                entry["keys"]
+            ):
                 self._set_aside(rel, "the card lists subjects the plan does not put in this shard")
             else:
                 self.recorded[k] = entry
@@ -140,7 +142,14 @@ class ShardBook:
         if not keys:
             return None, "holds no samples"
         log.warning("%s was published but not recorded: adopted (%d samples)", rel, len(keys))
-        return {"index": k, "name": shard_name(k), "samples": len(keys), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "keys": keys}, ""
+        return {
+            "index": k,
+            "name": shard_name(k),
+            "samples": len(keys),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "keys": keys,
+        }, ""
 
     def _staged_problem(self, key: str) -> str | None:
         problems: list[str] = []
@@ -182,7 +191,11 @@ class ShardBook:
         for key in self.duplicates:
             self.storage.remove(staging_name(key))
         self.duplicates.clear()
-        owned = {"": lambda n: n == "dataset.json", SHARD_DIR: lambda n: shard_index(n) is not None, STAGING_DIR: lambda n: staged_key(n) is not None}
+        owned = {
+            "": lambda n: n == "dataset.json",
+            SHARD_DIR: lambda n: shard_index(n) is not None,
+            STAGING_DIR: lambda n: staged_key(n) is not None,
+        }
         for folder, test in owned.items():
             self.storage.remove_temporaries(folder, test)
 

@@ -40,26 +40,94 @@ IRIS_COLOURS = {
 
 # Expression archetypes as ARKit unit weights at full intensity, with how often each is drawn.
 EXPRESSIONS: dict[str, dict[str, float]] = {
-    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.3, "cheekSquintRight": 0.3, "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2},
-    "open_smile": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "jawOpen": 0.3, "mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4},
-    "surprise": {"browInnerUp": 0.8, "browOuterUpLeft": 0.7, "browOuterUpRight": 0.7, "eyeWideLeft": 0.6, "eyeWideRight": 0.6, "jawOpen": 0.45},
+    "smile": {
+        "mouthSmileLeft": 0.8,
+        "mouthSmileRight": 0.8,
+        "cheekSquintLeft": 0.3,
+        "cheekSquintRight": 0.3,
+        "eyeSquintLeft": 0.2,
+        "eyeSquintRight": 0.2,
+    },
+    "open_smile": {
+        "mouthSmileLeft": 0.9,
+        "mouthSmileRight": 0.9,
+        "jawOpen": 0.3,
+        "mouthUpperUpLeft": 0.3,
+        "mouthUpperUpRight": 0.3,
+        "cheekSquintLeft": 0.4,
+        "cheekSquintRight": 0.4,
+    },
+    "surprise": {
+        "browInnerUp": 0.8,
+        "browOuterUpLeft": 0.7,
+        "browOuterUpRight": 0.7,
+        "eyeWideLeft": 0.6,
+        "eyeWideRight": 0.6,
+        "jawOpen": 0.45,
+    },
     "talk": {"jawOpen": 0.25, "mouthFunnel": 0.2, "mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3},
-    "frown": {"browDownLeft": 0.7, "browDownRight": 0.7, "mouthFrownLeft": 0.6, "mouthFrownRight": 0.6, "mouthPressLeft": 0.3, "mouthPressRight": 0.3},
-    "squint": {"eyeSquintLeft": 0.7, "eyeSquintRight": 0.7, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4, "browDownLeft": 0.3, "browDownRight": 0.3},
+    "frown": {
+        "browDownLeft": 0.7,
+        "browDownRight": 0.7,
+        "mouthFrownLeft": 0.6,
+        "mouthFrownRight": 0.6,
+        "mouthPressLeft": 0.3,
+        "mouthPressRight": 0.3,
+    },
+    "squint": {
+        "eyeSquintLeft": 0.7,
+        "eyeSquintRight": 0.7,
+        "cheekSquintLeft": 0.4,
+        "cheekSquintRight": 0.4,
+        "browDownLeft": 0.3,
+        "browDownRight": 0.3,
+    },
     "blink": {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0},
     "pucker": {"mouthPucker": 0.8, "mouthFunnel": 0.3},
     "jaw_open": {"jawOpen": 0.7},
     "smirk": {"mouthSmileLeft": 0.7, "mouthDimpleLeft": 0.3, "mouthLeft": 0.2},
     "sad": {"browInnerUp": 0.6, "mouthFrownLeft": 0.5, "mouthFrownRight": 0.5, "mouthShrugLower": 0.3},
-    "disgust": {"noseSneerLeft": 0.6, "noseSneerRight": 0.6, "mouthUpperUpLeft": 0.4, "mouthUpperUpRight": 0.4, "browDownLeft": 0.3, "browDownRight": 0.3},
+    "disgust": {
+        "noseSneerLeft": 0.6,
+        "noseSneerRight": 0.6,
+        "mouthUpperUpLeft": 0.4,
+        "mouthUpperUpRight": 0.4,
+        "browDownLeft": 0.3,
+        "browDownRight": 0.3,
+    },
 }
 # Smiles dominate portrait photos; closed eyes are rare (and useless as a reconstruction input).
-ARCHETYPE_WEIGHTS = {"smile": 3.0, "open_smile": 2.0, "surprise": 1.0, "talk": 1.5, "frown": 0.8, "squint": 0.8, "blink": 0.3, "pucker": 0.5, "jaw_open": 0.7, "smirk": 1.0, "sad": 0.7, "disgust": 0.5}
+ARCHETYPE_WEIGHTS = {
+    "smile": 3.0,
+    "open_smile": 2.0,
+    "surprise": 1.0,
+    "talk": 1.5,
+    "frown": 0.8,
+    "squint": 0.8,
+    "blink": 0.3,
+    "pucker": 0.5,
+    "jaw_open": 0.7,
+    "smirk": 1.0,
+    "sad": 0.7,
+    "disgust": 0.5,
+}
 # Archetypes that pull the same muscles opposite ways never combine.
 CONFLICTS = {
     frozenset(p)
-    for p in (("smile", "frown"), ("open_smile", "frown"), ("smile", "sad"), ("open_smile", "sad"), ("smirk", "frown"), ("surprise", "frown"),
-              ("surprise", "squint"), ("surprise", "blink"), ("blink", "squint"), ("pucker", "smile"), ("pucker", "open_smile"), ("surprise", "disgust"))
+    for p in (
+        ("smile", "frown"),
+        ("open_smile", "frown"),
+        ("smile", "sad"),
+        ("open_smile", "sad"),
+        ("smirk", "frown"),
+        ("surprise", "frown"),
+        ("surprise", "squint"),
+        ("surprise", "blink"),
+        ("blink", "squint"),
+        ("pucker", "smile"),
+        ("pucker", "open_smile"),
+        ("surprise", "disgust"),
+    )
 }
 NEUTRAL_PROBABILITY = 0.3
 # Sliders whose full spread makes caricatures (a tall forehead reads as a cone head); the
@@ -82,12 +150,23 @@ SLIDER_MEAN = {"eyes/eye-height2-decr-incr": 0.35, "eyes/eye-height3-decr-incr":
 # 63 % -> 68 %; 3 % of sliders at their ends).
 SLIDER_SD = 0.4
 WIDE_SLIDER_SD = {
-    "head/head-scale-horiz-decr-incr": 0.6, "cheek/cheek-bones-decr-incr": 0.68, "chin/chin-width-decr-incr": 0.68,
-    "nose/nose-scale-horiz-decr-incr": 0.68, "mouth/mouth-scale-horiz-decr-incr": 0.6, "head/head-fat-decr-incr": 0.6, "eyes/eye-scale-decr-incr": 0.54,
+    "head/head-scale-horiz-decr-incr": 0.6,
+    "cheek/cheek-bones-decr-incr": 0.68,
+    "chin/chin-width-decr-incr": 0.68,
+    "nose/nose-scale-horiz-decr-incr": 0.68,
+    "mouth/mouth-scale-horiz-decr-incr": 0.6,
+    "head/head-fat-decr-incr": 0.6,
+    "eyes/eye-scale-decr-incr": 0.54,
     # The vertical layout of the features against the eyes moves the recognizer most per slider
     # (measured one slider at a time): eye, brow, nose-base and mouth heights, nose length, mouth corners.
-    "eyes/eye-trans-down-up": 0.57, "eyebrows/eyebrows-trans-down-up": 0.57, "eyebrows/eyebrows-angle-down-up": 0.57, "nose/nose-trans-down-up": 0.57,
-    "nose/nose-base-down-up": 0.57, "nose/nose-scale-vert-decr-incr": 0.57, "mouth/mouth-trans-down-up": 0.57, "mouth/mouth-angles-down-up": 0.57,
+    "eyes/eye-trans-down-up": 0.57,
+    "eyebrows/eyebrows-trans-down-up": 0.57,
+    "eyebrows/eyebrows-angle-down-up": 0.57,
+    "nose/nose-trans-down-up": 0.57,
+    "nose/nose-base-down-up": 0.57,
+    "nose/nose-scale-vert-decr-incr": 0.57,
+    "mouth/mouth-trans-down-up": 0.57,
+    "mouth/mouth-angles-down-up": 0.57,
     # Pupils stay at adult distances: the spacing keeps its narrower own draw (see SLIDER_COUPLING).
     "eyes/eye-trans-in-out": 0.3,
 }
@@ -106,7 +185,11 @@ RELIEF_DEPTH_MM = (1.0, 2.0)
 SKIN_ROUGHNESS = (0.28, 0.42)
 # Age shows in the face's shape, not only in wrinkles: per decade past 45, these sliders move by
 # gain / 3 (nasolabial folds deepen, eye bags grow, anny's own ageing of the head), and back below 45.
-SLIDER_AGE_GAIN = {"mouth/mouth-laugh-lines-in-out": 0.6, "eyes/eye-bag-decr-incr": 0.5, "head/head-age-decr-incr": 0.5}
+SLIDER_AGE_GAIN = {
+    "mouth/mouth-laugh-lines-in-out": 0.6,
+    "eyes/eye-bag-decr-incr": 0.5,
+    "head/head-age-decr-incr": 0.5,
+}
 # A wider head carries its eyes apart with it (head-scale-horiz ±1 moves the pupils ±10 mm, twice
 # the real spread): the eye spacing slider takes back most of that, so a wide face has relatively
 # close-set eyes, as real wide faces do, and pupils stay at adult distances (61 ± 3 mm over 40 identities).
@@ -128,8 +211,19 @@ GAZE_MAX_DEG = (10.0, 8.0)
 EYE_LOOK_DEG = {"side": 15.0, "up": 10.0, "down": 11.0}
 LIP_TINT = (0.7, 0.4, 0.4)  # multiplies the skin colour inside the lips mask (identity jitters it)
 MAKEUP_PROBABILITY = {"female": 0.45, "male": 0.05}
-LIPSTICKS = {"nude": (0.45, 0.2, 0.16), "rose": (0.5, 0.12, 0.15), "red": (0.45, 0.03, 0.04), "berry": (0.25, 0.03, 0.08), "coral": (0.6, 0.2, 0.12)}
-EYESHADOWS = {"brown": (0.15, 0.08, 0.05), "taupe": (0.22, 0.17, 0.14), "smoky": (0.05, 0.05, 0.06), "bronze": (0.3, 0.16, 0.07)}
+LIPSTICKS = {
+    "nude": (0.45, 0.2, 0.16),
+    "rose": (0.5, 0.12, 0.15),
+    "red": (0.45, 0.03, 0.04),
+    "berry": (0.25, 0.03, 0.08),
+    "coral": (0.6, 0.2, 0.12),
+}
+EYESHADOWS = {
+    "brown": (0.15, 0.08, 0.05),
+    "taupe": (0.22, 0.17, 0.14),
+    "smoky": (0.05, 0.05, 0.06),
+    "bronze": (0.3, 0.16, 0.07),
+}
 
 
 def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -243,8 +337,12 @@ def sample_makeup(seed: int, i: int, j: int, identity: dict) -> dict:
         return {"lipstick": None, "eyeshadow": None, "blush": 0.0}
     lip, shadow = rng.choice(list(LIPSTICKS)), rng.choice(list(EYESHADOWS))
     return {
-        "lipstick": {"name": str(lip), "color": list(LIPSTICKS[lip]), "opacity": _r(rng.uniform(0.4, 0.9))} if rng.random() < 0.8 else None,
-        "eyeshadow": {"name": str(shadow), "color": list(EYESHADOWS[shadow]), "opacity": _r(rng.uniform(0.3, 0.7))} if rng.random() < 0.6 else None,
+        "lipstick": {"name": str(lip), "color": list(LIPSTICKS[lip]), "opacity": _r(rng.uniform(0.4, 0.9))}
+        if rng.random() < 0.8
+        else None,
+        "eyeshadow": {"name": str(shadow), "color": list(EYESHADOWS[shadow]), "opacity": _r(rng.uniform(0.3, 0.7))}
+        if rng.random() < 0.6
+        else None,
         "blush": _r(rng.uniform(0.1, 0.5) if rng.random() < 0.6 else 0.0),
     }
 
@@ -271,7 +369,11 @@ def sample_expression(seed: int, i: int, j: int) -> dict:
     units.update(gaze_units)
     unknown = set(units) - set(catalogue.EXPRESSION_UNITS)
     assert not unknown, f"expression archetypes name units the data lacks: {unknown}"
-    return {"archetypes": names, "gaze_deg": [_r(g) for g in gaze_deg], "units": {u: _r(w) for u, w in sorted(units.items()) if _r(w) > 0}}
+    return {
+        "archetypes": names,
+        "gaze_deg": [_r(g) for g in gaze_deg],
+        "units": {u: _r(w) for u, w in sorted(units.items()) if _r(w) > 0},
+    }
 
 
 def sample_gaze(seed: int, i: int, j: int) -> tuple[dict[str, float], tuple[float, float]]:
@@ -280,7 +382,11 @@ def sample_gaze(seed: int, i: int, j: int) -> tuple[dict[str, float], tuple[floa
     yaw, pitch = (float(np.clip(rng.normal(0.0, sd), -m, m)) for sd, m in zip(GAZE_SD_DEG, GAZE_MAX_DEG))
     side = abs(yaw) / EYE_LOOK_DEG["side"]
     # Looking to the subject's left turns the left eye outward and the right eye inward.
-    units = {"eyeLookOutLeft": side, "eyeLookInRight": side} if yaw > 0 else {"eyeLookInLeft": side, "eyeLookOutRight": side}
+    units = (
+        {"eyeLookOutLeft": side, "eyeLookInRight": side}
+        if yaw > 0
+        else {"eyeLookInLeft": side, "eyeLookOutRight": side}
+    )
     if pitch > 0:
         units |= {"eyeLookUpLeft": pitch / EYE_LOOK_DEG["up"], "eyeLookUpRight": pitch / EYE_LOOK_DEG["up"]}
     else:
@@ -342,7 +448,10 @@ def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict | None) -
         strength = _r(rng.uniform(0.35, 0.7))
         sky = {
             "sky_ratio": _r(rng.uniform(*SKY_RATIO)),
-            "sky_direction_deg": [_r(rng.uniform(-SKY_KEY_AZIMUTH_DEG, SKY_KEY_AZIMUTH_DEG)), _r(rng.uniform(*SKY_KEY_ELEVATION_DEG))],
+            "sky_direction_deg": [
+                _r(rng.uniform(-SKY_KEY_AZIMUTH_DEG, SKY_KEY_AZIMUTH_DEG)),
+                _r(rng.uniform(*SKY_KEY_ELEVATION_DEG)),
+            ],
             "sky_sharpness": _r(np.exp(rng.uniform(*np.log(SKY_SHARPNESS)))),
         }
         return {"kind": "ambient", "color": [grey, grey, grey], "strength": strength, **sky} | exposure
@@ -358,7 +467,16 @@ def sample_lighting(cfg: DatagenConfig, i: int, j: int, identity: dict | None) -
 def sample_cameras(cfg: DatagenConfig, i: int, j: int) -> list[dict]:
     rng = component_rng(cfg.draw_seed, i, j, "cameras")
     views = cameras.FIXED_VIEWS + cameras.random_views(rng, cfg.views_random, (cfg.elevation_min, cfg.elevation_max))
-    return [{"name": v.name, "kind": v.kind, "azimuth_deg": _r(v.azimuth_deg), "elevation_deg": _r(v.elevation_deg), "radius": v.radius} for v in views]
+    return [
+        {
+            "name": v.name,
+            "kind": v.kind,
+            "azimuth_deg": _r(v.azimuth_deg),
+            "elevation_deg": _r(v.elevation_deg),
+            "radius": v.radius,
+        }
+        for v in views
+    ]
 
 
 def view_file_stem(index: int, kind: str, fixed_count: int = len(cameras.FIXED_VIEWS)) -> str:
@@ -409,7 +527,9 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
     if cfg.kind == "objects":
         return make_objects_spec(cfg, i, j)
     identity = sample_identity(cfg.draw_seed, i)
-    hair = hair_styles.sample_hair(component_rng(cfg.draw_seed, i, j, "hair"), component_rng(cfg.draw_seed, i, j, "hair_traits"), identity)
+    hair = hair_styles.sample_hair(
+        component_rng(cfg.draw_seed, i, j, "hair"), component_rng(cfg.draw_seed, i, j, "hair_traits"), identity
+    )
     return {
         "spec_version": SPEC_VERSION,
         "key": subject_key(i, j),
@@ -423,7 +543,9 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
         "makeup": sample_makeup(cfg.draw_seed, i, j, identity),
         "hair": hair,
         "clothing": clothing_styles.sample_clothing(component_rng(cfg.draw_seed, i, j, "clothing"), identity),
-        "accessories": clothing_styles.sample_accessories(component_rng(cfg.draw_seed, i, j, "accessories"), identity, hair["style"]),
+        "accessories": clothing_styles.sample_accessories(
+            component_rng(cfg.draw_seed, i, j, "accessories"), identity, hair["style"]
+        ),
         "pose": sample_pose(cfg.draw_seed, i, j),
         "lighting": sample_lighting(cfg, i, j, identity),
         "views": sample_cameras(cfg, i, j),

@@ -27,7 +27,7 @@ import posixpath
 import re
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -42,17 +42,31 @@ S3_PROTOCOLS = ("s3", "s3a")
 # The one question `check()` asks: answered within these limits or not at all (seconds, attempts).
 PROBE_CONNECT_S, PROBE_READ_S, PROBE_ATTEMPTS = 3, 5, 2
 # Error codes an S3 API answers when it does not accept the credentials.
-_REFUSED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken",
-                  "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidClientTokenId"}
+_REFUSED_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "InvalidClientTokenId",
+}
 
 
 def check_output_url(url: str, option: str = "--out") -> None:
     """Refuse an output location the workers cannot share, in one line."""
     if not url or not url.strip():
-        raise DatagenError(f"{option} {url!r} is not allowed (give a folder or an fsspec URL such as s3://bucket/prefix)")
+        raise DatagenError(
+            f"{option} {url!r} is not allowed (give a folder or an fsspec URL such as s3://bucket/prefix)"
+        )
     protocol = _protocol(url)
     if protocol in UNSHARED_PROTOCOLS:
-        raise DatagenError(f"{option} {url} is not allowed: {protocol}:// lives in one process and render workers could not share it (use a folder or s3://...)")
+        raise DatagenError(
+            f"{option} {url} is not allowed: {protocol}:// lives in one process and render "
+            "workers could not share it (use a folder or s3://...)"
+        )
 
 
 def temporary_final_name(name: str) -> str | None:
@@ -185,7 +199,11 @@ class Storage:
 
         # A separate client for the probe: short timeouts, at most PROBE_ATTEMPTS tries in all
         # (s3fs retries each request 5 times on top of botocore's own retries).
-        config = {"connect_timeout": PROBE_CONNECT_S, "read_timeout": PROBE_READ_S, "retries": {"total_max_attempts": PROBE_ATTEMPTS, "mode": "standard"}}
+        config = {
+            "connect_timeout": PROBE_CONNECT_S,
+            "read_timeout": PROBE_READ_S,
+            "retries": {"total_max_attempts": PROBE_ATTEMPTS, "mode": "standard"},
+        }
         probe = type(self.fs)(**{**self.fs.storage_options, "config_kwargs": config, "skip_instance_cache": True})
         probe.retries = 1
         bucket, key, _ = probe.split_path(self.root)
@@ -193,20 +211,32 @@ class Storage:
         try:
             endpoint = probe.s3.meta.endpoint_url
             prefix = key.rstrip("/") + "/" if key else ""
-            probe.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)  # needs the bucket, the credentials, the network
+            probe.call_s3(
+                "list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1
+            )  # needs the bucket, the credentials, the network
         except (NoCredentialsError, PartialCredentialsError) as e:
-            raise DatagenError(f"{self.url}: no usable S3 credentials ({_first_line(e)}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE") from None
+            raise DatagenError(
+                f"{self.url}: no usable S3 credentials ({_first_line(e)}); "
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+            ) from None
         except (BotoConnectionError, HTTPClientError, TimeoutError) as e:
             cause = getattr(e, "kwargs", {}).get("error") or e  # botocore wraps the socket's reason
-            raise DatagenError(f"{self.url}: the S3 endpoint {endpoint} does not answer ({e.__class__.__name__}: {_first_line(cause)}); "
-                               "check AWS_ENDPOINT_URL and the network") from None
+            raise DatagenError(
+                f"{self.url}: the S3 endpoint {endpoint} does not answer ({e.__class__.__name__}: "
+                f"{_first_line(cause)}); "
+                "check AWS_ENDPOINT_URL and the network"
+            ) from None
         except OSError as e:  # s3fs turned the server's answer into an OSError; the answer is its cause
             code, message = _s3_error(e)
             if code == "NoSuchBucket":
-                raise DatagenError(f"{self.url}: the bucket {bucket!r} does not exist at {endpoint}; create it or fix the URL") from None
+                raise DatagenError(
+                    f"{self.url}: the bucket {bucket!r} does not exist at {endpoint}; create it or fix the URL"
+                ) from None
             if code in _REFUSED_CODES or isinstance(e, PermissionError):
-                raise DatagenError(f"{self.url}: {endpoint} refused the credentials ({code}: {message}); "
-                                   "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE and the bucket's policy") from None
+                raise DatagenError(
+                    f"{self.url}: {endpoint} refused the credentials ({code}: {message}); "
+                    "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE and the bucket's policy"
+                ) from None
             raise DatagenError(f"{self.url}: {endpoint} answered {code}: {message}") from None
         except ValueError as e:  # botocore's parameter validation: e.g. an invalid bucket name
             raise DatagenError(f"{self.url} is not a usable S3 location ({_first_line(e)})") from None
@@ -249,7 +279,11 @@ class Storage:
 
     def sizes(self, rel: str) -> dict[str, int]:
         """Base name → size of the files in a folder, from one listing (one request on object stores)."""
-        return {posixpath.basename(e["name"].rstrip("/")): int(e.get("size") or 0) for e in self._ls(rel) if e.get("type") == "file"}
+        return {
+            posixpath.basename(e["name"].rstrip("/")): int(e.get("size") or 0)
+            for e in self._ls(rel)
+            if e.get("type") == "file"
+        }
 
     def read_bytes(self, rel: str) -> bytes:
         try:

@@ -59,7 +59,10 @@ def verify(out: str) -> Verdict:
     expected_members = set(card["members_per_sample"])
     seen: set[str] = set()
     if not card["complete"]:
-        v.problems.append(f"card says incomplete ({len(card['shards'])} of {plan.shard_count} shards); rerun the datagen command to finish")
+        v.problems.append(
+            f"card says incomplete ({len(card['shards'])} of {plan.shard_count} shards); "
+            "rerun the datagen command to finish"
+        )
     _check_counts(card, plan, v.problems)
     stats_problem = face_stats.problem(card) if card["complete"] else None
     if stats_problem:
@@ -109,8 +112,13 @@ def verify(out: str) -> Verdict:
 def _check_counts(card: dict, plan: Plan, problems: list[str]) -> None:
     """The card's counts must say what its shard list and failures say."""
     counts, shards = card["counts"], card["shards"]
-    truth = {"subjects": plan.subjects, "shards_planned": plan.shard_count, "shards_written": len(shards),
-             "samples_written": sum(s["samples"] for s in shards), "failed": len(card["failed"])}
+    truth = {
+        "subjects": plan.subjects,
+        "shards_planned": plan.shard_count,
+        "shards_written": len(shards),
+        "samples_written": sum(s["samples"] for s in shards),
+        "failed": len(card["failed"]),
+    }
     for name, value in truth.items():
         if counts.get(name) != value:
             problems.append(f"card counts {name} = {counts.get(name)!r}, its entries say {value}")
@@ -144,13 +152,18 @@ def _sample_problems(key: str, files: dict[str, bytes], expected: set[str], cfg:
         return 0
     if spec.get("key") != key or cams.get("id") != key or marks.get("id") != key:
         problems.append(f"{key}: spec/cameras/landmarks name another subject")
-    if not all(np.isfinite(p).all() and len(p) == 3 for p in marks.get("points", {}).values()) or not marks.get("points"):
+    if not all(np.isfinite(p).all() and len(p) == 3 for p in marks.get("points", {}).values()) or not marks.get(
+        "points"
+    ):
         problems.append(f"{key}: landmarks missing or not finite")
     size = cfg["size"]
     frames = cams.get("frames", [])
     fixed = [f for f in frames if f.get("kind") == "fixed"]
     if len(fixed) != len(cameras.FIXED_VIEWS) or len(frames) - len(fixed) != cfg["views_random"]:
-        problems.append(f"{key}: {len(fixed)} fixed + {len(frames) - len(fixed)} random cameras, expected {len(cameras.FIXED_VIEWS)} + {cfg['views_random']}")
+        problems.append(
+            f"{key}: {len(fixed)} fixed + {len(frames) - len(fixed)} random cameras, "
+            f"expected {len(cameras.FIXED_VIEWS)} + {cfg['views_random']}"
+        )
     for frame, view in zip(fixed, cameras.FIXED_VIEWS):
         if frame["name"] != view.name or not np.allclose(np.array(frame["c2w"]), cameras.view_c2w(view), atol=1e-5):
             problems.append(f"{key}: fixed camera {frame['name']} is not the design's {view.name}")

@@ -79,7 +79,9 @@ def ray_gpu_assignment() -> GpuAssignment:
     try:
         from ray._private.accelerators import get_accelerator_manager_for_resource
 
-        var = get_accelerator_manager_for_resource("GPU").get_visible_accelerator_ids_env_var() or "CUDA_VISIBLE_DEVICES"
+        var = (
+            get_accelerator_manager_for_resource("GPU").get_visible_accelerator_ids_env_var() or "CUDA_VISIBLE_DEVICES"
+        )
     except (ImportError, AttributeError, ValueError):  # a private Ray API: fall back to NVIDIA's name
         var = "CUDA_VISIBLE_DEVICES"
     return GpuAssignment(ids, f"{var}={os.environ.get(var, '')}")
@@ -122,8 +124,13 @@ class RenderWorker:
         """Where this worker runs, which code it imported and which devices Cycles will render on.
         A device that cannot be used (e.g. --device gpu without one) comes back as "error", so the
         driver can name every worker's assignment in one line before any subject."""
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "node": _ray_node_id(),
-                "gpus": list(self.assigned.ids) if self.assigned else [], "code": code_fingerprint()}
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "node": _ray_node_id(),
+            "gpus": list(self.assigned.ids) if self.assigned else [],
+            "code": code_fingerprint(),
+        }
         if self.assigned:
             info["visible"] = self.assigned.visible
         if self.kernel_cache:
@@ -141,7 +148,9 @@ class RenderWorker:
             result = self._render(spec, self.threads, self.device, self.assigned)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the node's scratch disk, not the subject
-                raise StorageError(f"rendering on {socket.gethostname()} failed: {tempfile.gettempdir()} is full ({e.strerror})") from None
+                raise StorageError(
+                    f"rendering on {socket.gethostname()} failed: {tempfile.gettempdir()} is full ({e.strerror})"
+                ) from None
             raise
         check_views(result.files, view_files(spec))  # an empty or black render fails the subject
         t = time.perf_counter()

@@ -23,8 +23,26 @@ from facelift_models import cameras
 from facelift_models.gaussian_render import Gaussians, render_gaussians
 
 SH_REST = 45  # (degree 3: 16 coefficients per channel) − the DC one, × 3 channels
-PLY_FIELDS = ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", *(f"f_rest_{k}" for k in range(SH_REST)), "opacity",
-              "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
+PLY_FIELDS = (
+    "x",
+    "y",
+    "z",
+    "nx",
+    "ny",
+    "nz",
+    "f_dc_0",
+    "f_dc_1",
+    "f_dc_2",
+    *(f"f_rest_{k}" for k in range(SH_REST)),
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
+)
 MIN_OPACITY = 0.04
 MAX_SCALE = 0.1
 FLOATER = 0.6
@@ -57,7 +75,9 @@ def floater_mask(means: torch.Tensor, camera_origins: torch.Tensor, threshold: f
     return (dist < threshold * dist.median(dim=0).values).any(dim=1)
 
 
-def filter_for_export(g: Gaussians, filters: ExportFilters = ExportFilters(), camera_origins: torch.Tensor | None = None) -> Gaussians:
+def filter_for_export(
+    g: Gaussians, filters: ExportFilters = ExportFilters(), camera_origins: torch.Tensor | None = None
+) -> Gaussians:
     """The splats that pass every filter that is on (the floater filter needs the input cameras)."""
     keep = torch.ones(len(g), dtype=torch.bool, device=g.means.device)
     if filters.min_opacity is not None:
@@ -87,7 +107,12 @@ def save_ply(g: Gaussians, path: str) -> int:
         torch.nn.functional.normalize(g.quats.detach().double().cpu(), dim=-1),
     ]
     data = torch.cat(cols, dim=1).numpy().astype("<f4")
-    header = "ply\nformat binary_little_endian 1.0\n" + f"element vertex {n}\n" + "".join(f"property float {f}\n" for f in PLY_FIELDS) + "end_header\n"
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        + f"element vertex {n}\n"
+        + "".join(f"property float {f}\n" for f in PLY_FIELDS)
+        + "end_header\n"
+    )
     with open(path, "wb") as f:
         f.write(header.encode("ascii"))
         f.write(data.tobytes())
@@ -102,8 +127,8 @@ def load_ply(path: str) -> Gaussians:
     lines = raw[:end].decode("ascii").splitlines()
     if lines[:2] != ["ply", "format binary_little_endian 1.0"]:
         raise ValueError(f"{path} is not a binary little-endian .ply")
-    n = int(next(l for l in lines if l.startswith("element vertex")).split()[-1])
-    names = [l.split()[-1] for l in lines if l.startswith("property float")]
+    n = int(next(ln for ln in lines if ln.startswith("element vertex")).split()[-1])
+    names = [ln.split()[-1] for ln in lines if ln.startswith("property float")]
     table = np.frombuffer(raw[end:], dtype="<f4", count=n * len(names)).reshape(n, len(names))
     col = {name: torch.from_numpy(table[:, k].astype(np.float64)) for k, name in enumerate(names)}
     stack = lambda *ks: torch.stack([col[k] for k in ks], dim=-1)  # noqa: E731
@@ -117,8 +142,15 @@ def load_ply(path: str) -> Gaussians:
 
 
 @torch.no_grad()
-def turntable(g: Gaussians, frames: int = TURNTABLE_FRAMES, size: int = 256, elevation_deg: float = 0.0,
-              start_deg: float = TURNTABLE_START_DEG, sweep_deg: float = TURNTABLE_SWEEP_DEG, backend: str = "auto") -> list[Image.Image]:
+def turntable(
+    g: Gaussians,
+    frames: int = TURNTABLE_FRAMES,
+    size: int = 256,
+    elevation_deg: float = 0.0,
+    start_deg: float = TURNTABLE_START_DEG,
+    sweep_deg: float = TURNTABLE_SWEEP_DEG,
+    backend: str = "auto",
+) -> list[Image.Image]:
     """Renders from `frames` azimuths (DESIGN §3 cameras) start, start + sweep/frames, …, on white."""
     images = []
     K = torch.tensor(cameras.intrinsics(size))[None]
@@ -143,8 +175,16 @@ def save_turntable(images: list[Image.Image], path: str, fps: float = TURNTABLE_
     w, h = images[0].size
     # yuv420p needs even sides: pad by one white pixel where odd (macro_block_size=1 keeps the size as given)
     pw, ph = w + w % 2, h + h % 2
-    writer = imageio_ffmpeg.write_frames(path, (pw, ph), fps=fps, codec="libx264", pix_fmt_out="yuv420p", macro_block_size=1,
-                                         output_params=["-crf", "18"], ffmpeg_log_level="error")
+    writer = imageio_ffmpeg.write_frames(
+        path,
+        (pw, ph),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        output_params=["-crf", "18"],
+        ffmpeg_log_level="error",
+    )
     writer.send(None)
     for im in images:
         frame = Image.new("RGB", (pw, ph), (255, 255, 255))

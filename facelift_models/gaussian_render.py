@@ -57,9 +57,15 @@ def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
     w, x, y, z = F.normalize(q, dim=-1).unbind(-1)
     return torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
     ).reshape(-1, 3, 3)
@@ -97,13 +103,21 @@ def project(g: Gaussians, w2c: torch.Tensor, K: torch.Tensor):
     return means2d, conics, z, radii.detach(), valid & (det > 1e-12)
 
 
-def _render_view_torch(g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, height: int, width: int, background: torch.Tensor):
+def _render_view_torch(
+    g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, height: int, width: int, background: torch.Tensor
+):
     """(H, W, 3) colour and (H, W, 1) alpha of one view, differentiable, tile by tile."""
     means2d, conics, depths, radii, valid = project(g, w2c, K)
     colors = (SH_C0 * g.sh_dc + 0.5).clamp(min=0.0)
     order = torch.argsort(depths.detach())
     order = order[valid[order]]
-    means2d, conics, radii, colors, opac = means2d[order], conics[order], radii[order], colors[order], g.opacities[order]
+    means2d, conics, radii, colors, opac = (
+        means2d[order],
+        conics[order],
+        radii[order],
+        colors[order],
+        g.opacities[order],
+    )
     rgb_rows, alpha_rows = [], []
     for y0 in range(0, height, TILE):
         rgb_tiles, alpha_tiles = [], []
@@ -112,7 +126,9 @@ def _render_view_torch(g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, height:
             m = means2d.detach()
             hit = (m[:, 0] + radii > x0) & (m[:, 0] - radii < x1) & (m[:, 1] + radii > y0) & (m[:, 1] - radii < y1)
             idx = torch.nonzero(hit).squeeze(1)
-            ys, xs = torch.meshgrid(torch.arange(y0, y1, device=m.device), torch.arange(x0, x1, device=m.device), indexing="ij")
+            ys, xs = torch.meshgrid(
+                torch.arange(y0, y1, device=m.device), torch.arange(x0, x1, device=m.device), indexing="ij"
+            )
             pix = torch.stack([xs, ys], dim=-1).reshape(-1, 2).to(means2d.dtype) + 0.5
             if idx.numel() == 0:
                 rgb_tiles.append(background.expand(y1 - y0, x1 - x0, 3))
@@ -136,13 +152,26 @@ def _render_view_torch(g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, height:
     return torch.cat(rgb_rows, dim=0), torch.cat(alpha_rows, dim=0)
 
 
-def _render_views_gsplat(g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, height: int, width: int, background: torch.Tensor):
+def _render_views_gsplat(
+    g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, height: int, width: int, background: torch.Tensor
+):
     from gsplat import rasterization
 
     rgb, alpha, _ = rasterization(
-        g.means, F.normalize(g.quats, dim=-1), g.scales, g.opacities, g.sh_dc[:, None, :],
-        w2c, K, width, height, near_plane=NEAR, far_plane=FAR, sh_degree=0,
-        rasterize_mode="classic", eps2d=EPS_2D,
+        g.means,
+        F.normalize(g.quats, dim=-1),
+        g.scales,
+        g.opacities,
+        g.sh_dc[:, None, :],
+        w2c,
+        K,
+        width,
+        height,
+        near_plane=NEAR,
+        far_plane=FAR,
+        sh_degree=0,
+        rasterize_mode="classic",
+        eps2d=EPS_2D,
     )
     # The background is composited here, as gsplat does (colour + T·background): gsplat 1.5's
     # packed mode rejects per-camera `backgrounds` (it expects one colour for all cameras).
@@ -179,7 +208,9 @@ class _DeferredRender(torch.autograd.Function):
             for v in range(w2c.shape[0]):
                 with torch.enable_grad():
                     rgb, alpha = _render_all(ctx.backend, leaves, w2c[v : v + 1], K[v : v + 1], *ctx.size, background)
-                    got = torch.autograd.grad((rgb, alpha), needs, (grad_rgb[v : v + 1], grad_alpha[v : v + 1]), allow_unused=True)
+                    got = torch.autograd.grad(
+                        (rgb, alpha), needs, (grad_rgb[v : v + 1], grad_alpha[v : v + 1]), allow_unused=True
+                    )
                 it = iter(got)
                 for k, t in enumerate(leaves):
                     if t.requires_grad:
@@ -230,4 +261,3 @@ def render_gaussians(
     else:
         rgb, alpha = _render_all(backend, tensors, w2c, K, height, width, bg)
     return RenderOutput(rgb, alpha)
-

@@ -153,12 +153,24 @@ class GSLRM(nn.Module):
         origins, dirs = pixel_rays(c2w, K, h, w)  # (B, V, H, W, 3)
         rays = ray_channels(origins, dirs, self.cfg.ray_encoding).permute(0, 1, 4, 2, 3)
         x = torch.cat([images * 2.0 - 1.0, rays.to(images.dtype)], dim=2)  # (B, V, 9, H, W)
-        x = x.reshape(b, v, 9, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, v * (h // p) * (w // p), 9 * p * p)
+        x = (
+            x.reshape(b, v, 9, h // p, p, w // p, p)
+            .permute(0, 1, 3, 5, 2, 4, 6)
+            .reshape(b, v * (h // p) * (w // p), 9 * p * p)
+        )
         x = self.input_norm(self.tokenize(x))
         for block in self.blocks:
-            x = checkpoint(block, x, use_reentrant=False) if self.cfg.gradient_checkpointing and self.training else block(x)
+            x = (
+                checkpoint(block, x, use_reentrant=False)
+                if self.cfg.gradient_checkpointing and self.training
+                else block(x)
+            )
         out = self.head(self.head_norm(x))  # (B, V·h'·w', p·p·14)
-        out = out.reshape(b, v, h // p, w // p, PARAMS_PER_PIXEL, p, p).permute(0, 1, 2, 5, 3, 6, 4).reshape(b, v, h, w, PARAMS_PER_PIXEL)
+        out = (
+            out.reshape(b, v, h // p, w // p, PARAMS_PER_PIXEL, p, p)
+            .permute(0, 1, 2, 5, 3, 6, 4)
+            .reshape(b, v, h, w, PARAMS_PER_PIXEL)
+        )
         return [activate(out[i].float(), origins[i].float(), dirs[i].float()) for i in range(b)]
 
 
@@ -186,4 +198,3 @@ def lr_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-

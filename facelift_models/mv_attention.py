@@ -30,7 +30,9 @@ class MultiViewAttnProcessor:
             raise ValueError(f"num_views {num_views} must be at least 1")
         self.num_views, self.mode = num_views, mode
 
-    def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs) -> torch.Tensor:
+    def __call__(
+        self, attn, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
+    ) -> torch.Tensor:
         if encoder_hidden_states is not None or attention_mask is not None:
             raise ValueError("MultiViewAttnProcessor is for unmasked self-attention (attn1) only")
         residual = hidden_states
@@ -46,14 +48,21 @@ class MultiViewAttnProcessor:
         bv, n, _ = hidden_states.shape
         views = self.num_views
         if bv % views:
-            raise ValueError(f"multi-view attention got a batch of {bv} images, not a multiple of {views} views per subject")
+            raise ValueError(
+                f"multi-view attention got a batch of {bv} images, not a multiple of {views} views per subject"
+            )
         b = bv // views
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
         heads = attn.heads
         if self.mode == "dense":  # one sequence of all views' tokens per subject
             q, k, v = (x.reshape(b, views * n, -1) for x in (q, k, v))
         elif self.mode == "sparse":  # keys/values [front view ; own view] for each view's queries
-            k, v = (torch.cat([x.view(b, views, n, -1)[:, :1].expand(-1, views, -1, -1), x.view(b, views, n, -1)], dim=2).view(bv, 2 * n, -1) for x in (k, v))
+            k, v = (
+                torch.cat(
+                    [x.view(b, views, n, -1)[:, :1].expand(-1, views, -1, -1), x.view(b, views, n, -1)], dim=2
+                ).view(bv, 2 * n, -1)
+                for x in (k, v)
+            )
 
         def split(x: torch.Tensor) -> torch.Tensor:
             return x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
@@ -80,7 +89,9 @@ def set_multiview_attention(unet, num_views: int, mode: str = "dense") -> int:
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     processor = MultiViewAttnProcessor(num_views, mode)
-    procs = {name: processor if name.endswith("attn1.processor") else AttnProcessor2_0() for name in unet.attn_processors}
+    procs = {
+        name: processor if name.endswith("attn1.processor") else AttnProcessor2_0() for name in unet.attn_processors
+    }
     changed = sum(name.endswith("attn1.processor") for name in procs)
     unet.set_attn_processor(procs)  # (consumes the dict)
     return changed

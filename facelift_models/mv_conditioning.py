@@ -79,12 +79,27 @@ def class_vector(image_embeds: torch.Tensor, class_input_dim: int) -> torch.Tens
     if class_input_dim == e:
         return image_embeds
     if class_input_dim == 2 * e:
-        level0 = get_timestep_embedding(torch.zeros(image_embeds.shape[0], device=image_embeds.device), e, flip_sin_to_cos=True, downscale_freq_shift=0)
+        level0 = get_timestep_embedding(
+            torch.zeros(image_embeds.shape[0], device=image_embeds.device),
+            e,
+            flip_sin_to_cos=True,
+            downscale_freq_shift=0,
+        )
         return torch.cat([image_embeds, level0.to(image_embeds.dtype)], dim=1)
-    raise ValueError(f"the UNet's class embedding takes {class_input_dim} values; the image encoder gives {e} (expected {e} or {2 * e})")
+    raise ValueError(
+        f"the UNet's class embedding takes {class_input_dim} values; "
+        f"the image encoder gives {e} (expected {e} or {2 * e})"
+    )
 
 
-def predict_v(unet, view_embeddings: ViewEmbeddings, noisy: torch.Tensor, timesteps: torch.Tensor, cond_latent: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+def predict_v(
+    unet,
+    view_embeddings: ViewEmbeddings,
+    noisy: torch.Tensor,
+    timesteps: torch.Tensor,
+    cond_latent: torch.Tensor,
+    image_embeds: torch.Tensor,
+) -> torch.Tensor:
     """One denoiser call, shared by training and the pipeline. noisy (B, V, 4, h, w); timesteps (B,)
     shared by a subject's views; cond_latent (B, 4, h, w) and image_embeds (B, E), either zeroed
     for classifier-free guidance -> v (B, V, 4, h, w)."""

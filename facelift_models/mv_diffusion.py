@@ -73,7 +73,10 @@ def make_diffusion_config(preset: str, **overrides) -> DiffusionConfig:
         raise ValueError(f"diffusion preset {preset!r} is not one of {', '.join(PRESETS)}")
     cfg = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     if preset == "paper" and not cfg.pretrained:
-        raise ValueError("the paper preset fine-tunes a pretrained model: give --pretrained PATH (an SD 2.1-unCLIP-style diffusers folder)")
+        raise ValueError(
+            "the paper preset fine-tunes a pretrained model: give --pretrained PATH "
+            "(an SD 2.1-unCLIP-style diffusers folder)"
+        )
     return cfg
 
 
@@ -97,7 +100,17 @@ def training_scheduler(config: dict | None = None):
     """DDPM with SD's scaled-linear betas (or the pretrained model's), always v-prediction."""
     from diffusers import DDPMScheduler
 
-    base = dict(config) if config else dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
+    base = (
+        dict(config)
+        if config
+        else dict(
+            num_train_timesteps=1000,
+            beta_schedule="scaled_linear",
+            beta_start=0.00085,
+            beta_end=0.012,
+            clip_sample=False,
+        )
+    )
     base.update(prediction_type="v_prediction")
     return DDPMScheduler.from_config(base)
 
@@ -107,9 +120,15 @@ def tiny_vae(cfg: DiffusionConfig):
 
     n = len(cfg.vae_channels)
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS, block_out_channels=cfg.vae_channels,
-        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-        layers_per_block=1, norm_num_groups=16, sample_size=cfg.image_size,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=LATENT_CHANNELS,
+        block_out_channels=cfg.vae_channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        layers_per_block=1,
+        norm_num_groups=16,
+        sample_size=cfg.image_size,
     )
 
 
@@ -118,11 +137,18 @@ def tiny_unet(cfg: DiffusionConfig, latent_size: int):
 
     n = len(cfg.unet_channels)
     return UNet2DConditionModel(
-        sample_size=latent_size, in_channels=2 * LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
-        down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
-        block_out_channels=cfg.unet_channels, layers_per_block=cfg.layers_per_block, norm_num_groups=8,
-        attention_head_dim=cfg.attention_head_dim, cross_attention_dim=cfg.cross_attention_dim,
-        class_embed_type="projection", projection_class_embeddings_input_dim=cfg.image_embed_dim,
+        sample_size=latent_size,
+        in_channels=2 * LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        down_block_types=("CrossAttnDownBlock2D",) * n,
+        up_block_types=("CrossAttnUpBlock2D",) * n,
+        block_out_channels=cfg.unet_channels,
+        layers_per_block=cfg.layers_per_block,
+        norm_num_groups=8,
+        attention_head_dim=cfg.attention_head_dim,
+        cross_attention_dim=cfg.cross_attention_dim,
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=cfg.image_embed_dim,
     )
 
 
@@ -131,7 +157,9 @@ def build_tiny(cfg: DiffusionConfig, vae=None) -> Components:
     vae = vae or tiny_vae(cfg)
     latent_size = cfg.image_size // 2 ** (len(vae.config.block_out_channels) - 1)
     return Components(
-        unet=tiny_unet(cfg, latent_size), vae=vae, noise_scheduler=training_scheduler(),
+        unet=tiny_unet(cfg, latent_size),
+        vae=vae,
+        noise_scheduler=training_scheduler(),
         image_encoder=SmallImageEncoder(embed_dim=cfg.image_embed_dim),
         view_embeddings=ViewEmbeddings(NUM_VIEWS, cfg.view_tokens, cfg.cross_attention_dim),
     )
@@ -140,7 +168,10 @@ def build_tiny(cfg: DiffusionConfig, vae=None) -> Components:
 def resolve_pretrained(name: str) -> str:
     """A local diffusers folder, or a hub id fetched (once, into the HF cache) when online."""
     if os.path.exists(name) and not os.path.isdir(name):
-        raise PretrainedError(f"--pretrained {name!r} is a file; give a diffusers model folder (with model_index.json or unet/config.json)")
+        raise PretrainedError(
+            f"--pretrained {name!r} is a file; give a diffusers model folder (with "
+            "model_index.json or unet/config.json)"
+        )
     path = name
     if not os.path.isdir(name):
         try:
@@ -148,9 +179,16 @@ def resolve_pretrained(name: str) -> str:
 
             path = snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
         except Exception as e:  # offline, unknown id, gated: all one line
-            raise PretrainedError(f"--pretrained {name!r} is not a local folder and could not be fetched from the hub ({type(e).__name__})") from None
-    if not os.path.exists(os.path.join(path, "unet", "config.json")) or not os.path.exists(os.path.join(path, "vae", "config.json")):
-        raise PretrainedError(f"--pretrained {name!r} is not a diffusers model: it has no unet/config.json and vae/config.json")
+            raise PretrainedError(
+                f"--pretrained {name!r} is not a local folder and could not be fetched "
+                f"from the hub ({type(e).__name__})"
+            ) from None
+    if not os.path.exists(os.path.join(path, "unet", "config.json")) or not os.path.exists(
+        os.path.join(path, "vae", "config.json")
+    ):
+        raise PretrainedError(
+            f"--pretrained {name!r} is not a diffusers model: it has no unet/config.json and vae/config.json"
+        )
     return path
 
 
@@ -197,7 +235,9 @@ VIEW_PROMPT = "a rendering image of 3D models, {} view, color map."  # FaceLift'
 def view_embeddings_from_text(tokenizer, text_encoder, num_views: int) -> ViewEmbeddings:
     """FaceLift's fixed view embeddings: the text encoder's last hidden states of the view prompts."""
     prompts = [VIEW_PROMPT.format(v.name) for v in FIXED_VIEWS[:num_views]]
-    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    ids = tokenizer(
+        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     with torch.no_grad():
         hidden = text_encoder(ids.to(text_encoder.device))[0].float().cpu()
     out = ViewEmbeddings(num_views=num_views, tokens=hidden.shape[1], dim=hidden.shape[2])
@@ -223,19 +263,31 @@ def load_pretrained(cfg: DiffusionConfig) -> Components:
     if is_facelift_pipeline(index):
         views = index.get("num_views", NUM_VIEWS)
         if views != NUM_VIEWS:
-            raise PretrainedError(f"--pretrained {cfg.pretrained!r} generates {views} views; this model needs {NUM_VIEWS} (the fixed views of DESIGN §3)")
+            raise PretrainedError(
+                f"--pretrained {cfg.pretrained!r} generates {views} views; "
+                f"this model needs {NUM_VIEWS} (the fixed views of DESIGN §3)"
+            )
     try:
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
     except (OSError, ValueError, TypeError) as e:
-        raise PretrainedError(f"--pretrained {cfg.pretrained!r}: its unet/vae do not load as diffusers models ({str(e).splitlines()[0][:160]})") from None
+        raise PretrainedError(
+            f"--pretrained {cfg.pretrained!r}: its unet/vae do not load as diffusers "
+            f"models ({str(e).splitlines()[0][:160]})"
+        ) from None
     if unet.config.in_channels not in (LATENT_CHANNELS, 2 * LATENT_CHANNELS):
-        raise PretrainedError(f"--pretrained {cfg.pretrained!r} has a UNet with {unet.config.in_channels} input channels; expected {LATENT_CHANNELS} (SD) or {2 * LATENT_CHANNELS} (a facelift pipeline)")
+        raise PretrainedError(
+            f"--pretrained {cfg.pretrained!r} has a UNet with {unet.config.in_channels} input channels; "
+            f"expected {LATENT_CHANNELS} (SD) or {2 * LATENT_CHANNELS} (a facelift pipeline)"
+        )
     expand_conv_in(unet, 2 * LATENT_CHANNELS)
     noise_scheduler = training_scheduler(read_json(os.path.join(path, "scheduler", "scheduler_config.json")))
 
     feature_extractor, frozen = None, False
-    if os.path.isdir(os.path.join(path, "image_encoder")) and index.get("image_encoder", [None, ""])[1] != "SmallImageEncoder":
+    if (
+        os.path.isdir(os.path.join(path, "image_encoder"))
+        and index.get("image_encoder", [None, ""])[1] != "SmallImageEncoder"
+    ):
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
         image_encoder = CLIPVisionModelWithProjection.from_pretrained(path, subfolder="image_encoder")
@@ -255,13 +307,20 @@ def load_pretrained(cfg: DiffusionConfig) -> Components:
         from transformers import AutoTokenizer, CLIPTextModel
 
         text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder")
-        view_embeddings = view_embeddings_from_text(AutoTokenizer.from_pretrained(path, subfolder="tokenizer"), text_encoder, NUM_VIEWS)
+        view_embeddings = view_embeddings_from_text(
+            AutoTokenizer.from_pretrained(path, subfolder="tokenizer"), text_encoder, NUM_VIEWS
+        )
         del text_encoder
     else:
         view_embeddings = ViewEmbeddings(NUM_VIEWS, cfg.view_tokens, unet.config.cross_attention_dim)
     if view_embeddings.config.dim != unet.config.cross_attention_dim:
-        raise PretrainedError(f"--pretrained {cfg.pretrained!r}: view embeddings of width {view_embeddings.config.dim} do not fit the UNet's cross-attention ({unet.config.cross_attention_dim})")
-    return Components(unet, vae, noise_scheduler, image_encoder, view_embeddings, feature_extractor, frozen_conditioning=frozen)
+        raise PretrainedError(
+            f"--pretrained {cfg.pretrained!r}: view embeddings of width {view_embeddings.config.dim} "
+            f"do not fit the UNet's cross-attention ({unet.config.cross_attention_dim})"
+        )
+    return Components(
+        unet, vae, noise_scheduler, image_encoder, view_embeddings, feature_extractor, frozen_conditioning=frozen
+    )
 
 
 def build_components(cfg: DiffusionConfig, vae=None) -> Components:
@@ -301,8 +360,14 @@ class MultiViewDenoiser(nn.Module):
                 return embed_image(self.image_encoder, pixels, self.feature_extractor)
         return embed_image(self.image_encoder, pixels)
 
-    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond_latent: torch.Tensor, pixels: torch.Tensor,
-                keep_embed: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        cond_latent: torch.Tensor,
+        pixels: torch.Tensor,
+        keep_embed: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The training call: embeds the input image (pixels in [-1, 1]) here, inside forward, so DDP
         sees the image encoder's parameters; `keep_embed` (B,) zeroes dropped embeddings (CFG)."""
         embeds = self.image_embeds(pixels)

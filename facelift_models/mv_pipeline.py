@@ -26,10 +26,13 @@ from PIL import Image
 from .mv_attention import set_multiview_attention
 from .mv_conditioning import embed_image, predict_v
 
-
 # The code a saved folder carries: the pipeline with its relative imports, and the module of the
 # custom components (view embeddings, the small image encoder) in each such component's folder.
-PIPELINE_CODE = ("mv_pipeline.py", "mv_attention.py", "mv_conditioning.py")  # (diffusers copies direct relative imports only)
+PIPELINE_CODE = (
+    "mv_pipeline.py",
+    "mv_attention.py",
+    "mv_conditioning.py",
+)  # (diffusers copies direct relative imports only)
 COMPONENT_CODE = ("mv_conditioning.py",)
 
 
@@ -50,7 +53,9 @@ def image_to_pixels(image, size: int) -> torch.Tensor:
     else:
         pil = Image.fromarray(image) if isinstance(image, np.ndarray) else image
         if not isinstance(pil, Image.Image):
-            raise ValueError(f"the input must be a PIL image, a uint8 array or a (3, H, W) tensor, not {type(image).__name__}")
+            raise ValueError(
+                f"the input must be a PIL image, a uint8 array or a (3, H, W) tensor, not {type(image).__name__}"
+            )
         rgba = pil.convert("RGBA").resize((size, size), Image.Resampling.BICUBIC)
         a = np.asarray(rgba, dtype=np.float32) / 255.0
         x = torch.from_numpy(a[..., :3] * a[..., 3:] + (1.0 - a[..., 3:])).permute(2, 0, 1)
@@ -61,23 +66,55 @@ class MultiViewPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->unet->vae"
     _optional_components = ["feature_extractor"]
 
-    def __init__(self, unet, vae, scheduler, image_encoder, view_embeddings, feature_extractor=None,
-                 num_views: int = 6, attention: str = "dense", reconstruct_input: bool = True, image_size: int = 512,
-                 face_alignment: dict | None = None):
+    def __init__(
+        self,
+        unet,
+        vae,
+        scheduler,
+        image_encoder,
+        view_embeddings,
+        feature_extractor=None,
+        num_views: int = 6,
+        attention: str = "dense",
+        reconstruct_input: bool = True,
+        image_size: int = 512,
+        face_alignment: dict | None = None,
+    ):
         super().__init__()
         if view_embeddings.config.num_views != num_views:
-            raise ValueError(f"the pipeline generates {num_views} views but has {view_embeddings.config.num_views} view embeddings")
-        self.register_modules(unet=unet, vae=vae, scheduler=scheduler, image_encoder=image_encoder,
-                              view_embeddings=view_embeddings, feature_extractor=feature_extractor)
+            raise ValueError(
+                f"the pipeline generates {num_views} views but has {view_embeddings.config.num_views} view embeddings"
+            )
+        self.register_modules(
+            unet=unet,
+            vae=vae,
+            scheduler=scheduler,
+            image_encoder=image_encoder,
+            view_embeddings=view_embeddings,
+            feature_extractor=feature_extractor,
+        )
         # face_alignment: the training data's front-view face box statistics (its dataset card), which
         # `facelift infer` aligns photos to; None: FaceLift's constants
-        self.register_to_config(num_views=num_views, attention=attention, reconstruct_input=reconstruct_input, image_size=image_size,
-                                face_alignment=face_alignment)
+        self.register_to_config(
+            num_views=num_views,
+            attention=attention,
+            reconstruct_input=reconstruct_input,
+            image_size=image_size,
+            face_alignment=face_alignment,
+        )
         set_multiview_attention(unet, num_views, attention)  # processors are code, not weights: set on every load
 
     @torch.no_grad()
-    def __call__(self, image, num_inference_steps: int = 50, guidance_scale: float = 3.0, eta: float = 1.0,
-                 seed: int | None = None, generator: torch.Generator | None = None, output_type: str = "pil") -> MultiViewOutput:
+    def __call__(
+        self,
+        image,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 3.0,
+        eta: float = 1.0,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        output_type: str = "pil",
+    ) -> MultiViewOutput:
         """`image`: one image, or a list of them generated as one batch. Each image of a batch gets
         the noise it would get alone (a generator per image, seeded `seed`), so batching never
         changes a result."""
@@ -106,7 +143,9 @@ class MultiViewPipeline(DiffusionPipeline):
         shape = (b, v, *cond_latent.shape[1:])
         latents = torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float32) for g in generators])
         latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
-        step_generators = [g for g in generators for _ in range(v)]  # the DDIM noise of image k's views from its own generator
+        step_generators = [
+            g for g in generators for _ in range(v)
+        ]  # the DDIM noise of image k's views from its own generator
         for t in self.progress_bar(self.scheduler.timesteps):
             x = torch.cat([latents] * 2) if guided else latents
             x = self.scheduler.scale_model_input(x, t)
@@ -114,7 +153,9 @@ class MultiViewPipeline(DiffusionPipeline):
             if guided:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + guidance_scale * (cond - uncond)
-            step = self.scheduler.step(pred.flatten(0, 1), t, latents.flatten(0, 1), eta=eta, generator=step_generators)
+            step = self.scheduler.step(
+                pred.flatten(0, 1), t, latents.flatten(0, 1), eta=eta, generator=step_generators
+            )
             latents = step.prev_sample.view(shape)
         out = self.vae.decode(latents.flatten(0, 1).to(self.vae.dtype) / sf).sample.float()
         out = ((out + 1) / 2).clamp(0, 1).view(b, v, *out.shape[1:])

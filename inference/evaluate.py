@@ -123,8 +123,10 @@ def datagen_subjects(data: str, size: int, limit: int, allow_train: bool) -> tup
         raise InferError(str(e)) from None
     split = card["config"].get("split", "train")
     if split != "test" and not allow_train:
-        raise InferError(f"--data {data!r} is a {split!r} split: its identities are the ones models train on; "
-                         "evaluate on held-out people (`facelift datagen --split test`) or pass --allow-train")
+        raise InferError(
+            f"--data {data!r} is a {split!r} split: its identities are the ones models train on; "
+            "evaluate on held-out people (`facelift datagen --split test`) or pass --allow-train"
+        )
     subjects = []
     for url in urls:
         with open_shard(url) as f:  # streamed, also from an object store
@@ -133,19 +135,27 @@ def datagen_subjects(data: str, size: int, limit: int, allow_train: bool) -> tup
                 fixed = sorted((fr for fr in frames if fr["kind"] == "fixed"), key=lambda fr: fr["file_path"])
                 scored = [fr for fr in frames if fr["kind"] != "fixed"]
                 if len(fixed) != len(cameras.FIXED_VIEWS) or not scored:
-                    raise InferError(f"--data {data!r}: subject {key!r} has {len(fixed)} fixed and {len(scored)} random views; "
-                                     f"eval needs the {len(cameras.FIXED_VIEWS)} fixed views and at least one random view")
+                    raise InferError(
+                        f"--data {data!r}: subject {key!r} has {len(fixed)} fixed and {len(scored)} random views; "
+                        f"eval needs the {len(cameras.FIXED_VIEWS)} fixed views and at least one random view"
+                    )
                 c2w = normalize_cameras(np.array([fr["c2w"] for fr in fixed + scored]))
-                subjects.append(Subject(
-                    key=key,
-                    inputs=torch.stack([decoded(files[fr["file_path"]], size, f"{key} {fr['file_path']}") for fr in fixed]),
-                    input_c2w=torch.tensor(c2w[: len(fixed)], dtype=torch.float32),
-                    front=full_size(files[fixed[0]["file_path"]]),
-                    names=[os.path.splitext(fr["file_path"])[0] for fr in scored],
-                    targets=torch.stack([decoded(files[fr["file_path"]], size, f"{key} {fr['file_path']}") for fr in scored]),
-                    c2w=torch.tensor(c2w[len(fixed):], dtype=torch.float32),
-                    K=torch.tensor(np.stack([frame_K_at(fr, size) for fr in scored]), dtype=torch.float32),
-                ))
+                subjects.append(
+                    Subject(
+                        key=key,
+                        inputs=torch.stack(
+                            [decoded(files[fr["file_path"]], size, f"{key} {fr['file_path']}") for fr in fixed]
+                        ),
+                        input_c2w=torch.tensor(c2w[: len(fixed)], dtype=torch.float32),
+                        front=full_size(files[fixed[0]["file_path"]]),
+                        names=[os.path.splitext(fr["file_path"])[0] for fr in scored],
+                        targets=torch.stack(
+                            [decoded(files[fr["file_path"]], size, f"{key} {fr['file_path']}") for fr in scored]
+                        ),
+                        c2w=torch.tensor(c2w[len(fixed) :], dtype=torch.float32),
+                        K=torch.tensor(np.stack([frame_K_at(fr, size) for fr in scored]), dtype=torch.float32),
+                    )
+                )
                 if len(subjects) == limit:
                     return subjects, {"kind": "datagen", "split": split, "card_config": card["config"]}
     return subjects, {"kind": "datagen", "split": split, "card_config": card["config"]}
@@ -161,9 +171,13 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
         frames = json.loads(storage.read_bytes(CAMERA_FILE))["frames"]
         c2w = normalize_cameras(np.array([np.linalg.inv(np.array(fr["w2c"], dtype=np.float64)) for fr in frames]))
     except (OSError, StorageError, ValueError, KeyError, TypeError, np.linalg.LinAlgError) as e:
-        raise InferError(f"--data {data!r}: {CAMERA_FILE} is not FaceLift's camera format ({e.__class__.__name__}: {e})") from None
+        raise InferError(
+            f"--data {data!r}: {CAMERA_FILE} is not FaceLift's camera format ({e.__class__.__name__}: {e})"
+        ) from None
     if len(frames) < len(cameras.FIXED_VIEWS) + 1:
-        raise InferError(f"--data {data!r} has {len(frames)} frames; eval needs at least {len(cameras.FIXED_VIEWS) + 1}")
+        raise InferError(
+            f"--data {data!r} has {len(frames)} frames; eval needs at least {len(cameras.FIXED_VIEWS) + 1}"
+        )
     directions = c2w[:, :3, 3] / np.linalg.norm(c2w[:, :3, 3], axis=1, keepdims=True)
     fixed = []
     for view in cameras.FIXED_VIEWS:  # the nearest unused frame to each fixed direction
@@ -183,11 +197,16 @@ def camera_format_subjects(data: str, size: int) -> tuple[list[Subject], dict]:
 
     def K_at(k: int) -> np.ndarray:
         fr = frames[k]
-        return np.diag([size / fr["w"], size / fr["h"], 1.0]) @ np.array([[fr["fx"], 0, fr["cx"]], [0, fr["fy"], fr["cy"]], [0, 0, 1.0]])
+        return np.diag([size / fr["w"], size / fr["h"], 1.0]) @ np.array(
+            [[fr["fx"], 0, fr["cx"]], [0, fr["fy"], fr["cy"]], [0, 0, 1.0]]
+        )
 
     square = [k for k in range(len(frames)) if frames[k]["w"] != frames[k]["h"]]
     if square:
-        raise InferError(f"--data {data!r}: frame {frames[square[0]]['file_path']!r} is {frames[square[0]]['w']}×{frames[square[0]]['h']}; eval takes square views")
+        raise InferError(
+            f"--data {data!r}: frame {frames[square[0]]['file_path']!r} is "
+            f"{frames[square[0]]['w']}×{frames[square[0]]['h']}; eval takes square views"
+        )
     subject = Subject(
         key=os.path.basename(os.path.normpath(data.split("://", 1)[-1])),
         inputs=torch.stack([view(k) for k in fixed]),
@@ -205,7 +224,9 @@ def mean_training_image(lrm_meta: dict, size: int, limit: int) -> tuple[torch.Te
     """The per-pixel mean of every view of the LRM's training data: of each source's first subjects,
     `limit` in all, split by the sources' mixing weights and weighted by them (what training saw)."""
     data = lrm_meta.get("data")
-    sources = [data] if isinstance(data, str) else list(data) if isinstance(data, list) else []  # one path (older checkpoints) or a list
+    sources = (
+        [data] if isinstance(data, str) else list(data) if isinstance(data, list) else []
+    )  # one path (older checkpoints) or a list
     weights = lrm_meta.get("data_weights") or [1.0] * len(sources)
     if not sources:
         return None, "unavailable: the checkpoint does not name its training data"
@@ -254,7 +275,9 @@ def save_png(x: torch.Tensor, path: str) -> None:
 
 
 @torch.no_grad()
-def render_views(model: GSLRM, images: torch.Tensor, c2w: torch.Tensor, s: Subject, device: torch.device, autocast) -> torch.Tensor:
+def render_views(
+    model: GSLRM, images: torch.Tensor, c2w: torch.Tensor, s: Subject, device: torch.device, autocast
+) -> torch.Tensor:
     """The LRM's Gaussians from 6 views (B = 1) rendered at the subject's scored cameras, on white."""
     size = model.cfg.image_size
     K_in = torch.tensor(cameras.intrinsics(size), dtype=torch.float32).expand(len(images), -1, -1)
@@ -283,8 +306,14 @@ def summarise(per_view: list[dict]) -> dict:
         vals = [v[k] for v in per_view if v[k] is not None and math.isfinite(v[k])]
         return float(np.mean(vals)) if vals else None
 
-    return {"psnr": mean("psnr"), "ssim": mean("ssim"), "lpips": mean("lpips"), "identity": mean("identity"),
-            "identity_scored": sum(v["identity"] is not None for v in per_view), "views": len(per_view)}
+    return {
+        "psnr": mean("psnr"),
+        "ssim": mean("ssim"),
+        "lpips": mean("lpips"),
+        "identity": mean("identity"),
+        "identity_scored": sum(v["identity"] is not None for v in per_view),
+        "views": len(per_view),
+    }
 
 
 def table(rows: dict[str, dict], notes: dict[str, str]) -> str:
@@ -294,14 +323,25 @@ def table(rows: dict[str, dict], notes: dict[str, str]) -> str:
     lines = ["| | PSNR ↑ | SSIM ↑ | LPIPS-VGG ↓ | identity (dlib) ↓ | views |", "|---|---|---|---|---|---|"]
     for name, m in rows.items():
         ident = "n/a" if m["identity"] is None else f"{m['identity']:.3f} ({m['identity_scored']} faces)"
-        lines.append(f"| {name} | {f(m['psnr'], 2)} | {f(m['ssim'], 4)} | {f(m['lpips'], 4)} | {ident} | {m['views']} |")
+        lines.append(
+            f"| {name} | {f(m['psnr'], 2)} | {f(m['ssim'], 4)} | {f(m['lpips'], 4)} | {ident} | {m['views']} |"
+        )
     lines.append("")
     lines += [f"- {name}: {note}" for name, note in notes.items()]
     return "\n".join(lines)
 
 
-def run_eval(data: str, out: str, lrm: str, diffusion: str | None = None, cfg: EvalConfig | None = None, allow_train: bool = False,
-             lpips_vgg: str | None = None, device: str = "auto", log=print) -> dict:
+def run_eval(
+    data: str,
+    out: str,
+    lrm: str,
+    diffusion: str | None = None,
+    cfg: EvalConfig | None = None,
+    allow_train: bool = False,
+    lpips_vgg: str | None = None,
+    device: str = "auto",
+    log=print,
+) -> dict:
     """Scores, writes OUT (metrics.json, metrics.md, renders/) and returns the metrics. One-line
     InferErrors for bad input, raised before anything is written."""
 
@@ -310,7 +350,10 @@ def run_eval(data: str, out: str, lrm: str, diffusion: str | None = None, cfg: E
     try:
         storage = location(data)  # a dead endpoint, a missing bucket, refused credentials: one line, in seconds
         if storage.local and not os.path.isdir(storage.root):
-            raise InferError(f"--data {data!r} is not a folder; give a `facelift datagen --split test` output or a folder with {CAMERA_FILE}")
+            raise InferError(
+                f"--data {data!r} is not a folder; give a `facelift datagen --split test` "
+                f"output or a folder with {CAMERA_FILE}"
+            )
         camera_format = storage.exists(CAMERA_FILE)
     except (DataError, DatagenError) as e:  # DatagenError: Storage's StorageError when the lookup fails
         raise InferError(str(e)) from None
@@ -338,12 +381,21 @@ def run_eval(data: str, out: str, lrm: str, diffusion: str | None = None, cfg: E
     renders: list[tuple[str, torch.Tensor]] = []
     t0 = time.perf_counter()
     for s in subjects:
-        preds = {"reconstruction": render_views(model, s.inputs, s.input_c2w, s, dev, autocast),
-                 "untrained": render_views(untrained, s.inputs, s.input_c2w, s, dev, autocast)}
+        preds = {
+            "reconstruction": render_views(model, s.inputs, s.input_c2w, s, dev, autocast),
+            "untrained": render_views(untrained, s.inputs, s.input_c2w, s, dev, autocast),
+        }
         if mean_image is not None:
             preds["mean_image"] = quantise(mean_image).expand(len(s.names), -1, -1, -1)
         if pipe is not None:
-            views = pipe(s.front, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, eta=cfg.eta, seed=cfg.seed, output_type="pt").images
+            views = pipe(
+                s.front,
+                num_inference_steps=cfg.steps,
+                guidance_scale=cfg.guidance,
+                eta=cfg.eta,
+                seed=cfg.seed,
+                output_type="pt",
+            ).images
             generated = quantise(torch.nn.functional.interpolate(views.float(), size=(size, size), mode="area"))
             preds["full_pipeline"] = render_views(model, generated, fixed_c2w, s, dev, autocast)
             renders += [(f"full_pipeline/{s.key}/generated_{k:02d}.png", generated[k]) for k in range(len(generated))]
@@ -351,27 +403,61 @@ def run_eval(data: str, out: str, lrm: str, diffusion: str | None = None, cfg: E
             per_view = {}
             for k, name in enumerate(s.names):
                 per_view[name] = scorer.score(pred[k], s.targets[k])
-                renders += [(f"{protocol}/{s.key}/{name}_pred.png", pred[k]), (f"{protocol}/{s.key}/{name}_gt.png", s.targets[k])]
+                renders += [
+                    (f"{protocol}/{s.key}/{name}_pred.png", pred[k]),
+                    (f"{protocol}/{s.key}/{name}_gt.png", s.targets[k]),
+                ]
             results[protocol][s.key] = {"views": per_view, "mean": summarise(list(per_view.values()))}
-        log(f"  {s.key}: reconstruction {results['reconstruction'][s.key]['mean']['psnr']:.2f} dB"
-            + (f", full pipeline {results['full_pipeline'][s.key]['mean']['psnr']:.2f} dB" if pipe is not None else ""))
-    means = {p: summarise([v for subj in results[p].values() for v in subj["views"].values()]) for p in results if results[p]}
+        log(
+            f"  {s.key}: reconstruction {results['reconstruction'][s.key]['mean']['psnr']:.2f} dB"
+            + (f", full pipeline {results['full_pipeline'][s.key]['mean']['psnr']:.2f} dB" if pipe is not None else "")
+        )
+    means = {
+        p: summarise([v for subj in results[p].values() for v in subj["views"].values()])
+        for p in results
+        if results[p]
+    }
     metrics = {
-        "data": {"path": storage.root if storage.local else data, **{k: v for k, v in source.items() if k != "card_config"}, "subjects": len(subjects)},
-        "models": {"lrm": os.path.abspath(lrm), "lrm_step": meta.get("step"), "lrm_preset": meta["model"]["preset"],
-                   "lrm_training_data": meta.get("data"), "diffusion": os.path.abspath(diffusion) if diffusion else None},
+        "data": {
+            "path": storage.root if storage.local else data,
+            **{k: v for k, v in source.items() if k != "card_config"},
+            "subjects": len(subjects),
+        },
+        "models": {
+            "lrm": os.path.abspath(lrm),
+            "lrm_step": meta.get("step"),
+            "lrm_preset": meta["model"]["preset"],
+            "lrm_training_data": meta.get("data"),
+            "diffusion": os.path.abspath(diffusion) if diffusion else None,
+        },
         "settings": dataclasses.asdict(cfg),
-        "metric_notes": {"psnr": "full image in [0, 1], no mask, on the saved 8-bit images", "ssim": "Gaussian window 11, sigma 1.5, K 0.01/0.03, population covariance, 5-px border excluded",
-                         "lpips": lpips_note, "identity": identity_note, "mean_image": mean_note, "untrained": "GSLRM of the same config, torch seed 0, protocol reconstruction"},
-        "mean": means, "subjects": results, "seconds": round(time.perf_counter() - t0, 3), "versions": versions(),
+        "metric_notes": {
+            "psnr": "full image in [0, 1], no mask, on the saved 8-bit images",
+            "ssim": "Gaussian window 11, sigma 1.5, K 0.01/0.03, population covariance, 5-px border excluded",
+            "lpips": lpips_note,
+            "identity": identity_note,
+            "mean_image": mean_note,
+            "untrained": "GSLRM of the same config, torch seed 0, protocol reconstruction",
+        },
+        "mean": means,
+        "subjects": results,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "versions": versions(),
     }
     rows = {name: means[name] for name in (*PROTOCOLS, *BASELINES) if name in means}
     notes = {k: metrics["metric_notes"][k] for k in ("lpips", "identity", "mean_image", "untrained")}
     markdown = table(rows, notes)
     per_subject = "\n".join(
-        f"| {key} | " + " | ".join("n/a" if results[p].get(key) is None else f"{results[p][key]['mean']['psnr']:.2f} / {results[p][key]['mean']['ssim']:.4f}"
-                                   for p in rows) + " |"
-        for key in results["reconstruction"])
+        f"| {key} | "
+        + " | ".join(
+            "n/a"
+            if results[p].get(key) is None
+            else f"{results[p][key]['mean']['psnr']:.2f} / {results[p][key]['mean']['ssim']:.4f}"
+            for p in rows
+        )
+        + " |"
+        for key in results["reconstruction"]
+    )
     per_subject = f"| subject (PSNR / SSIM) | {' | '.join(rows)} |\n|---|{'---|' * len(rows)}\n" + per_subject
 
     def write(folder: str) -> None:

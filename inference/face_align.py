@@ -44,7 +44,13 @@ def alignment_target(stats: dict | None, source: str) -> AlignmentTarget:
     was trained on it) when they rest on enough faces, else FaceLift's constants."""
     if not isinstance(stats, dict) or (stats.get("found") or 0) < MIN_CARD_FACES or not stats.get("face_size"):
         return AlignmentTarget()
-    return AlignmentTarget(stats["face_size"]["mean"], stats["centre_x"]["mean"], stats["centre_y"]["mean"], int(stats.get("canvas", CANVAS)), source)
+    return AlignmentTarget(
+        stats["face_size"]["mean"],
+        stats["centre_x"]["mean"],
+        stats["centre_y"]["mean"],
+        int(stats.get("canvas", CANVAS)),
+        source,
+    )
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,11 @@ class FaceBox:
         return (self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0
 
     def as_dict(self) -> dict:
-        return {**{k: round(v, 3) for k, v in asdict(self).items()}, "size": round(self.size, 3), "centre": [round(c, 3) for c in self.centre]}
+        return {
+            **{k: round(v, 3) for k, v in asdict(self).items()},
+            "size": round(self.size, 3),
+            "centre": [round(c, 3) for c in self.centre],
+        }
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -91,15 +101,37 @@ def load_mtcnn(device: str = "cpu"):
     torchvision, so it is installed without dependencies; its one torchvision op (batched NMS) is
     given here in plain torch."""
     if "torchvision" not in sys.modules:
-        tv, ops, boxes = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
+        tv, ops, boxes = (
+            types.ModuleType("torchvision"),
+            types.ModuleType("torchvision.ops"),
+            types.ModuleType("torchvision.ops.boxes"),
+        )
         tr, fn = types.ModuleType("torchvision.transforms"), types.ModuleType("torchvision.transforms.functional")
         boxes.batched_nms, ops.boxes, tv.ops, tr.functional, tv.transforms = batched_nms, boxes, ops, fn, tr
-        sys.modules.update({"torchvision": tv, "torchvision.ops": ops, "torchvision.ops.boxes": boxes, "torchvision.transforms": tr, "torchvision.transforms.functional": fn})
+        sys.modules.update(
+            {
+                "torchvision": tv,
+                "torchvision.ops": ops,
+                "torchvision.ops.boxes": boxes,
+                "torchvision.transforms": tr,
+                "torchvision.transforms.functional": fn,
+            }
+        )
     try:
         from facenet_pytorch import MTCNN
     except ImportError as e:
-        raise InferError(f"the face detector is missing ({e}): pip install --no-deps facenet-pytorch==2.6.0 tqdm") from None
-    return MTCNN(image_size=CANVAS, margin=0, min_face_size=20, thresholds=[0.6, 0.7, 0.7], factor=0.709, keep_all=True, device=device)
+        raise InferError(
+            f"the face detector is missing ({e}): pip install --no-deps facenet-pytorch==2.6.0 tqdm"
+        ) from None
+    return MTCNN(
+        image_size=CANVAS,
+        margin=0,
+        min_face_size=20,
+        thresholds=[0.6, 0.7, 0.7],
+        factor=0.709,
+        keep_all=True,
+        device=device,
+    )
 
 
 def largest_face(detector, image: Image.Image, min_confidence: float = MIN_CONFIDENCE) -> FaceBox | None:
@@ -111,7 +143,9 @@ def largest_face(detector, image: Image.Image, min_confidence: float = MIN_CONFI
     return max(faces, key=lambda f: (f.x1 - f.x0) * (f.y1 - f.y0)) if faces else None
 
 
-def place(image: Image.Image, scale: float, src_centre: tuple[float, float], dst_centre: tuple[float, float], canvas: int) -> Image.Image:
+def place(
+    image: Image.Image, scale: float, src_centre: tuple[float, float], dst_centre: tuple[float, float], canvas: int
+) -> Image.Image:
     """`image` scaled by `scale` about `src_centre`, that point put at `dst_centre`, on white."""
     w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
     scaled = image.convert("RGB").resize((w, h), Image.Resampling.LANCZOS)
@@ -123,10 +157,14 @@ def place(image: Image.Image, scale: float, src_centre: tuple[float, float], dst
 
 def alignment_error(seen: FaceBox, target: AlignmentTarget) -> float:
     """Pixels between a face box and the target: the largest of the size and centre differences."""
-    return max(abs(seen.size - target.face_size), abs(seen.centre[0] - target.centre_x), abs(seen.centre[1] - target.centre_y))
+    return max(
+        abs(seen.size - target.face_size), abs(seen.centre[0] - target.centre_x), abs(seen.centre[1] - target.centre_y)
+    )
 
 
-def align_face(image: Image.Image, face: FaceBox, target: AlignmentTarget, detector=None, refine: int = REFINE_PASSES) -> tuple[Image.Image, FaceBox | None]:
+def align_face(
+    image: Image.Image, face: FaceBox, target: AlignmentTarget, detector=None, refine: int = REFINE_PASSES
+) -> tuple[Image.Image, FaceBox | None]:
     """`image` placed so `face` meets `target` (FaceLift's alignment). MTCNN's box is not
     scale-invariant: found again on the aligned image it can be 5 % larger or a few pixels off. With
     a `detector`, the placement is corrected by half the error seen on the aligned image (the box
@@ -152,7 +190,9 @@ def align_face(image: Image.Image, face: FaceBox, target: AlignmentTarget, detec
         cy += REFINE_STEP * (seen.centre[1] - target.centre_y) / scale
         size *= (seen.size / target.face_size) ** REFINE_STEP
     if best is None:  # not found again (rare): FaceLift's single placement
-        return place(image, target.face_size / face.size, face.centre, (target.centre_x, target.centre_y), target.canvas), None
+        return place(
+            image, target.face_size / face.size, face.centre, (target.centre_x, target.centre_y), target.canvas
+        ), None
     return best
 
 

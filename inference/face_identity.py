@@ -38,7 +38,9 @@ class Recognizer:
         return max(found, key=lambda r: r.area()) if found else None
 
     def cnn_box(self, rgb: np.ndarray):
-        found = self.cnn(rgb, 0 if min(rgb.shape[:2]) >= 256 else 1)  # our faces are ≥ 100 px from 256² up: no upsampling
+        found = self.cnn(
+            rgb, 0 if min(rgb.shape[:2]) >= 256 else 1
+        )  # our faces are ≥ 100 px from 256² up: no upsampling
         return max(found, key=lambda d: d.confidence).rect if found else None
 
     def embed(self, rgb: np.ndarray, box) -> np.ndarray:

@@ -30,7 +30,14 @@ from PIL import Image
 from facelift_models import cameras
 from facelift_models.export import ExportFilters, filter_for_export, save_ply, save_turntable, turntable
 from inference.errors import InferError
-from inference.face_align import AlignmentTarget, align_face, alignment_target, centre_foreground, largest_face, load_mtcnn
+from inference.face_align import (
+    AlignmentTarget,
+    align_face,
+    alignment_target,
+    centre_foreground,
+    largest_face,
+    load_mtcnn,
+)
 from inference.matting import PortraitMatting, on_white, photo_alpha
 from inference.models import load_lrm, load_multiview
 from inference.photos import collect_photos, load_photo
@@ -57,10 +64,15 @@ class InferConfig:
     precision: str = "auto"  # auto: fp16 diffusion and bf16 reconstruction on CUDA, fp32 on the CPU
 
     def __post_init__(self):
-        checks = [("steps", self.steps >= 1, "at least 1"), ("guidance", self.guidance >= 0, "at least 0"), ("eta", 0 <= self.eta <= 1, "in [0, 1]"),
-                  ("turntable_frames", self.turntable_frames >= 1, "at least 1"), ("turntable_fps", self.turntable_fps > 0, "positive"),
-                  ("batch_size", self.batch_size >= 1, "at least 1"),
-                  ("turntable_size", self.turntable_size is None or self.turntable_size >= 16, "at least 16")]
+        checks = [
+            ("steps", self.steps >= 1, "at least 1"),
+            ("guidance", self.guidance >= 0, "at least 0"),
+            ("eta", 0 <= self.eta <= 1, "in [0, 1]"),
+            ("turntable_frames", self.turntable_frames >= 1, "at least 1"),
+            ("turntable_fps", self.turntable_fps > 0, "positive"),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("turntable_size", self.turntable_size is None or self.turntable_size >= 16, "at least 16"),
+        ]
         for name, ok, allowed in checks:
             if not ok:
                 raise InferError(f"--{name.replace('_', '-')} {getattr(self, name)} must be {allowed}")
@@ -139,15 +151,24 @@ def check_out(out: str) -> None:
 # ----------------------------------------------------------------------------- stages
 
 
-def preprocess(job: Job, photo: Image.Image, matting: PortraitMatting, detector, target: AlignmentTarget, cfg: InferConfig, warn) -> None:
+def preprocess(
+    job: Job, photo: Image.Image, matting: PortraitMatting, detector, target: AlignmentTarget, cfg: InferConfig, warn
+) -> None:
     alpha, alpha_source = photo_alpha(photo, matting)
     white = on_white(photo, alpha)
     face = largest_face(detector, white)
-    job.info.update(photo_size=list(photo.size), alpha=alpha_source, matting=matting.name if alpha_source == "segmentation" else None,
-                    alignment=dataclasses.asdict(target))
+    job.info.update(
+        photo_size=list(photo.size),
+        alpha=alpha_source,
+        matting=matting.name if alpha_source == "segmentation" else None,
+        alignment=dataclasses.asdict(target),
+    )
     if face is None:
         if cfg.require_face:
-            raise InferError(f"photo {job.source!r}: no face found (MTCNN, p > 0.8); drop --require-face to centre the foreground instead")
+            raise InferError(
+                f"photo {job.source!r}: no face found (MTCNN, p > 0.8); "
+                "drop --require-face to centre the foreground instead"
+            )
         warn(f"warning: {job.source}: no face found (MTCNN, p > 0.8); centring the foreground instead")
         job.aligned, job.info["face"] = centre_foreground(white, alpha, target.canvas), None
     else:
@@ -156,7 +177,13 @@ def preprocess(job: Job, photo: Image.Image, matting: PortraitMatting, detector,
 
 
 def generate_views(pipe, jobs: list[Job], cfg: InferConfig) -> None:
-    out = pipe([j.aligned for j in jobs], num_inference_steps=cfg.steps, guidance_scale=cfg.guidance, eta=cfg.eta, seed=cfg.seed).images
+    out = pipe(
+        [j.aligned for j in jobs],
+        num_inference_steps=cfg.steps,
+        guidance_scale=cfg.guidance,
+        eta=cfg.eta,
+        seed=cfg.seed,
+    ).images
     for job, views in zip(jobs, out):
         job.views = views
 
@@ -171,11 +198,20 @@ def fixed_cameras(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def reconstruct(model, jobs: list[Job], device: torch.device, autocast: torch.dtype | None) -> None:
     size = model.cfg.image_size
-    images = torch.stack([
-        torch.stack([torch.from_numpy(np.asarray(v.convert("RGB").resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255.0).permute(2, 0, 1)
-                     for v in job.views])
-        for job in jobs
-    ]).to(device)
+    images = torch.stack(
+        [
+            torch.stack(
+                [
+                    torch.from_numpy(
+                        np.asarray(v.convert("RGB").resize((size, size), Image.Resampling.BOX), dtype=np.float32)
+                        / 255.0
+                    ).permute(2, 0, 1)
+                    for v in job.views
+                ]
+            )
+            for job in jobs
+        ]
+    ).to(device)
     c2w, K = fixed_cameras(size)
     c2w, K = c2w.expand(len(jobs), -1, -1, -1).to(device), K.expand(len(jobs), -1, -1, -1).to(device)
     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
@@ -206,10 +242,18 @@ def export(job: Job, out: str, cfg: InferConfig, lrm_size: int, settings: dict, 
             row.paste(view.convert("RGB"), (k * w, 0))
         row.save(os.path.join(folder, "multiview.png"))
         splats = save_ply(kept, os.path.join(folder, "gaussians.ply"))
-        save_turntable(frames, os.path.join(folder, "turntable.gif" if cfg.gif else "turntable.mp4"), fps=cfg.turntable_fps)
-        result = {"source": job.source, **job.info, "splats": {"predicted": len(job.gaussians), "exported": splats},
-                  "turntable": {"frames": len(frames), "size": size, "fps": cfg.turntable_fps}, "settings": settings,
-                  "seconds": {k: round(v, 4) for k, v in {**seconds, "export": time.perf_counter() - start}.items()}, "versions": versions()}
+        save_turntable(
+            frames, os.path.join(folder, "turntable.gif" if cfg.gif else "turntable.mp4"), fps=cfg.turntable_fps
+        )
+        result = {
+            "source": job.source,
+            **job.info,
+            "splats": {"predicted": len(job.gaussians), "exported": splats},
+            "turntable": {"frames": len(frames), "size": size, "fps": cfg.turntable_fps},
+            "settings": settings,
+            "seconds": {k: round(v, 4) for k, v in {**seconds, "export": time.perf_counter() - start}.items()},
+            "versions": versions(),
+        }
         with open(os.path.join(folder, "result.json"), "w") as f:
             json.dump(result, f, indent=2)
 
@@ -226,8 +270,10 @@ def read_given_views(paths: list[str]) -> list[Image.Image]:
     """`--views`: 6 images in the fixed-view order (a folder's image files sorted by name)."""
     files = collect_photos(paths)
     if len(files) != VIEW_COUNT:
-        raise InferError(f"--views gives {len(files)} images; {VIEW_COUNT} are needed, in the order "
-                         f"{', '.join(v.name for v in cameras.FIXED_VIEWS)}")
+        raise InferError(
+            f"--views gives {len(files)} images; {VIEW_COUNT} are needed, in the order "
+            f"{', '.join(v.name for v in cameras.FIXED_VIEWS)}"
+        )
     images = []
     for f in files:
         im = load_photo(f)
@@ -237,8 +283,18 @@ def read_given_views(paths: list[str]) -> list[Image.Image]:
     return images
 
 
-def run_infer(photos: list[str], out: str, lrm: str, diffusion: str | None = None, cfg: InferConfig | None = None,
-              views: list[str] | None = None, matting_model: str | None = None, device: str = "auto", warn=print, log=print) -> dict:
+def run_infer(
+    photos: list[str],
+    out: str,
+    lrm: str,
+    diffusion: str | None = None,
+    cfg: InferConfig | None = None,
+    views: list[str] | None = None,
+    matting_model: str | None = None,
+    device: str = "auto",
+    warn=print,
+    log=print,
+) -> dict:
     """Returns the run summary (also written to OUT/run.json). One-line InferErrors for bad input,
     raised before anything is written."""
     cfg = cfg or make_infer_config("facelift")
@@ -249,7 +305,13 @@ def run_infer(photos: list[str], out: str, lrm: str, diffusion: str | None = Non
         if photos:
             raise InferError("give photos or --views, not both")
         given = read_given_views(views)
-        jobs = [Job(source=os.path.abspath(views[0]), name=unique_names(views[:1])[0] if len(views) == 1 else "views", views=given)]
+        jobs = [
+            Job(
+                source=os.path.abspath(views[0]),
+                name=unique_names(views[:1])[0] if len(views) == 1 else "views",
+                views=given,
+            )
+        ]
         failures: list[dict] = []
     else:
         if diffusion is None:
@@ -269,26 +331,40 @@ def run_infer(photos: list[str], out: str, lrm: str, diffusion: str | None = Non
     for f in failures:
         warn(f"error: {f['error']}; skipped")
 
-    settings = {"preset": cfg.preset, "steps": cfg.steps, "guidance": cfg.guidance, "seed": cfg.seed, "eta": cfg.eta,
-                "filters": dataclasses.asdict(cfg.filters), "precision": cfg.precision, "device": str(dev),
-                "diffusion": os.path.abspath(diffusion) if diffusion and not views else None,
-                "lrm": os.path.abspath(lrm), "lrm_step": lrm_meta.get("step"), "lrm_preset": lrm_meta["model"]["preset"]}
+    settings = {
+        "preset": cfg.preset,
+        "steps": cfg.steps,
+        "guidance": cfg.guidance,
+        "seed": cfg.seed,
+        "eta": cfg.eta,
+        "filters": dataclasses.asdict(cfg.filters),
+        "precision": cfg.precision,
+        "device": str(dev),
+        "diffusion": os.path.abspath(diffusion) if diffusion and not views else None,
+        "lrm": os.path.abspath(lrm),
+        "lrm_step": lrm_meta.get("step"),
+        "lrm_preset": lrm_meta["model"]["preset"],
+    }
     if views:
         settings.update(steps=None, guidance=None, seed=None, eta=None, views_given=True)
     matting = detector = None
     if not views:
         matting = PortraitMatting(matting_model)
         detector = load_mtcnn("cpu")  # the reference detector; a few ms a photo
-    target = alignment_target(pipe.config.get("face_alignment"), f"the dataset card of {diffusion}") if pipe is not None else AlignmentTarget()
+    target = (
+        alignment_target(pipe.config.get("face_alignment"), f"the dataset card of {diffusion}")
+        if pipe is not None
+        else AlignmentTarget()
+    )
     totals = dict.fromkeys(STAGES, 0.0)
     done = []
     os.makedirs(out, exist_ok=True)
     for start in range(0, len(jobs), cfg.batch_size):
-        batch = jobs[start:start + cfg.batch_size]
+        batch = jobs[start : start + cfg.batch_size]
         seconds = dict.fromkeys(STAGES, 0.0)
         t = time.perf_counter()
         if not views:
-            for job, photo in zip(batch, loaded[start:start + cfg.batch_size]):
+            for job, photo in zip(batch, loaded[start : start + cfg.batch_size]):
                 preprocess(job, photo, matting, detector, target, cfg, warn)
         seconds["preprocess"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -304,14 +380,28 @@ def run_infer(photos: list[str], out: str, lrm: str, diffusion: str | None = Non
         per_photo = {k: v / len(batch) for k, v in seconds.items() if k != "export"}
         for job in batch:
             folder = export(job, out, cfg, model.cfg.image_size, settings, {**per_photo, "batch_of": len(batch)})
-            done.append({"source": job.source, "output": folder, "face_found": job.info.get("face") is not None if not views else None})
+            done.append(
+                {
+                    "source": job.source,
+                    "output": folder,
+                    "face_found": job.info.get("face") is not None if not views else None,
+                }
+            )
         seconds["export"] = time.perf_counter() - t
         for k in STAGES:
             totals[k] += seconds[k]
-        log("  ".join(f"{k} {seconds[k]:.2f} s" for k in STAGES) + f"  ({len(batch)} {'photo' if len(batch) == 1 else 'photos'})")
-    summary = {"settings": settings, "results": done, "failed": failures, "seconds": {k: round(v, 4) for k, v in totals.items()}, "versions": versions()}
+        log(
+            "  ".join(f"{k} {seconds[k]:.2f} s" for k in STAGES)
+            + f"  ({len(batch)} {'photo' if len(batch) == 1 else 'photos'})"
+        )
+    summary = {
+        "settings": settings,
+        "results": done,
+        "failed": failures,
+        "seconds": {k: round(v, 4) for k, v in totals.items()},
+        "versions": versions(),
+    }
     with open(os.path.join(out, "run.json.tmp"), "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(os.path.join(out, "run.json.tmp"), os.path.join(out, "run.json"))
     return summary
-

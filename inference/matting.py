@@ -27,9 +27,16 @@ def has_real_alpha(photo: Image.Image) -> bool:
 
 def default_model_path() -> str:
     spec = importlib.util.find_spec(DEFAULT_MODEL[0])  # finds the wheel's files without importing mediapipe
-    path = os.path.join(spec.submodule_search_locations[0], *DEFAULT_MODEL[1:]) if spec and spec.submodule_search_locations else ""
+    path = (
+        os.path.join(spec.submodule_search_locations[0], *DEFAULT_MODEL[1:])
+        if spec and spec.submodule_search_locations
+        else ""
+    )
     if not os.path.isfile(path):
-        raise InferError("the portrait segmentation model is missing: pip install --no-deps mediapipe==0.10.14 (or give --matting-model PATH)")
+        raise InferError(
+            "the portrait segmentation model is missing: pip install --no-deps "
+            "mediapipe==0.10.14 (or give --matting-model PATH)"
+        )
     return path
 
 
@@ -47,21 +54,38 @@ class PortraitMatting:
             self.interpreter = Interpreter(model_path=self.path)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise InferError(f"--matting-model {self.path!r} is not a TFLite model ({str(e).splitlines()[0][:120]})") from None
+            raise InferError(
+                f"--matting-model {self.path!r} is not a TFLite model ({str(e).splitlines()[0][:120]})"
+            ) from None
         inp, out = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         shape = tuple(inp[0]["shape"]) if len(inp) == 1 else ()
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or inp[0]["dtype"] != np.float32:
-            raise InferError(f"--matting-model {self.path!r} takes {[tuple(i['shape']) for i in inp]}; a portrait model takes one float32 (1, H, W, 3) image")
-        self.input_index, self.output_index, self.size = inp[0]["index"], out[0]["index"], (int(shape[2]), int(shape[1]))
+            raise InferError(
+                f"--matting-model {self.path!r} takes {[tuple(i['shape']) for i in inp]}; "
+                "a portrait model takes one float32 (1, H, W, 3) image"
+            )
+        self.input_index, self.output_index, self.size = (
+            inp[0]["index"],
+            out[0]["index"],
+            (int(shape[2]), int(shape[1])),
+        )
 
     def alpha(self, photo: Image.Image) -> np.ndarray:
-        x = np.asarray(photo.convert("RGB").resize(self.size, Image.Resampling.BILINEAR), dtype=np.float32)[None] / 255.0
+        x = (
+            np.asarray(photo.convert("RGB").resize(self.size, Image.Resampling.BILINEAR), dtype=np.float32)[None]
+            / 255.0
+        )
         self.interpreter.set_tensor(self.input_index, x)
         self.interpreter.invoke()
         mask = np.squeeze(self.interpreter.get_tensor(self.output_index)).astype(np.float32)
         if mask.shape != self.size[::-1]:
-            raise InferError(f"--matting-model {self.path!r} gives a {mask.shape} output; expected a {self.size[1]}×{self.size[0]} mask")
-        full = Image.fromarray(np.clip(mask * 255.0, 0, 255).round().astype(np.uint8)).resize(photo.size, Image.Resampling.BILINEAR)
+            raise InferError(
+                f"--matting-model {self.path!r} gives a {mask.shape} output; "
+                f"expected a {self.size[1]}×{self.size[0]} mask"
+            )
+        full = Image.fromarray(np.clip(mask * 255.0, 0, 255).round().astype(np.uint8)).resize(
+            photo.size, Image.Resampling.BILINEAR
+        )
         return np.asarray(full, dtype=np.float32) / 255.0
 
 

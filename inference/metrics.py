@@ -70,9 +70,19 @@ class LPIPS(nn.Module):
     def __init__(self, backbone: dict, heads: dict):
         super().__init__()
         self.features = vgg_features(VGG16_LAYOUT, LPIPS_TAPS[-1])
-        self.features.load_state_dict({k[len("features."):]: v for k, v in backbone.items()
-                                       if k.startswith("features.") and int(k.split(".")[1]) <= LPIPS_TAPS[-1]})
-        self.heads = nn.ParameterList([nn.Parameter(heads[f"lin{k}.model.1.weight"].float(), requires_grad=False) for k in range(len(LPIPS_TAPS))])
+        self.features.load_state_dict(
+            {
+                k[len("features.") :]: v
+                for k, v in backbone.items()
+                if k.startswith("features.") and int(k.split(".")[1]) <= LPIPS_TAPS[-1]
+            }
+        )
+        self.heads = nn.ParameterList(
+            [
+                nn.Parameter(heads[f"lin{k}.model.1.weight"].float(), requires_grad=False)
+                for k in range(len(LPIPS_TAPS))
+            ]
+        )
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False).eval()
@@ -94,23 +104,39 @@ class LPIPS(nn.Module):
 
 
 def lpips_heads_path() -> str | None:
-    spec = importlib.util.find_spec(LPIPS_HEADS[0])  # the wheel's files, without importing lpips (it needs torchvision)
-    path = os.path.join(spec.submodule_search_locations[0], *LPIPS_HEADS[1:]) if spec and spec.submodule_search_locations else None
+    spec = importlib.util.find_spec(
+        LPIPS_HEADS[0]
+    )  # the wheel's files, without importing lpips (it needs torchvision)
+    path = (
+        os.path.join(spec.submodule_search_locations[0], *LPIPS_HEADS[1:])
+        if spec and spec.submodule_search_locations
+        else None
+    )
     return path if path and os.path.isfile(path) else None
 
 
 def load_lpips(vgg16_path: str | None) -> tuple[LPIPS | None, str]:
     """(the metric or None, why it is unavailable or what it is)."""
     if not vgg16_path:
-        return None, "unavailable: give --lpips-vgg PATH (torchvision's vgg16-397923af.pth); not computed with random weights"
+        return (
+            None,
+            "unavailable: give --lpips-vgg PATH (torchvision's vgg16-397923af.pth); not computed with random weights",
+        )
     heads = lpips_heads_path()
     if heads is None:
-        return None, "unavailable: the lpips wheel (its linear heads) is not installed: pip install --no-deps lpips==0.1.4"
+        return (
+            None,
+            "unavailable: the lpips wheel (its linear heads) is not installed: pip install --no-deps lpips==0.1.4",
+        )
     if not os.path.isfile(vgg16_path):
-        raise ValueError(f"--lpips-vgg {vgg16_path!r} is not a file; give torchvision's vgg16 weights (vgg16-397923af.pth)")
+        raise ValueError(
+            f"--lpips-vgg {vgg16_path!r} is not a file; give torchvision's vgg16 weights (vgg16-397923af.pth)"
+        )
     try:
         backbone = torch.load(vgg16_path, map_location="cpu", weights_only=True)
         model = LPIPS(backbone, torch.load(heads, map_location="cpu", weights_only=True))
     except Exception as e:  # a file of another network, or not a state dict
-        raise ValueError(f"--lpips-vgg {vgg16_path!r} does not hold torchvision's vgg16 features ({e.__class__.__name__})") from None
+        raise ValueError(
+            f"--lpips-vgg {vgg16_path!r} does not hold torchvision's vgg16 features ({e.__class__.__name__})"
+        ) from None
     return model, "LPIPS-VGG (lpips 0.1.4 heads, v0.1)"

@@ -18,7 +18,9 @@ def lrm_checkpoint(path: str) -> str:
     from training.checkpoints import list_checkpoints
 
     if not os.path.exists(path):
-        raise InferError(f"--lrm {path!r} does not exist; give a checkpoint folder (runs/lrm/checkpoints/step-…) or a run folder")
+        raise InferError(
+            f"--lrm {path!r} does not exist; give a checkpoint folder (runs/lrm/checkpoints/step-…) or a run folder"
+        )
     if os.path.isdir(os.path.join(path, "checkpoints")):
         found = list_checkpoints(path)
         if not found:
@@ -40,7 +42,9 @@ def load_lrm(path: str, device: torch.device) -> tuple[GSLRM, dict]:
     fields = [f.name for f in dataclasses.fields(LRMConfig)]
     if not all(k in saved for k in fields):
         what = f"preset {saved.get('preset')!r} of another model" if saved.get("preset") else "no LRM configuration"
-        raise InferError(f"--lrm {path!r} is not an LRM checkpoint (it holds {what}; train one with `facelift train lrm`)")
+        raise InferError(
+            f"--lrm {path!r} is not an LRM checkpoint (it holds {what}; train one with `facelift train lrm`)"
+        )
     try:
         cfg = LRMConfig(**{k: saved[k] for k in fields})
         model = GSLRM(cfg)
@@ -66,11 +70,16 @@ def load_multiview(path: str, device: torch.device, dtype: torch.dtype):
     except (OSError, ValueError) as e:
         raise InferError(f"--diffusion {index_path!r} is not readable JSON ({e})") from None
     if not isinstance(index, dict) or not is_facelift_pipeline(index):
-        raise InferError(f"--diffusion {path!r} is a {index.get('_class_name') if isinstance(index, dict) else 'non'} pipeline; "
-                         "a facelift MultiViewPipeline is needed (`facelift train diffusion`)")
+        raise InferError(
+            f"--diffusion {path!r} is a {index.get('_class_name') if isinstance(index, dict) else 'non'} pipeline; "
+            "a facelift MultiViewPipeline is needed (`facelift train diffusion`)"
+        )
     views = index.get("num_views")
     if views != len(FIXED_VIEWS):
-        raise InferError(f"--diffusion {path!r} generates {views} views; the LRM takes the {len(FIXED_VIEWS)} fixed views of DESIGN §3")
+        raise InferError(
+            f"--diffusion {path!r} generates {views} views; the LRM takes the "
+            f"{len(FIXED_VIEWS)} fixed views of DESIGN §3"
+        )
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()  # "Loading pipeline components" bars: the CLI prints its own stage times

@@ -19,7 +19,11 @@ def collect_photos(paths: list[str]) -> list[str]:
     found = []
     for path in paths:
         if os.path.isdir(path):
-            inside = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith("."))
+            inside = sorted(
+                os.path.join(path, n)
+                for n in os.listdir(path)
+                if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
+            )
             if not inside:
                 raise InferError(f"folder {path!r} holds no images (jpg, jpeg, png, webp)")
             found += inside
@@ -37,7 +41,9 @@ def load_photo(path: str) -> Image.Image:
             im = ImageOps.exif_transpose(im)
             im.load()
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        reason = "not an image" if isinstance(e, UnidentifiedImageError) else f"unreadable: {str(e).splitlines()[0][:120]}"
+        reason = (
+            "not an image" if isinstance(e, UnidentifiedImageError) else f"unreadable: {str(e).splitlines()[0][:120]}"
+        )
         raise InferError(f"photo {path!r} is {reason} (allowed: jpg, png, webp)") from None
     if min(im.size) < MIN_SIDE:
         raise InferError(f"photo {path!r} is {im.size[0]}×{im.size[1]} px; at least {MIN_SIDE} px a side is needed")

@@ -38,14 +38,29 @@ def s3(tmp_path_factory):
 
 def facelift(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the installed `facelift` console script."""
-    return subprocess.run([FACELIFT, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [FACELIFT, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture(scope="session")
 def dataset_a(tmp_path_factory) -> Path:
     """The issue's acceptance run: 3 identities × 2 appearances, test preset, 2 workers."""
     out = tmp_path_factory.mktemp("datagen") / "a"
-    r = facelift("datagen", "--identities", "3", "--appearances", "2", "--preset", "test", "--out", str(out), "--workers", "2", "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "3",
+        "--appearances",
+        "2",
+        "--preset",
+        "test",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     return out
 
@@ -54,8 +69,24 @@ def dataset_a(tmp_path_factory) -> Path:
 def dataset_heldout(tmp_path_factory) -> Path:
     """A held-out split: 2 identities × 1 appearance, test preset, 4 random views each."""
     out = tmp_path_factory.mktemp("datagen") / "heldout"
-    r = facelift("datagen", "--identities", "2", "--appearances", "1", "--preset", "test", "--views-random", "4", "--split", "test",
-                 "--out", str(out), "--workers", "2", "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "2",
+        "--appearances",
+        "1",
+        "--preset",
+        "test",
+        "--views-random",
+        "4",
+        "--split",
+        "test",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     return out
 
@@ -64,12 +95,43 @@ def dataset_heldout(tmp_path_factory) -> Path:
 def trained(dataset_a, tmp_path_factory) -> dict:
     """A tiny diffusion pipeline and a tiny LRM checkpoint, each trained 2 steps on dataset_a."""
     root = tmp_path_factory.mktemp("trained")
-    r = facelift("train", "diffusion", "--preset", "tiny", "--data", str(dataset_a), "--out", str(root / "mv"), "--steps", "2",
-                 "--vae-steps", "2", "--batch-size", "2", "--no-progress")
+    r = facelift(
+        "train",
+        "diffusion",
+        "--preset",
+        "tiny",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(root / "mv"),
+        "--steps",
+        "2",
+        "--vae-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
-    r = facelift("train", "lrm", "--preset", "tiny", "--data", str(dataset_a), "--out", str(root / "lrm"), "--steps", "2", "--no-progress")
+    r = facelift(
+        "train",
+        "lrm",
+        "--preset",
+        "tiny",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(root / "lrm"),
+        "--steps",
+        "2",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
-    return {"pipeline": root / "mv" / "pipeline", "lrm": root / "lrm", "diffusion_ckpt": root / "mv" / "checkpoints" / "step-00000002"}
+    return {
+        "pipeline": root / "mv" / "pipeline",
+        "lrm": root / "lrm",
+        "diffusion_ckpt": root / "mv" / "checkpoints" / "step-00000002",
+    }
 
 
 def write_card_listing(folder: Path, like: Path) -> None:
@@ -81,9 +143,8 @@ def write_card_listing(folder: Path, like: Path) -> None:
 
     from datagen.card import save_card, shard_name
     from datagen.config import make_config
-    from datagen.storage import Storage
-
     from datagen.sample import read_samples
+    from datagen.storage import Storage
 
     card = json.loads((like / "dataset.json").read_text())
     cfg = make_config(card["config"]["preset"], **{k: v for k, v in card["config"].items() if k != "preset"})
@@ -96,7 +157,16 @@ def write_card_listing(folder: Path, like: Path) -> None:
             tar.rename(tar.with_name(shard_name(k)))
             tar = tar.with_name(shard_name(k))
         data = tar.read_bytes()
-        card["shards"].append({"index": k, "name": tar.name, "samples": 1, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "keys": ["id00000_ap000"]})
+        card["shards"].append(
+            {
+                "index": k,
+                "name": tar.name,
+                "samples": 1,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "keys": ["id00000_ap000"],
+            }
+        )
     save_card(Storage(str(folder)), card, cfg)
 
 

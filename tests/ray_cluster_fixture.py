@@ -40,20 +40,29 @@ class RayNode:
         self.log = temp_dir.parent / f"{name}.log"
         with open(self.log, "w") as log:
             # Its own session: a Ctrl-C of the test run does not reach it; stop() ends it.
-            self.proc = subprocess.Popen([RAY, "start", "--block", "--temp-dir", str(temp_dir), *args], stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [RAY, "start", "--block", "--temp-dir", str(temp_dir), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         self.node_id = ""
         deadline = time.time() + START_TIMEOUT_S
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"ray start for {name} exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"ray start for {name} exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             if "Ray runtime started" in self.log.read_text():
                 self.node_id = self._read_node_id()
                 if self.node_id:
                     return
             time.sleep(0.2)
         self.kill()
-        raise RuntimeError(f"ray start for {name} did not start within {START_TIMEOUT_S:.0f} s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"ray start for {name} did not start within {START_TIMEOUT_S:.0f} s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def _read_node_id(self) -> str:
         for log in self.temp_dir.glob("session_*/logs/raylet.out"):
@@ -141,7 +150,9 @@ class RayTestCluster:
         self.nodes: dict[str, RayNode] = {}
         base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         self.node_env = {**base, "HOME": str(self.home), "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
-        r = subprocess.run([RAY, "get-auth-token", "--generate"], capture_output=True, text=True, env=self.node_env, timeout=60)
+        r = subprocess.run(
+            [RAY, "get-auth-token", "--generate"], capture_output=True, text=True, env=self.node_env, timeout=60
+        )
         self.token_path = self.home / ".ray" / "auth_token"
         if r.returncode != 0 or not self.token_path.is_file():
             raise RuntimeError(f"ray get-auth-token --generate failed: {r.stderr}")
@@ -153,19 +164,49 @@ class RayTestCluster:
         self.driver_env = {"RAY_AUTH_TOKEN_PATH": str(self.token_path), "RAY_ADDRESS": ""}
 
     def _ports(self) -> list[str]:
-        names = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-                 "--metrics-export-port", "--runtime-env-agent-port")
+        names = (
+            "--node-manager-port",
+            "--object-manager-port",
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+        )
         return [x for name in names for x in (name, str(free_port()))]
 
     def start_head(self, num_cpus: int, num_gpus: int = 0) -> RayNode:
-        args = ["--head", "--port", str(self.port), "--ray-client-server-port", str(free_port()), "--include-dashboard", "false",
-                "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus), "--object-store-memory", str(200 * 2**20),
-                "--disable-usage-stats", *self._ports()]
+        args = [
+            "--head",
+            "--port",
+            str(self.port),
+            "--ray-client-server-port",
+            str(free_port()),
+            "--include-dashboard",
+            "false",
+            "--num-cpus",
+            str(num_cpus),
+            "--num-gpus",
+            str(num_gpus),
+            "--object-store-memory",
+            str(200 * 2**20),
+            "--disable-usage-stats",
+            *self._ports(),
+        ]
         return self._add("head", args, self.node_env)
 
     def add_node(self, name: str, num_cpus: int, num_gpus: int = 0, env: dict | None = None) -> RayNode:
-        args = ["--address", self.address, "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus),
-                "--object-store-memory", str(200 * 2**20), "--disable-usage-stats", *self._ports()]
+        args = [
+            "--address",
+            self.address,
+            "--num-cpus",
+            str(num_cpus),
+            "--num-gpus",
+            str(num_gpus),
+            "--object-store-memory",
+            str(200 * 2**20),
+            "--disable-usage-stats",
+            *self._ports(),
+        ]
         return self._add(name, args, {**self.node_env, **(env or {})})
 
     def _add(self, name: str, args: list[str], env: dict) -> RayNode:

@@ -33,28 +33,40 @@ class S3Server:
         self.auth = auth
         self.log = open(log_dir / ("moto_server_auth.log" if auth else "moto_server.log"), "w")
         env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else None
-        self.proc = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(
+            [MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=env
+        )
         deadline = time.time() + 30
         while True:
             try:
                 urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
                 break
-            except OSError:
+            except OSError as e:
                 if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"moto_server did not start on port {self.port} (see {self.log.name})")
+                    raise RuntimeError(f"moto_server did not start on port {self.port} (see {self.log.name})") from e
                 time.sleep(0.2)
 
     @property
     def env(self) -> dict[str, str]:
         """What a process needs to use this server as its S3 (and nothing else)."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def make_bucket(self, name: str) -> str:
         import boto3
 
-        boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket=name)
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=name)
         return f"s3://{name}"
 
     def stop(self) -> None:

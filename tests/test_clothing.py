@@ -193,11 +193,11 @@ def test_hat_stays_above_the_eyes(geo, scene):
 
 
 def test_clothes_change_a_real_render(identity, scene):
+    from blender_assets.head import build_head
+    from blender_assets.lighting import apply_lighting
     from datagen.blender_render import add_camera, configure_render, quiet_fds
     from datagen.config import PRESETS
     from datagen.spec import make_spec
-    from blender_assets.head import build_head
-    from blender_assets.lighting import apply_lighting
     from facelift_models import cameras
 
     spec = make_spec(PRESETS["test"], 0, 0)

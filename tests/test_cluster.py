@@ -28,9 +28,33 @@ from datagen.errors import DatagenError
 from datagen.ray_cluster import code_fingerprint
 from ray_cluster_fixture import RayTestCluster
 
-HEADS = ["--preset", "test", "--identities", "3", "--appearances", "2", "--views-random", "2", "--subjects-per-shard", "2"]
+HEADS = [
+    "--preset",
+    "test",
+    "--identities",
+    "3",
+    "--appearances",
+    "2",
+    "--views-random",
+    "2",
+    "--subjects-per-shard",
+    "2",
+]
 # Runs about the cluster's machinery render objects: same workers, staging, shards and card, a fraction of the time.
-OBJECTS = ["--kind", "objects", "--preset", "test", "--identities", "1", "--appearances", "6", "--views-random", "2", "--subjects-per-shard", "2"]
+OBJECTS = [
+    "--kind",
+    "objects",
+    "--preset",
+    "test",
+    "--identities",
+    "1",
+    "--appearances",
+    "6",
+    "--views-random",
+    "2",
+    "--subjects-per-shard",
+    "2",
+]
 PLANNED = [f"id{i:05d}_ap{j:03d}" for i in range(3) for j in range(2)]
 PLANNED_OBJECTS = [f"id00000_ap{j:03d}" for j in range(6)]
 
@@ -67,7 +91,11 @@ def test_device_choice_enables_exactly_the_gpus_ray_assigned():
     # none matching: one line naming the assignment (a card CUDA_VISIBLE_DEVICES did not hide, or none at all)
     with pytest.raises(DatagenError) as e:
         choose_gpu_devices(both, one, where="node7")
-    assert "node7 GPU 1 (CUDA_VISIBLE_DEVICES=1)" in str(e.value) and "OPTIX backend lists 2 devices" in str(e.value) and "\n" not in str(e.value)
+    assert (
+        "node7 GPU 1 (CUDA_VISIBLE_DEVICES=1)" in str(e.value)
+        and "OPTIX backend lists 2 devices" in str(e.value)
+        and "\n" not in str(e.value)
+    )
     with pytest.raises(DatagenError, match=r"GPU 0,3 \(CUDA_VISIBLE_DEVICES=0,3\), but Cycles lists no OptiX/CUDA"):
         choose_gpu_devices({"OPTIX": [], "CUDA": []}, two)
     # without a Ray assignment (a GPU Ray does not see, e.g. Metal): every device of the first backend listing any
@@ -93,7 +121,10 @@ def test_workers_fit_per_node_and_gpus_per_worker_defaults():
 
 def test_gpu_workers_share_one_kernel_cache_per_node():
     env = gpu_worker_env("/scratch/facelift-gpu-kernels-0")
-    assert env["CUDA_CACHE_PATH"] == "/scratch/facelift-gpu-kernels-0/cuda" and env["OPTIX_CACHE_PATH"] == "/scratch/facelift-gpu-kernels-0/optix"
+    assert (
+        env["CUDA_CACHE_PATH"] == "/scratch/facelift-gpu-kernels-0/cuda"
+        and env["OPTIX_CACHE_PATH"] == "/scratch/facelift-gpu-kernels-0/optix"
+    )
     assert int(env["CUDA_CACHE_MAXSIZE"]) == 4 * 2**30 and int(env["OPTIX_CACHE_MAXSIZE"]) >= 2**30
     assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
 
@@ -102,11 +133,21 @@ def test_gpu_worker_env_is_set_before_blender_and_keeps_the_nodes_own(tmp_path, 
     from datagen.worker import use_node_kernel_cache
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    for name in ("CUDA_CACHE_PATH", "CUDA_CACHE_MAXSIZE", "OPTIX_CACHE_PATH", "OPTIX_CACHE_MAXSIZE", "CUDA_DEVICE_ORDER"):
+    for name in (
+        "CUDA_CACHE_PATH",
+        "CUDA_CACHE_MAXSIZE",
+        "OPTIX_CACHE_PATH",
+        "OPTIX_CACHE_MAXSIZE",
+        "CUDA_DEVICE_ORDER",
+    ):
         monkeypatch.delenv(name, raising=False)
     folder = tmp_path / f"facelift-gpu-kernels-{os.getuid()}"
-    assert use_node_kernel_cache() == str(folder / "cuda") and (folder / "cuda").is_dir() and (folder / "optix").is_dir()
-    assert os.environ["OPTIX_CACHE_PATH"] == str(folder / "optix") and os.environ["CUDA_CACHE_MAXSIZE"] == str(4 * 2**30)
+    assert (
+        use_node_kernel_cache() == str(folder / "cuda") and (folder / "cuda").is_dir() and (folder / "optix").is_dir()
+    )
+    assert os.environ["OPTIX_CACHE_PATH"] == str(folder / "optix") and os.environ["CUDA_CACHE_MAXSIZE"] == str(
+        4 * 2**30
+    )
     monkeypatch.setenv("CUDA_CACHE_PATH", str(tmp_path / "site-cache"))  # a node's own setting wins
     assert use_node_kernel_cache() == str(tmp_path / "site-cache") and (tmp_path / "site-cache").is_dir()
 
@@ -116,7 +157,10 @@ def test_gpu_worker_env_is_set_before_blender_and_keeps_the_nodes_own(tmp_path, 
     [
         (["--gpus-per-worker", "0"], "--gpus-per-worker 0 is not allowed (must be more than 0)"),
         (["--gpus-per-worker", "-1"], "--gpus-per-worker -1 is not allowed (must be more than 0)"),
-        (["--gpus-per-worker", "1.5"], "--gpus-per-worker 1.5 is not allowed (a fraction of one GPU, or a whole number"),
+        (
+            ["--gpus-per-worker", "1.5"],
+            "--gpus-per-worker 1.5 is not allowed (a fraction of one GPU, or a whole number",
+        ),
         (["--gpus-per-worker", "1", "--device", "cpu"], "--gpus-per-worker 1 does not go with --device cpu"),
     ],
 )
@@ -169,8 +213,17 @@ def gpu_cluster():
 def test_two_node_cluster_renders_with_the_drivers_code_and_verifies(cluster, stale_datagen, tmp_path):
     head, b = cluster.nodes["head"], cluster.nodes["b"]
     # Without shipping, node b's workers would import the stale copy: it shadows the installed code there.
-    probe = "import datagen; from datagen.ray_cluster import code_fingerprint; print(datagen.__file__, code_fingerprint()['fingerprint'])"
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/", env={**os.environ, "PYTHONPATH": str(stale_datagen)})
+    probe = (
+        "import datagen; from datagen.ray_cluster import code_fingerprint; "
+        "print(datagen.__file__, code_fingerprint()['fingerprint'])"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(stale_datagen)},
+    )
     stale_file, stale_print = r.stdout.split()
     assert stale_file.startswith(str(stale_datagen)), r.stdout + r.stderr
     mine = code_fingerprint()["fingerprint"]
@@ -178,15 +231,28 @@ def test_two_node_cluster_renders_with_the_drivers_code_and_verifies(cluster, st
 
     out = tmp_path / "two"
     # --recycle-every 2: each worker's Blender is replaced once or twice, and so is shipped code again
-    r = facelift("datagen", *OBJECTS, "--ray-address", cluster.address, "--recycle-every", "2", "--out", str(out), "--no-progress",
-                 env=cluster.driver_env, timeout=300)
+    r = facelift(
+        "datagen",
+        *OBJECTS,
+        "--ray-address",
+        cluster.address,
+        "--recycle-every",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        env=cluster.driver_env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "6 subjects rendered, 3 shards written" in r.stdout
     verified(out, 6)
     assert sorted(keys_in(out)) == PLANNED_OBJECTS  # every planned subject exactly once
 
     run = last_run(out)
-    assert run["cluster"]["address"] == cluster.address and run["cluster"]["nodes"] == 2 and run["cluster"]["cpus"] == 2
+    assert (
+        run["cluster"]["address"] == cluster.address and run["cluster"]["nodes"] == 2 and run["cluster"]["cpus"] == 2
+    )
     workers = run["workers"]
     assert len(workers) == 2 and {w["node"] for w in workers} == {head.node_id, b.node_id}, "one worker on each node"
     assert all(w["device"] == "CPU" and w["gpus"] == [] and w["cycles_devices"] == [] for w in workers)
@@ -206,16 +272,22 @@ def test_workers_that_fit_no_node_are_one_line(cluster, tmp_path):
     out = tmp_path / "nofit"
     args = ["datagen", *OBJECTS, "--ray-address", cluster.address, "--out", str(out), "--no-progress"]
     r = facelift(*args, "--gpus-per-worker", "1", env=cluster.driver_env, timeout=120)
-    assert r.returncode == 2 and "--gpus-per-worker 1 needs GPUs but the Ray cluster has none" in one_line(r.stderr), r.stderr
+    assert r.returncode == 2 and "--gpus-per-worker 1 needs GPUs but the Ray cluster has none" in one_line(r.stderr), (
+        r.stderr
+    )
     assert not out.exists()
     # 2 CPUs in the cluster, but 1 per node: a 2-thread worker fits nowhere (it would wait forever)
     r = facelift(*args, "--threads-per-worker", "2", env=cluster.driver_env, timeout=120)
-    assert r.returncode == 2 and "needs 2 CPUs; the Ray cluster has 2, at most 1 on one node" in one_line(r.stderr), r.stderr
+    assert r.returncode == 2 and "needs 2 CPUs; the Ray cluster has 2, at most 1 on one node" in one_line(r.stderr), (
+        r.stderr
+    )
     assert not out.exists()
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="on a GPU machine Blender may see the cards the logical GPUs name")
+@pytest.mark.skipif(
+    shutil.which("nvidia-smi") is not None, reason="on a GPU machine Blender may see the cards the logical GPUs name"
+)
 def test_each_actor_reserves_its_own_gpus_and_blender_must_see_exactly_them(gpu_cluster, tmp_path):
     out = tmp_path / "g"
     args = ["datagen", *OBJECTS, "--ray-address", gpu_cluster.address, "--out", str(out), "--no-progress"]
@@ -223,8 +295,14 @@ def test_each_actor_reserves_its_own_gpus_and_blender_must_see_exactly_them(gpu_
     # finds no GPU on this machine, so the check refuses, naming what each worker was given.
     r = facelift(*args, env=gpu_cluster.driver_env, timeout=180)
     line = one_line(r.stderr)
-    assert r.returncode == 2 and "Ray gave the render worker on" in line and "but Cycles lists no OptiX/CUDA" in line, r.stderr
-    assert "(CUDA_VISIBLE_DEVICES=0)" in line and "(CUDA_VISIBLE_DEVICES=1)" in line and "(1 more workers failed the same check: " in line, line
+    assert (
+        r.returncode == 2 and "Ray gave the render worker on" in line and "but Cycles lists no OptiX/CUDA" in line
+    ), r.stderr
+    assert (
+        "(CUDA_VISIBLE_DEVICES=0)" in line
+        and "(CUDA_VISIBLE_DEVICES=1)" in line
+        and "(1 more workers failed the same check: " in line
+    ), line
     assert not out.exists(), "the device check comes before anything is written"
     # two GPUs per worker: one worker, both cards
     r = facelift(*args, "--gpus-per-worker", "2", env=gpu_cluster.driver_env, timeout=180)
@@ -239,7 +317,9 @@ def test_each_actor_reserves_its_own_gpus_and_blender_must_see_exactly_them(gpu_
     verified(out, 6)
     run = last_run(out)
     assert run["cluster"]["gpus"] == 2 and run["cluster"]["gpus_per_worker"] == 0
-    assert len(run["workers"]) == 2 and all(w["device"] == "CPU" and w["gpus"] == [] and "visible" not in w for w in run["workers"])
+    assert len(run["workers"]) == 2 and all(
+        w["device"] == "CPU" and w["gpus"] == [] and "visible" not in w for w in run["workers"]
+    )
 
 
 @pytest.mark.slow
@@ -251,12 +331,20 @@ def test_losing_a_node_mid_run_loses_and_duplicates_no_subject(cluster, tmp_path
     out = tmp_path / "loss"
     log_path = tmp_path / "driver.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([FACELIFT, "datagen", *HEADS, "--ray-address", cluster.address, "--out", str(out), "--no-progress"],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **cluster.driver_env}, start_new_session=True)
+        proc = subprocess.Popen(
+            [FACELIFT, "datagen", *HEADS, "--ray-address", cluster.address, "--out", str(out), "--no-progress"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **cluster.driver_env},
+            start_new_session=True,
+        )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
-            if any((out / d).is_dir() and any(p.suffix == ".tar" for p in (out / d).iterdir()) for d in ("staging", "shards")):
+            if any(
+                (out / d).is_dir() and any(p.suffix == ".tar" for p in (out / d).iterdir())
+                for d in ("staging", "shards")
+            ):
                 break  # a subject is done: both workers are busy rendering the next ones
             time.sleep(0.2)
         assert proc.poll() is None, "the run ended before the node could be lost:\n" + log_path.read_text()
@@ -278,5 +366,7 @@ def test_losing_a_node_mid_run_loses_and_duplicates_no_subject(cluster, tmp_path
     [lost] = run["nodes_lost"]
     assert lost["node"] == b.node_id and lost["subjects_resubmitted"], lost
     assert set(lost["subjects_resubmitted"]) <= set(PLANNED)
-    assert any(w["node"] == b.node_id for w in run["workers"]) and any(w["node"] == cluster.nodes["head"].node_id for w in run["workers"])
+    assert any(w["node"] == b.node_id for w in run["workers"]) and any(
+        w["node"] == cluster.nodes["head"].node_id for w in run["workers"]
+    )
     assert json.loads((out / "dataset.json").read_text())["failed"] == {}

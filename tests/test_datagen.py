@@ -37,7 +37,11 @@ def samples_of(out: Path) -> dict[str, dict[str, bytes]]:
 
 
 def tree_digest(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
 
 
 def alpha(png: bytes) -> np.ndarray:
@@ -79,7 +83,7 @@ def test_landmarks_project_inside_the_head_and_on_the_right_side(dataset_a):
         marks = {k: np.array(v) for k, v in json.loads(files["landmarks.json"])["points"].items()}
         frames = {f["name"]: f for f in json.loads(files["cameras.json"])["frames"]}
 
-        def uv_depth(view: str, name: str):
+        def uv_depth(view: str, name: str, frames=frames, marks=marks):  # this sample's, bound now
             f = frames[view]
             uv, depth = cameras.project(marks[name], np.array(f["w2c"]), cameras.frame_K(f))
             return uv[0], depth[0]
@@ -90,11 +94,16 @@ def test_landmarks_project_inside_the_head_and_on_the_right_side(dataset_a):
             assert front_mask[int(v), int(u)], f"{key}: {name} projects outside the head in the front view"
         u = {n: uv_depth("front", n)[0][0] for n in marks}
         vv = {n: uv_depth("front", n)[0][1] for n in marks}
-        assert u["eye_left"] > u["nose_tip"] > u["eye_right"], f"{key}: the subject's left is image right in the front view"
+        assert u["eye_left"] > u["nose_tip"] > u["eye_right"], (
+            f"{key}: the subject's left is image right in the front view"
+        )
         assert u["mouth_left"] > u["mouth_right"]
         assert vv["head_top"] < vv["eye_left"] < vv["nose_tip"] < vv["chin"], f"{key}: top-to-bottom order"
         # az +90 (fixed_02) sees the head's right side: the right ear is nearer than the left.
-        for view, near, far, image in (("right", "ear_right", "ear_left", "fixed_02.png"), ("left", "ear_left", "ear_right", "fixed_04.png")):
+        for view, near, far, image in (
+            ("right", "ear_right", "ear_left", "fixed_02.png"),
+            ("left", "ear_left", "ear_right", "fixed_04.png"),
+        ):
             (un, vn), dn = uv_depth(view, near)
             _, df = uv_depth(view, far)
             assert dn < df, f"{key}: {near} should face the {view} camera"
@@ -105,7 +114,20 @@ def test_same_seed_gives_same_dataset(dataset_a, tmp_path):
     # Two of dataset_a's subjects again, by a run of another size with another worker count: a
     # subject's bytes depend on the seed and its (identity, appearance) only.
     out_b = tmp_path / "b"
-    r = facelift("datagen", "--identities", "2", "--appearances", "1", "--preset", "test", "--out", str(out_b), "--workers", "1", "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "2",
+        "--appearances",
+        "1",
+        "--preset",
+        "test",
+        "--out",
+        str(out_b),
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     a, b = samples_of(dataset_a), samples_of(out_b)
     assert sorted(b) == ["id00000_ap000", "id00001_ap000"]
@@ -122,17 +144,49 @@ def test_same_seed_gives_same_dataset(dataset_a, tmp_path):
 
 def test_rerun_of_finished_dataset_renders_nothing(dataset_a):
     before = tree_digest(dataset_a)
-    r = facelift("datagen", "--identities", "3", "--appearances", "2", "--preset", "test", "--out", str(dataset_a), "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "3",
+        "--appearances",
+        "2",
+        "--preset",
+        "test",
+        "--out",
+        str(dataset_a),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert "0 subjects rendered, 0 shards written" in r.stdout
     after = tree_digest(dataset_a)
-    assert {k: v for k, v in after.items() if k != "dataset.json"} == {k: v for k, v in before.items() if k != "dataset.json"}
+    assert {k: v for k, v in after.items() if k != "dataset.json"} == {
+        k: v for k, v in before.items() if k != "dataset.json"
+    }
 
 
 def test_kill_9_mid_run_then_rerun_completes_without_duplicates(tmp_path):
     out = tmp_path / "k"
-    args = ["datagen", "--identities", "4", "--appearances", "2", "--preset", "test", "--views-random", "4", "--subjects-per-shard", "2", "--out", str(out), "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen([FACELIFT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "datagen",
+        "--identities",
+        "4",
+        "--appearances",
+        "2",
+        "--preset",
+        "test",
+        "--views-random",
+        "4",
+        "--subjects-per-shard",
+        "2",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        [FACELIFT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not shard_files(out):
         time.sleep(0.2)
@@ -163,23 +217,67 @@ def test_failing_subject_is_recorded_and_a_crashed_worker_is_replaced(tmp_path):
     crash_dir.mkdir()
     env = {"FACELIFT_TEST_FAIL_KEYS": "id00000_ap001", "FACELIFT_TEST_CRASH_ONCE": f"id00000_ap000@{crash_dir}"}
     # objects subjects: the same workers, retries and card as heads, a fraction of the render time
-    r = facelift("datagen", "--kind", "objects", "--identities", "1", "--appearances", "3", "--preset", "test", "--views-random", "2", "--out", str(out), "--workers", "1", "--retries", "1", "--no-progress", env=env)
+    r = facelift(
+        "datagen",
+        "--kind",
+        "objects",
+        "--identities",
+        "1",
+        "--appearances",
+        "3",
+        "--preset",
+        "test",
+        "--views-random",
+        "2",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--retries",
+        "1",
+        "--no-progress",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "1 failed" in r.stdout
     assert (crash_dir / "id00000_ap000").exists(), "the worker crash was injected"
     card = json.loads((out / "dataset.json").read_text())
     assert list(card["failed"]) == ["id00000_ap001"]
-    assert "injected failure" in card["failed"]["id00000_ap001"]["error"] and card["failed"]["id00000_ap001"]["attempts"] == 2
+    assert (
+        "injected failure" in card["failed"]["id00000_ap001"]["error"]
+        and card["failed"]["id00000_ap001"]["attempts"] == 2
+    )
     assert sorted(samples_of(out)) == ["id00000_ap000", "id00000_ap002"]
     v = facelift("datagen", "verify", str(out))
     assert v.returncode == 0 and "1 subjects recorded as failed" in v.stdout, v.stdout
     # --keep-failed leaves the failure as it is; a plain rerun retries it (its cause is gone now)
     # and rewrites the shard with it.
-    args = ["datagen", "--kind", "objects", "--identities", "1", "--appearances", "3", "--preset", "test", "--views-random", "2", "--out", str(out), "--workers", "1", "--no-progress"]
+    args = [
+        "datagen",
+        "--kind",
+        "objects",
+        "--identities",
+        "1",
+        "--appearances",
+        "3",
+        "--preset",
+        "test",
+        "--views-random",
+        "2",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     r = facelift(*args, "--keep-failed")
-    assert r.returncode == 0 and "0 subjects rendered, 0 shards written" in r.stdout and "1 failed" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "0 subjects rendered, 0 shards written" in r.stdout and "1 failed" in r.stdout, (
+        r.stdout + r.stderr
+    )
     r = facelift(*args)
-    assert r.returncode == 0 and "1 subjects rendered, 1 shards written" in r.stdout and "failed" not in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "1 subjects rendered, 1 shards written" in r.stdout and "failed" not in r.stdout, (
+        r.stdout + r.stderr
+    )
     assert sorted(samples_of(out)) == ["id00000_ap000", "id00000_ap001", "id00000_ap002"]
     assert json.loads((out / "dataset.json").read_text())["failed"] == {}
     v = facelift("datagen", "verify", str(out))
@@ -233,7 +331,18 @@ def test_bad_input_is_one_line_exit_2_and_leaves_out_intact(dataset_a, args, mes
 def test_unwritable_out_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--out", str(blocker / "sub"), "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "1",
+        "--appearances",
+        "1",
+        "--preset",
+        "test",
+        "--out",
+        str(blocker / "sub"),
+        "--no-progress",
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "is not writable" in r.stderr, r.stderr
 
 
@@ -241,7 +350,22 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
     import OpenEXR
 
     out = tmp_path / "p"
-    r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--views-random", "1", "--passes", "depth,normal", "--out", str(out), "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "1",
+        "--appearances",
+        "1",
+        "--preset",
+        "test",
+        "--views-random",
+        "1",
+        "--passes",
+        "depth,normal",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert facelift("datagen", "verify", str(out)).returncode == 0
     files = samples_of(out)["id00000_ap000"]
@@ -265,12 +389,38 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU for Cycles")
 def test_device_gpu_without_a_gpu_is_one_line(tmp_path):
-    r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--device", "gpu", "--out", str(tmp_path / "g"), "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "1",
+        "--appearances",
+        "1",
+        "--preset",
+        "test",
+        "--device",
+        "gpu",
+        "--out",
+        str(tmp_path / "g"),
+        "--no-progress",
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--device gpu" in r.stderr, r.stderr
     assert not (tmp_path / "g").exists(), "the device check comes before OUT is created"
 
 
 def test_more_workers_than_cpus_is_one_line(tmp_path):
-    r = facelift("datagen", "--identities", "1", "--appearances", "1", "--preset", "test", "--workers", "999", "--out", str(tmp_path / "w"), "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "1",
+        "--appearances",
+        "1",
+        "--preset",
+        "test",
+        "--workers",
+        "999",
+        "--out",
+        str(tmp_path / "w"),
+        "--no-progress",
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--workers 999" in r.stderr, r.stderr
     assert not (tmp_path / "w").exists(), "the CPU check comes before OUT is created"

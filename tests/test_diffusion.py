@@ -15,14 +15,20 @@ import torch.nn.functional as F
 
 from conftest import facelift, write_card_listing
 from facelift_models.mv_attention import MultiViewAttnProcessor, set_multiview_attention
-from facelift_models.mv_conditioning import SmallImageEncoder, ViewEmbeddings, class_vector
+from facelift_models.mv_conditioning import class_vector
 from facelift_models.mv_diffusion import (
-    NUM_VIEWS, add_class_embedding, build_components, expand_conv_in, make_diffusion_config, min_snr_v_weight, snr,
+    NUM_VIEWS,
+    MultiViewDenoiser,
+    add_class_embedding,
+    build_components,
+    expand_conv_in,
+    make_diffusion_config,
+    min_snr_v_weight,
+    snr,
     training_scheduler,
 )
 from facelift_models.mv_pipeline import MultiViewPipeline
 from training.train_diffusion import cfg_keep_masks, make_pipeline, make_train_config
-from facelift_models.mv_diffusion import MultiViewDenoiser
 
 TINY = make_diffusion_config("tiny")
 
@@ -66,8 +72,12 @@ def test_dense_attention_is_one_attention_over_all_views_tokens():
     x = torch.randn(NUM_VIEWS, n, c)
     got = run_attn(attn, "dense", x)
     seq = x.reshape(1, NUM_VIEWS * n, c)
-    q, k, v = (f(seq).view(1, -1, attn.heads, c // attn.heads).transpose(1, 2) for f in (attn.to_q, attn.to_k, attn.to_v))
-    want = attn.to_out[0](F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(1, -1, c)).view(NUM_VIEWS, n, c)
+    q, k, v = (
+        f(seq).view(1, -1, attn.heads, c // attn.heads).transpose(1, 2) for f in (attn.to_q, attn.to_k, attn.to_v)
+    )
+    want = attn.to_out[0](F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(1, -1, c)).view(
+        NUM_VIEWS, n, c
+    )
     torch.testing.assert_close(got, want)
     # Sparse: the front view attends to [itself ; itself], which is plain attention over itself.
     torch.testing.assert_close(run_attn(attn, "sparse", x)[0], run_attn(attn, "per_view", x)[0])
@@ -114,9 +124,18 @@ def test_conv_in_expansion_and_new_class_embedding_keep_a_pretrained_unet_unchan
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(2)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-                                norm_num_groups=8, cross_attention_dim=16, attention_head_dim=8,
-                                down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        cross_attention_dim=16,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D",) * 2,
+        up_block_types=("CrossAttnUpBlock2D",) * 2,
+    )
     x, t, ctx = torch.randn(2, 4, 8, 8), torch.tensor([10, 700]), torch.randn(2, 3, 16)
     with torch.no_grad():
         before = unet(x, t, ctx).sample
@@ -159,10 +178,17 @@ def test_pipeline_makes_six_views_and_round_trips_through_save_pretrained(tmp_pa
     torch.testing.assert_close(batch[1], a, atol=1e-4, rtol=0)
     pipe.save_pretrained(tmp_path / "p")
     index = json.loads((tmp_path / "p" / "model_index.json").read_text())
-    assert index["_class_name"] == ["mv_pipeline", "MultiViewPipeline"] and index["num_views"] == 6 and index["attention"] == "dense"
+    assert (
+        index["_class_name"] == ["mv_pipeline", "MultiViewPipeline"]
+        and index["num_views"] == 6
+        and index["attention"] == "dense"
+    )
     loaded = MultiViewPipeline.from_pretrained(tmp_path / "p", trust_remote_code=True)
     loaded.set_progress_bar_config(disable=True)
-    assert type(loaded.image_encoder).__name__ == "SmallImageEncoder" and type(loaded.view_embeddings).__name__ == "ViewEmbeddings"
+    assert (
+        type(loaded.image_encoder).__name__ == "SmallImageEncoder"
+        and type(loaded.view_embeddings).__name__ == "ViewEmbeddings"
+    )
     assert any(type(p).__name__ == "MultiViewAttnProcessor" for p in loaded.unet.attn_processors.values())
     torch.testing.assert_close(loaded(image, num_inference_steps=4, seed=7, output_type="pt").images, a)
     pil = loaded(np.full((40, 40, 3), 128, np.uint8), num_inference_steps=2).images
@@ -184,10 +210,16 @@ def test_a_saved_pipeline_opens_with_diffusers_own_entry_point_without_facelift(
         f"pipe = DiffusionPipeline.from_pretrained({str(tmp_path / 'p')!r}, trust_remote_code=True)\n"
         "pipe.set_progress_bar_config(disable=True)\n"
         f"image = torch.load({str(tmp_path / 'image.pt')!r})\n"
-        f"torch.save(pipe(image, num_inference_steps=3, seed=4, output_type='pt').images, {str(tmp_path / 'views.pt')!r})\n"
+        "torch.save(pipe(image, num_inference_steps=3, seed=4, output_type='pt').images, "
+        f"{str(tmp_path / 'views.pt')!r})\n"
     )
-    r = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")})
+    r = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     torch.testing.assert_close(torch.load(tmp_path / "views.pt"), want)
 
@@ -218,23 +250,70 @@ def _unclip_style_folder(root):
     """A tiny SD 2.1-unCLIP-shaped diffusers folder: 4-channel UNet with a 2·E projection class
     embedding, VAE, scheduler, CLIP image encoder + feature extractor, CLIP text encoder + tokenizer."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
 
     torch.manual_seed(4)
-    UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
-                         cross_attention_dim=16, attention_head_dim=8, class_embed_type="projection", projection_class_embeddings_input_dim=32,
-                         down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2).save_pretrained(root / "unet")
-    AutoencoderKL(block_out_channels=(16, 32), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  latent_channels=4, norm_num_groups=8, layers_per_block=1).save_pretrained(root / "vae")
-    DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon").save_pretrained(root / "scheduler")
-    CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                                   image_size=32, patch_size=8, projection_dim=16)).save_pretrained(root / "image_encoder")
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(root / "feature_extractor")
+    UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        cross_attention_dim=16,
+        attention_head_dim=8,
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=32,
+        down_block_types=("CrossAttnDownBlock2D",) * 2,
+        up_block_types=("CrossAttnUpBlock2D",) * 2,
+    ).save_pretrained(root / "unet")
+    AutoencoderKL(
+        block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+    ).save_pretrained(root / "vae")
+    DDIMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon"
+    ).save_pretrained(root / "scheduler")
+    CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            projection_dim=16,
+        )
+    ).save_pretrained(root / "image_encoder")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        root / "feature_extractor"
+    )
     tok = _clip_tokenizer()
     tok.save_pretrained(root / "tokenizer")
-    CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                 max_position_embeddings=64, projection_dim=16, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                 pad_token_id=tok.pad_token_id)).save_pretrained(root / "text_encoder")
+    CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            projection_dim=16,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    ).save_pretrained(root / "text_encoder")
     (root / "model_index.json").write_text(json.dumps({"_class_name": "StableUnCLIPImg2ImgPipeline"}))
     return root
 
@@ -248,13 +327,19 @@ def test_an_unclip_style_checkpoint_gets_facelifts_surgery(tmp_path):
     assert c.unet.config.in_channels == 8 and c.unet.conv_in.weight[:, 4:].abs().max() == 0
     assert c.noise_scheduler.config.prediction_type == "v_prediction" and c.frozen_conditioning
     assert c.view_embeddings.embeddings.shape == (NUM_VIEWS, 64, 16)  # 6 prompts × 64 tokens × text width
-    assert not torch.allclose(c.view_embeddings.embeddings[1], c.view_embeddings.embeddings[3])  # front_right ≠ back prompt
+    assert not torch.allclose(
+        c.view_embeddings.embeddings[1], c.view_embeddings.embeddings[3]
+    )  # front_right ≠ back prompt
     den = MultiViewDenoiser(c, cfg)
-    assert set(den.trainable_modules()) == {"unet"} and not any(p.requires_grad for p in den.image_encoder.parameters())
+    assert set(den.trainable_modules()) == {"unet"} and not any(
+        p.requires_grad for p in den.image_encoder.parameters()
+    )
     batch = {"views": torch.rand(2, NUM_VIEWS, 3, 32, 32)}
     loss = diffusion_loss(den, c.vae, c.noise_scheduler, batch, make_train_config("tiny"), True, torch.float32)
     loss.backward()
-    assert torch.isfinite(loss) and den.unet.conv_in.weight.grad[:, 4:].abs().sum() > 0  # the input latent gets gradient
+    assert (
+        torch.isfinite(loss) and den.unet.conv_in.weight.grad[:, 4:].abs().sum() > 0
+    )  # the input latent gets gradient
     pipe = make_pipeline(den, c.vae, c.noise_scheduler, cfg)
     pipe.set_progress_bar_config(disable=True)
     assert pipe(torch.rand(3, 32, 32), num_inference_steps=2, output_type="pt").images.shape == (NUM_VIEWS, 3, 32, 32)
@@ -282,8 +367,25 @@ def _fewer_fixed_views(dataset_a, folder, keep=4):
 
 def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and_resumes(dataset_a, tmp_path):
     out = tmp_path / "run"
-    args = ("train", "diffusion", "--preset", "tiny", "--data", str(dataset_a), "--out", str(out), "--vae-steps", "5",
-            "--checkpoint-every", "2", "--validate-every", "2", "--batch-size", "2", "--no-progress")
+    args = (
+        "train",
+        "diffusion",
+        "--preset",
+        "tiny",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(out),
+        "--vae-steps",
+        "5",
+        "--checkpoint-every",
+        "2",
+        "--validate-every",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    )
     r = facelift(*args, "--steps", "4", "--stop-at", "3")
     assert r.returncode == 0, r.stderr
     assert "step 3" in r.stdout
@@ -309,7 +411,20 @@ def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and
 
 def test_train_diffusion_bad_inputs_are_one_line_errors(dataset_a, tmp_path):
     def fails(*extra, data=dataset_a):
-        r = facelift("train", "diffusion", "--data", str(data), "--out", str(tmp_path / "r"), "--steps", "1", "--vae-steps", "1", "--no-progress", *extra)
+        r = facelift(
+            "train",
+            "diffusion",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "r"),
+            "--steps",
+            "1",
+            "--vae-steps",
+            "1",
+            "--no-progress",
+            *extra,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         return r.stderr
 

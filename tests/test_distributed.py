@@ -56,11 +56,20 @@ def key_only(files: dict, rng) -> dict:
     return {"key": files["__key__"]}
 
 
-def read_stream(sources: list[Source], rank: int, world: int, monkeypatch, weights=None, epochs: int | None = 2, seed: int = 0):
+def read_stream(
+    sources: list[Source], rank: int, world: int, monkeypatch, weights=None, epochs: int | None = 2, seed: int = 0
+):
     """(epoch, source, key) of what reader `rank` of `world` (no loader workers) reads."""
     monkeypatch.setenv("RANK", str(rank))
     monkeypatch.setenv("WORLD_SIZE", str(world))
-    stream = SubjectStream(sources, mixing_weights(sources, weights), SeededMap(key_only, seed, [s.members for s in sources]), 1, seed, epochs=epochs)
+    stream = SubjectStream(
+        sources,
+        mixing_weights(sources, weights),
+        SeededMap(key_only, seed, [s.members for s in sources]),
+        1,
+        seed,
+        epochs=epochs,
+    )
     return ((b["epoch"][0], b["source"][0], b["key"][0]) for b in stream)
 
 
@@ -68,11 +77,15 @@ def records(folder: Path) -> dict[int, list[tuple[int, int, str]]]:
     """rank → [(epoch, source, key)] of the FACELIFT_RECORD_KEYS files."""
     out = {}
     for f in sorted(folder.glob("rank*.txt")):
-        out[int(f.stem.removeprefix("rank"))] = [(int(e), int(s), k) for e, s, k in (ln.split() for ln in f.read_text().splitlines())]
+        out[int(f.stem.removeprefix("rank"))] = [
+            (int(e), int(s), k) for e, s, k in (ln.split() for ln in f.read_text().splitlines())
+        ]
     return out
 
 
-def assert_split(seen: dict[int, list[tuple[int, int, str]]], every: set[str], complete: set[int], source: int = 0) -> None:
+def assert_split(
+    seen: dict[int, list[tuple[int, int, str]]], every: set[str], complete: set[int], source: int = 0
+) -> None:
     """In every epoch the readers' subjects are disjoint (and none repeats); in `complete` epochs
     they are every subject."""
     epochs = {e for rows in seen.values() for e, s, _ in rows if s == source}
@@ -86,7 +99,17 @@ def assert_split(seen: dict[int, list[tuple[int, int, str]]], every: set[str], c
 
 def torchrun(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """`facelift ...` as 2 processes (DDP over gloo on the CPU)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), FACELIFT, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        FACELIFT,
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
@@ -123,18 +146,27 @@ def test_face_statistics_of_several_sources_are_pooled_by_mixing_weight():
         return Source("x", {"face_alignment": stats} if stats else {}, ())
 
     def stats(size, sd, found):
-        return {"detector": "MTCNN", "canvas": 512, "subjects": found, "found": found, "face_size": {"mean": size, "sd": sd},
-                "centre_x": {"mean": 250.0, "sd": 0.0}, "centre_y": {"mean": 280.0, "sd": 0.0}}
+        return {
+            "detector": "MTCNN",
+            "canvas": 512,
+            "subjects": found,
+            "found": found,
+            "face_size": {"mean": size, "sd": sd},
+            "centre_x": {"mean": 250.0, "sd": 0.0},
+            "centre_y": {"mean": 280.0, "sd": 0.0},
+        }
 
     a, b = stats(190.0, 2.0, 40), stats(200.0, 2.0, 20)
     assert face_statistics([source(a)], [1.0]) == a
     pooled = face_statistics([source(a), source(b), source(None)], [3.0, 1.0, 5.0])  # objects (no faces) do not count
     assert pooled["face_size"]["mean"] == pytest.approx(192.5) and pooled["found"] == 60
-    assert pooled["face_size"]["sd"] == pytest.approx((4 + 0.75 * 6.25 + 0.25 * 56.25) ** 0.5, abs=1e-3)  # within + between sources
+    assert pooled["face_size"]["sd"] == pytest.approx(
+        (4 + 0.75 * 6.25 + 0.25 * 56.25) ** 0.5, abs=1e-3
+    )  # within + between sources
     assert face_statistics([source(None), source(b)], [1.0, 1.0]) == b
 
 
-# ----------------------------------------------------------------------------- bad input: one line, exit 2, nothing written
+# ------------------------------------------------------------------------ bad input: one line, exit 2, nothing written
 
 
 def assert_refused(r: subprocess.CompletedProcess, out: Path, message: str, seconds: float) -> None:
@@ -153,7 +185,9 @@ def timed(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProc
 
 def test_a_missing_bucket_refused_credentials_and_a_dead_endpoint_are_one_line(s3_heads, tmp_path):
     out = tmp_path / "run"
-    r, s = timed("train", "lrm", "--data", "s3://no-such-bucket/heads", "--out", str(out), "--steps", "1", "--no-progress")
+    r, s = timed(
+        "train", "lrm", "--data", "s3://no-such-bucket/heads", "--out", str(out), "--steps", "1", "--no-progress"
+    )
     assert_refused(r, out, "the bucket 'no-such-bucket' does not exist", s)
     dead = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}  # nothing listens there
     r, s = timed("train", "lrm", "--data", s3_heads, "--out", str(out), "--steps", "1", "--no-progress", env=dead)
@@ -162,7 +196,18 @@ def test_a_missing_bucket_refused_credentials_and_a_dead_endpoint_are_one_line(s
     assert_refused(r, out, "does not answer", s)
     strict = S3Server(tmp_path, auth=True)  # checks credentials: the test keys are unknown to it
     try:
-        r, s = timed("train", "diffusion", "--data", s3_heads, "--out", str(out), "--steps", "1", "--no-progress", env={"AWS_ENDPOINT_URL": strict.endpoint})
+        r, s = timed(
+            "train",
+            "diffusion",
+            "--data",
+            s3_heads,
+            "--out",
+            str(out),
+            "--steps",
+            "1",
+            "--no-progress",
+            env={"AWS_ENDPOINT_URL": strict.endpoint},
+        )
         assert_refused(r, out, "refused the credentials", s)
     finally:
         strict.stop()
@@ -180,7 +225,9 @@ def test_mixing_weights_out_of_range_and_more_readers_than_subjects_are_one_line
     ):
         r, s = timed("train", model, *two, *itertools.chain.from_iterable(("--data-weight", w) for w in weights))
         assert_refused(r, out, message, s)
-    r, s = timed("train", "lrm", "--data", str(dataset_b), "--workers", "3", "--out", str(out), "--steps", "1", "--no-progress")
+    r, s = timed(
+        "train", "lrm", "--data", str(dataset_b), "--workers", "3", "--out", str(out), "--steps", "1", "--no-progress"
+    )
     assert_refused(r, out, "has 2 subjects, fewer than the 3 readers (1 process(es) × 3 loader worker(s))", s)
 
 
@@ -190,26 +237,61 @@ def test_mixing_weights_out_of_range_and_more_readers_than_subjects_are_one_line
 def test_train_lrm_streams_two_sources_one_from_s3_mixed_by_weight(dataset_a, s3_heads, tmp_path):
     out, seen = tmp_path / "run", tmp_path / "seen"
     seen.mkdir()
-    r = facelift("train", "lrm", "--data", str(dataset_a), "--data", s3_heads, "--data-weight", "3", "--data-weight", "1", "--out", str(out),
-                 "--steps", "12", "--no-progress", env={RECORD_ENV: str(seen)})
+    r = facelift(
+        "train",
+        "lrm",
+        "--data",
+        str(dataset_a),
+        "--data",
+        s3_heads,
+        "--data-weight",
+        "3",
+        "--data-weight",
+        "1",
+        "--out",
+        str(out),
+        "--steps",
+        "12",
+        "--no-progress",
+        env={RECORD_ENV: str(seen)},
+    )
     assert r.returncode == 0, r.stderr
     rows = records(seen)[0]
     assert len(rows) == 12 and {s for _, s, _ in rows} == {0, 1}
     assert {k for _, _, k in rows} <= keys_of(dataset_a)
     meta = json.loads((out / "checkpoints" / "step-00000012" / "checkpoint.json").read_text())
     assert meta["data"] == [str(dataset_a), s3_heads] and meta["data_weights"] == [3.0, 1.0]
-    assert files_under(out) == {f"checkpoints/step-00000012/{f}" for f in ("checkpoint.json", "model.safetensors", "training_state.pt")} | \
-        {str(p.relative_to(out)) for p in (out / "logs").iterdir()}  # nothing downloaded, no copy of the data
+    assert files_under(out) == {
+        f"checkpoints/step-00000012/{f}" for f in ("checkpoint.json", "model.safetensors", "training_state.pt")
+    } | {str(p.relative_to(out)) for p in (out / "logs").iterdir()}  # nothing downloaded, no copy of the data
 
 
 def test_eval_reads_a_held_out_split_from_s3(trained, dataset_heldout, s3, tmp_path):
     s3.make_bucket("training-heldout")
-    fsspec.filesystem("s3", skip_instance_cache=True).put(str(dataset_heldout), "training-heldout/test", recursive=True)
+    fsspec.filesystem("s3", skip_instance_cache=True).put(
+        str(dataset_heldout), "training-heldout/test", recursive=True
+    )
     out = tmp_path / "eval"
-    r = facelift("eval", "--lrm", str(trained["lrm"]), "--data", "s3://training-heldout/test", "--out", str(out), "--preset", "quick", "--subjects", "1")
+    r = facelift(
+        "eval",
+        "--lrm",
+        str(trained["lrm"]),
+        "--data",
+        "s3://training-heldout/test",
+        "--out",
+        str(out),
+        "--preset",
+        "quick",
+        "--subjects",
+        "1",
+    )
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["data"]["path"] == "s3://training-heldout/test" and metrics["data"]["split"] == "test" and metrics["data"]["subjects"] == 1
+    assert (
+        metrics["data"]["path"] == "s3://training-heldout/test"
+        and metrics["data"]["split"] == "test"
+        and metrics["data"]["subjects"] == 1
+    )
     assert metrics["mean"]["reconstruction"]["views"] == 4 and metrics["mean"]["reconstruction"]["psnr"] > 0
 
 
@@ -220,13 +302,28 @@ def test_eval_reads_a_held_out_split_from_s3(trained, dataset_heldout, s3, tmp_p
 def test_torchrun_train_lrm_from_s3_splits_each_epoch_writes_on_rank_0_and_resumes(dataset_a, s3_heads, tmp_path):
     out, seen = tmp_path / "run", tmp_path / "seen"
     seen.mkdir()
-    args = ("train", "lrm", "--data", s3_heads, "--out", str(out), "--steps", "10", "--checkpoint-every", "3", "--no-progress")
+    args = (
+        "train",
+        "lrm",
+        "--data",
+        s3_heads,
+        "--out",
+        str(out),
+        "--steps",
+        "10",
+        "--checkpoint-every",
+        "3",
+        "--no-progress",
+    )
     r = torchrun(*args, "--stop-at", "6", env={RECORD_ENV: str(seen)})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 process(es) (MULTI_CPU)" in r.stderr  # DDP over gloo, not two lone runs
     assert r.stdout.count("done: step 6") == 1  # one summary: rank 0's
     first = records(seen)
-    assert sorted(first) == [0, 1] and [len(rows) for rows in first.values()] == [6, 6]  # both ranks stepped, in lockstep
+    assert sorted(first) == [0, 1] and [len(rows) for rows in first.values()] == [
+        6,
+        6,
+    ]  # both ranks stepped, in lockstep
     # 2 shards (4 + 2 subjects), 2 ranks: one shard each per epoch, so 6 steps are epochs 0 and 1 whole.
     assert_split(first, keys_of(dataset_a), complete={0, 1})
 
@@ -235,12 +332,18 @@ def test_torchrun_train_lrm_from_s3_splits_each_epoch_writes_on_rank_0_and_resum
     assert r.stdout.count("done: step 10") == 1
     after = {rank: rows[6:] for rank, rows in records(seen).items()}
     assert [len(rows) for rows in after.values()] == [4, 4]
-    assert min(e for rows in after.values() for e, _, _ in rows) == 2  # the resumed run starts the data at the next epoch
+    assert (
+        min(e for rows in after.values() for e, _, _ in rows) == 2
+    )  # the resumed run starts the data at the next epoch
     assert_split(records(seen), keys_of(dataset_a), complete={0, 1, 2})
     state_meta = json.loads((out / "checkpoints" / "step-00000010" / "checkpoint.json").read_text())
     assert state_meta["step"] == 10 and state_meta["data"] == [s3_heads]
     # Only rank 0 wrote: the last 3 checkpoints and one tensorboard file per run, nothing else.
-    ckpts = {f"checkpoints/step-{s:08d}/{f}" for s in (6, 9, 10) for f in ("checkpoint.json", "model.safetensors", "training_state.pt")}
+    ckpts = {
+        f"checkpoints/step-{s:08d}/{f}"
+        for s in (6, 9, 10)
+        for f in ("checkpoint.json", "model.safetensors", "training_state.pt")
+    }
     events = {str(p.relative_to(out)) for p in (out / "logs").glob("events.out.tfevents.*")}
     assert len(events) == 2 and files_under(out) == ckpts | events
 
@@ -250,8 +353,28 @@ def test_torchrun_train_diffusion_with_loader_workers_splits_by_subject_and_writ
     out, seen = tmp_path / "run", tmp_path / "seen"
     seen.mkdir()
     # 2 processes × 2 workers = 4 readers for 2 shards: the epoch's subjects are dealt out one by one.
-    r = torchrun("train", "diffusion", "--data", str(dataset_a), "--out", str(out), "--steps", "6", "--batch-size", "1", "--vae-steps", "2",
-                 "--workers", "2", "--checkpoint-every", "3", "--validate-every", "100", "--no-progress", env={RECORD_ENV: str(seen)})
+    r = torchrun(
+        "train",
+        "diffusion",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(out),
+        "--steps",
+        "6",
+        "--batch-size",
+        "1",
+        "--vae-steps",
+        "2",
+        "--workers",
+        "2",
+        "--checkpoint-every",
+        "3",
+        "--validate-every",
+        "100",
+        "--no-progress",
+        env={RECORD_ENV: str(seen)},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 process(es) (MULTI_CPU)" in r.stderr and r.stdout.count("done: step 6") == 1
     seen_rows = records(seen)

@@ -17,23 +17,54 @@ from datagen.spec import make_spec
 
 def test_a_test_split_holds_other_people_than_the_training_split_of_the_same_seed():
     train, test = make_config("test", identities=3, split="train"), make_config("test", identities=3, split="test")
-    assert make_spec(train, 0, 0) == make_spec(make_config("test", identities=3), 0, 0)  # the training split is what runs always drew
+    assert make_spec(train, 0, 0) == make_spec(
+        make_config("test", identities=3), 0, 0
+    )  # the training split is what runs always drew
     for i in range(3):
         a, b = make_spec(train, i, 0), make_spec(test, i, 0)
-        assert b["split"] == "test" and a["identity"] != b["identity"] and a["seeds"]["identity"] != b["seeds"]["identity"]
+        assert (
+            b["split"] == "test"
+            and a["identity"] != b["identity"]
+            and a["seeds"]["identity"] != b["seeds"]["identity"]
+        )
 
 
 def test_trainers_refuse_a_held_out_split(dataset_heldout, tmp_path):
     for model in ("lrm", "diffusion"):
-        r = facelift("train", model, "--data", str(dataset_heldout), "--out", str(tmp_path / model), "--steps", "1", "--no-progress")
+        r = facelift(
+            "train",
+            model,
+            "--data",
+            str(dataset_heldout),
+            "--out",
+            str(tmp_path / model),
+            "--steps",
+            "1",
+            "--no-progress",
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert "is a 'test' split (held-out identities" in r.stderr
 
 
-def test_eval_scores_both_protocols_and_the_baselines_and_its_numbers_can_be_recomputed(trained, dataset_heldout, tmp_path):
+def test_eval_scores_both_protocols_and_the_baselines_and_its_numbers_can_be_recomputed(
+    trained, dataset_heldout, tmp_path
+):
     out = tmp_path / "eval"
-    r = facelift("eval", "--lrm", str(trained["lrm"]), "--diffusion", str(trained["pipeline"]), "--data", str(dataset_heldout),
-                 "--out", str(out), "--preset", "quick", "--steps", "2")
+    r = facelift(
+        "eval",
+        "--lrm",
+        str(trained["lrm"]),
+        "--diffusion",
+        str(trained["pipeline"]),
+        "--data",
+        str(dataset_heldout),
+        "--out",
+        str(out),
+        "--preset",
+        "quick",
+        "--steps",
+        "2",
+    )
     assert r.returncode == 0, r.stderr
     for row in ("| reconstruction |", "| full_pipeline |", "| mean_image |", "| untrained |"):
         assert row in r.stdout
@@ -49,10 +80,23 @@ def test_eval_scores_both_protocols_and_the_baselines_and_its_numbers_can_be_rec
         for key, subject in metrics["subjects"][protocol].items():
             assert len(subject["views"]) == 4
             for view, m in subject["views"].items():
-                pred = np.asarray(Image.open(out / "renders" / protocol / key / f"{view}_pred.png"), dtype=np.float64) / 255
-                gt = np.asarray(Image.open(out / "renders" / protocol / key / f"{view}_gt.png"), dtype=np.float64) / 255
+                pred = (
+                    np.asarray(Image.open(out / "renders" / protocol / key / f"{view}_pred.png"), dtype=np.float64)
+                    / 255
+                )
+                gt = (
+                    np.asarray(Image.open(out / "renders" / protocol / key / f"{view}_gt.png"), dtype=np.float64) / 255
+                )
                 assert abs(peak_signal_noise_ratio(gt, pred, data_range=1.0) - m["psnr"]) < 0.01
-                ref = structural_similarity(gt, pred, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+                ref = structural_similarity(
+                    gt,
+                    pred,
+                    channel_axis=2,
+                    data_range=1.0,
+                    gaussian_weights=True,
+                    sigma=1.5,
+                    use_sample_covariance=False,
+                )
                 assert abs(ref - m["ssim"]) < 0.001
                 assert m["lpips"] is None
                 checked += 1
@@ -63,7 +107,18 @@ def test_eval_refuses_a_training_split_unless_told(trained, dataset_a, tmp_path)
     out = tmp_path / "eval"
     r = facelift("eval", "--lrm", str(trained["lrm"]), "--data", str(dataset_a), "--out", str(out))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is a 'train' split" in r.stderr and not out.exists()
-    r = facelift("eval", "--lrm", str(trained["lrm"]), "--data", str(dataset_a), "--out", str(out), "--allow-train", "--subjects", "1")
+    r = facelift(
+        "eval",
+        "--lrm",
+        str(trained["lrm"]),
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(out),
+        "--allow-train",
+        "--subjects",
+        "1",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "metrics.json").read_text())["data"]["split"] == "train"
 
@@ -103,7 +158,9 @@ def test_lpips_loads_torchvision_vgg16_weights_from_a_path_and_is_unavailable_wi
 
     model, note = load_lpips(None)
     assert model is None and note.startswith("unavailable")
-    state = {f"features.{k}": v for k, v in vgg_features(VGG16_LAYOUT, LPIPS_TAPS[-1]).state_dict().items()}  # torchvision's key layout
+    state = {
+        f"features.{k}": v for k, v in vgg_features(VGG16_LAYOUT, LPIPS_TAPS[-1]).state_dict().items()
+    }  # torchvision's key layout
     torch.save(state, tmp_path / "vgg16.pth")
     model, note = load_lpips(str(tmp_path / "vgg16.pth"))
     x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)

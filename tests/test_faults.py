@@ -28,7 +28,20 @@ from PIL import Image
 from conftest import FACELIFT, facelift, foreign_tar, keys_in, silent_port
 from datagen.sample import pack_sample, read_samples
 
-SMALL = ["--kind", "objects", "--identities", "1", "--appearances", "4", "--preset", "test", "--views-random", "0", "--subjects-per-shard", "1"]
+SMALL = [
+    "--kind",
+    "objects",
+    "--identities",
+    "1",
+    "--appearances",
+    "4",
+    "--preset",
+    "test",
+    "--views-random",
+    "0",
+    "--subjects-per-shard",
+    "1",
+]
 
 
 def datagen_args(out, *extra) -> list[str]:
@@ -53,7 +66,11 @@ def error_line(stderr: str) -> str:
 def tree_digest(root: Path) -> dict[str, str]:
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def card_of(out: Path) -> dict:
@@ -104,14 +121,34 @@ def small_copy(dataset_small, tmp_path) -> Path:
 def test_disk_full_while_staging_stops_the_run_and_the_rerun_finishes(tmp_path):
     with tmpfs(tmp_path / "fs", "32k") as fs:  # room for the card and the lock, not for a subject
         out = fs / "ds"
-        args = ["datagen", "--kind", "objects", "--identities", "1", "--appearances", "4", "--preset", "test", "--views-random", "0",
-                "--retries", "1", "--workers", "2", "--out", str(out), "--no-progress"]
+        args = [
+            "datagen",
+            "--kind",
+            "objects",
+            "--identities",
+            "1",
+            "--appearances",
+            "4",
+            "--preset",
+            "test",
+            "--views-random",
+            "0",
+            "--retries",
+            "1",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
         r = facelift(*args)
         assert r.returncode == 1, r.stdout + r.stderr
         line = one_line(r.stderr)
         assert "No space left on device" in line and "rerun the same command to finish" in line, line
         card = card_of(out)
-        assert card["failed"] == {} and card["shards"] == [], "a full disk is not the subjects' fault and publishes nothing"
+        assert card["failed"] == {} and card["shards"] == [], (
+            "a full disk is not the subjects' fault and publishes nothing"
+        )
         assert not [p for p in out.rglob("*") if ".facelift-tmp-" in p.name]
         remount(fs, "64m")
         r = facelift(*args)
@@ -159,7 +196,9 @@ def _write_exr(path: Path, rgb: np.ndarray) -> None:
     import OpenEXR
 
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    with OpenEXR.File(header, {c: np.ascontiguousarray(rgb[..., k].astype(np.float32)) for k, c in enumerate("RGB")}) as f:
+    with OpenEXR.File(
+        header, {c: np.ascontiguousarray(rgb[..., k].astype(np.float32)) for k, c in enumerate("RGB")}
+    ) as f:
         f.write(str(path))
 
 
@@ -170,10 +209,14 @@ def test_bad_environment_maps_are_refused_before_anything_is_touched(tmp_path):
     sky = np.full((16, 32, 3), 0.5, np.float32)
     cases = {
         "corrupt.exr": lambda p: p.write_bytes(os.urandom(20_000)),
-        "nan.exr": lambda p: _write_exr(p, np.where(np.arange(32) % 7 == 0, np.nan, sky[..., 0])[..., None].repeat(3, -1)),
+        "nan.exr": lambda p: _write_exr(
+            p, np.where(np.arange(32) % 7 == 0, np.nan, sky[..., 0])[..., None].repeat(3, -1)
+        ),
         "black.exr": lambda p: _write_exr(p, np.zeros_like(sky)),
         "negative.exr": lambda p: _write_exr(p, sky - 1.0),
-        "truncated.hdr": lambda p: p.write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 16 +X 32\n" + b"\x02\x02\x00\x20" + b"\x80"),
+        "truncated.hdr": lambda p: p.write_bytes(
+            b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 16 +X 32\n" + b"\x02\x02\x00\x20" + b"\x80"
+        ),
         "text.hdr": lambda p: p.write_text("not a radiance file"),
     }
     for name, make in cases.items():
@@ -203,13 +246,17 @@ def test_radiance_hdr_reader_matches_blender(tmp_path):
     rgb[3, 5:20] = 0.0  # a run of zeros for the run-length coder
     image = bpy.data.images.new("env", 40, 12, float_buffer=True)
     image.colorspace_settings.is_data = True  # saved as the numbers given, no view transform
-    image.pixels.foreach_set(np.concatenate([rgb, np.ones((12, 40, 1), np.float32)], -1)[::-1].ravel())  # Blender: bottom row first
+    image.pixels.foreach_set(
+        np.concatenate([rgb, np.ones((12, 40, 1), np.float32)], -1)[::-1].ravel()
+    )  # Blender: bottom row first
     image.filepath_raw = str(tmp_path / "env.hdr")
     image.file_format = "HDR"
     image.save()
     got = read_hdr(str(tmp_path / "env.hdr"))
     assert got.shape == (12, 40, 3)
-    assert open(tmp_path / "env.hdr", "rb").read().count(b"\x02\x02\x00\x28") == 12, "Blender wrote run-length scanlines"
+    assert open(tmp_path / "env.hdr", "rb").read().count(b"\x02\x02\x00\x28") == 12, (
+        "Blender wrote run-length scanlines"
+    )
     # RGBE: one shared exponent and 8 mantissa bits per pixel, so the error scales with the brightest channel.
     assert (np.abs(got - rgb) <= rgb.max(axis=-1, keepdims=True) * 2**-7 + 1e-6).all()
     assert environment_problem(str(tmp_path / "env.hdr")) is None
@@ -275,13 +322,24 @@ def test_resume_refuses_a_pickle_that_runs_code(dataset_a, tmp_path):
     # The payload is live: unpickling it the unsafe way runs the command (in a throwaway process).
     probe = tmp_path / "probe-pwned"
     torch.save({"x": _Payload(probe)}, tmp_path / "probe.pt")
-    subprocess.run([str(Path(FACELIFT).parent / "python"), "-c", f"import torch; torch.load({str(tmp_path / 'probe.pt')!r}, weights_only=False)"],
-                   check=False, capture_output=True)
+    subprocess.run(
+        [
+            str(Path(FACELIFT).parent / "python"),
+            "-c",
+            f"import torch; torch.load({str(tmp_path / 'probe.pt')!r}, weights_only=False)",
+        ],
+        check=False,
+        capture_output=True,
+    )
     assert probe.exists(), "control: the planted pickle does run code when unpickled unsafely"
-    r = facelift("train", "lrm", "--data", str(dataset_a), "--out", str(run), "--steps", "2", "--resume", "--no-progress")
+    r = facelift(
+        "train", "lrm", "--data", str(dataset_a), "--out", str(run), "--steps", "2", "--resume", "--no-progress"
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     line = one_line(r.stderr)
-    assert "training_state.pt' is not a facelift training state (Trying to load unsupported GLOBAL posix.system" in line, line
+    assert (
+        "training_state.pt' is not a facelift training state (Trying to load unsupported GLOBAL posix.system" in line
+    ), line
     assert "code that would run on loading" in line and "was not loaded" in line, line
     assert not marker.exists(), "the checkpoint's code ran"
 
@@ -295,30 +353,47 @@ def test_training_states_are_plain_data_and_older_ones_still_load(tmp_path):
     from training.loop import rng_state, set_rng_state
 
     (tmp_path / "new").mkdir()
-    torch.save({"step": 3, "optimizer": {}, "scheduler": {}, "rng": rng_state()}, tmp_path / "new" / "training_state.pt")
+    torch.save(
+        {"step": 3, "optimizer": {}, "scheduler": {}, "rng": rng_state()}, tmp_path / "new" / "training_state.pt"
+    )
     expected = (torch.rand(3), np.random.rand(3), random.random())
     set_rng_state(load_state(str(tmp_path / "new"))["rng"])  # weights_only=True inside
-    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
+    assert (
+        torch.equal(torch.rand(3), expected[0])
+        and np.array_equal(np.random.rand(3), expected[1])
+        and random.random() == expected[2]
+    )
     # A state written before RNG states were plain data: numpy's tuple with its array still loads.
     (tmp_path / "old").mkdir()
     old = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(), "cuda": None}
     torch.save({"step": 3, "optimizer": {}, "scheduler": {}, "rng": old}, tmp_path / "old" / "training_state.pt")
     expected = (torch.rand(3), np.random.rand(3), random.random())
     set_rng_state(load_state(str(tmp_path / "old"))["rng"])
-    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
+    assert (
+        torch.equal(torch.rand(3), expected[0])
+        and np.array_equal(np.random.rand(3), expected[1])
+        and random.random() == expected[2]
+    )
 
 
-@pytest.mark.parametrize("damage, flag, message", [
-    ("model.safetensors", "--resume", "is not a readable safetensors file"),
-    ("model.safetensors", "--init-from", "is not a readable safetensors file"),
-    ("training_state.pt", "--resume", "is not a facelift training state"),
-    ("checkpoint.json", "--init-from", "is not readable JSON"),
-])
+@pytest.mark.parametrize(
+    "damage, flag, message",
+    [
+        ("model.safetensors", "--resume", "is not a readable safetensors file"),
+        ("model.safetensors", "--init-from", "is not a readable safetensors file"),
+        ("training_state.pt", "--resume", "is not a facelift training state"),
+        ("checkpoint.json", "--init-from", "is not readable JSON"),
+    ],
+)
 def test_corrupt_checkpoints_are_one_line(dataset_a, tmp_path, damage, flag, message):
     run = tmp_path / "run"
     ckpt = _tiny_checkpoint(run)
     (ckpt / damage).write_bytes(os.urandom(300))
-    target = ["--resume", "--out", str(run)] if flag == "--resume" else ["--init-from", str(ckpt), "--out", str(tmp_path / "new")]
+    target = (
+        ["--resume", "--out", str(run)]
+        if flag == "--resume"
+        else ["--init-from", str(ckpt), "--out", str(tmp_path / "new")]
+    )
     r = facelift("train", "lrm", "--data", str(dataset_a), "--steps", "2", *target, "--no-progress")
     assert r.returncode == 2 and message in one_line(r.stderr), r.stderr
 
@@ -339,10 +414,18 @@ def test_a_full_disk_while_checkpointing_leaves_no_temporary(dataset_a, tmp_path
 def test_only_files_this_tool_made_are_ever_deleted(small_copy, tmp_path):
     out = small_copy
     user = {
-        "notes.tmp-1": b"mine", "draft.facelift-tmp-abcdefgh": b"mine too", "staging/mine.tar": b"my tar",
-        "staging/id00009_ap000.tar": b"outside the plan", "shards/readme.txt": b"read me", "shards/heads-000009.tar": b"outside the plan",
+        "notes.tmp-1": b"mine",
+        "draft.facelift-tmp-abcdefgh": b"mine too",
+        "staging/mine.tar": b"my tar",
+        "staging/id00009_ap000.tar": b"outside the plan",
+        "shards/readme.txt": b"read me",
+        "shards/heads-000009.tar": b"outside the plan",
     }
-    ours = ["dataset.json.facelift-tmp-abcd1234", "shards/heads-000001.tar.facelift-tmp-zz_99xyz", "staging/id00000_ap002.tar.facelift-tmp-00000000"]
+    ours = [
+        "dataset.json.facelift-tmp-abcd1234",
+        "shards/heads-000001.tar.facelift-tmp-zz_99xyz",
+        "staging/id00000_ap002.tar.facelift-tmp-00000000",
+    ]
     for rel, data in user.items():
         (out / rel).write_bytes(data)
     for rel in ours:
@@ -375,9 +458,27 @@ def test_second_run_on_one_folder_is_refused_and_sigterm_stops_like_ctrl_c(tmp_p
     out = tmp_path / "l"
     out.mkdir()
     # A lock file left by a run killed with -9: the kernel released its lock, so it is stale.
-    (out / ".facelift.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": 999_999, "started": "yesterday"}))
-    args = ["datagen", "--identities", "1", "--appearances", "2", "--preset", "test", "--views-random", "0", "--subjects-per-shard", "1",
-            "--out", str(out), "--workers", "1", "--no-progress"]
+    (out / ".facelift.lock").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": 999_999, "started": "yesterday"})
+    )
+    args = [
+        "datagen",
+        "--identities",
+        "1",
+        "--appearances",
+        "2",
+        "--preset",
+        "test",
+        "--views-random",
+        "0",
+        "--subjects-per-shard",
+        "1",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     first = subprocess.Popen([FACELIFT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -406,10 +507,12 @@ def test_second_run_on_one_folder_is_refused_and_sigterm_stops_like_ctrl_c(tmp_p
     assert r.returncode == 0, r.stderr
     v = facelift("datagen", "verify", str(out))
     assert v.returncode == 0 and "2 shards, 2 samples" in v.stdout, v.stdout
-    assert all((out / "shards" / n).stat().st_mtime_ns == m for n, m in survivors.items()), "finished shards were rewritten"
+    assert all((out / "shards" / n).stat().st_mtime_ns == m for n, m in survivors.items()), (
+        "finished shards were rewritten"
+    )
 
 
-# ---------------------------------------------------------------------------------------- 6. shards the card does not vouch for
+# ------------------------------------------------------------------------------- 6. shards the card does not vouch for
 
 
 def test_reruns_adopt_only_checked_shards_and_set_the_rest_aside(small_copy):
@@ -482,7 +585,7 @@ def test_ray_address_auto_without_a_cluster_of_ours_and_a_port_that_is_not_ray_f
             assert not out.exists()
 
 
-# ---------------------------------------------------------------------------------------- 8. training checks its shards
+# --------------------------------------------------------------------------------------- 8. training checks its shards
 
 
 def _flip_a_member_header(shard: Path) -> None:
@@ -499,8 +602,22 @@ def test_training_checks_shards_before_and_names_them_when_reading_fails(small_c
     shards = data / "shards"
 
     def train(*extra):
-        r = facelift("train", "diffusion", "--data", str(data), "--out", str(data.parent / "run"), "--steps", "2", "--vae-steps", "1",
-                     "--batch-size", "1", "--no-progress", *extra)
+        r = facelift(
+            "train",
+            "diffusion",
+            "--data",
+            str(data),
+            "--out",
+            str(data.parent / "run"),
+            "--steps",
+            "2",
+            "--vae-steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--no-progress",
+            *extra,
+        )
         assert r.returncode == 2, r.stdout + r.stderr
         return error_line(r.stderr)
 
@@ -517,10 +634,14 @@ def test_training_checks_shards_before_and_names_them_when_reading_fails(small_c
         _flip_a_member_header(shard)
     for workers in ("0", "1"):
         line = train("--workers", workers)
-        assert "sample 'id00000_ap00" in line and str(shards) in line and "that dataset.json lists: the shard is damaged" in line, line
+        assert (
+            "sample 'id00000_ap00" in line
+            and str(shards) in line
+            and "that dataset.json lists: the shard is damaged" in line
+        ), line
 
 
-# ---------------------------------------------------------------------------------------- 9. memory from valid-looking options
+# -------------------------------------------------------------------------------- 9. memory from valid-looking options
 
 
 def test_a_hundred_million_subject_plan_costs_no_memory(tmp_path):
@@ -548,16 +669,19 @@ def test_a_hundred_million_subject_plan_costs_no_memory(tmp_path):
     assert peak < 20 * 2**20 and time.time() - t < 5, f"{peak / 2**20:.1f} MB, {time.time() - t:.1f} s"
 
 
-# ---------------------------------------------------------------------------------------- 10, 11. one line, OUT unchanged
+# ------------------------------------------------------------------------------------- 10, 11. one line, OUT unchanged
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--ray-address", "127.0.0.1:99999"], "--ray-address '127.0.0.1:99999' is not allowed"),
-    (["--ray-address", "127.0.0.1:abc"], "--ray-address '127.0.0.1:abc' is not allowed"),
-    (["--views-random", "100000000"], "--views-random 100000000 is not allowed (0 to 999)"),
-    (["--identities", "100000"], "--identities must be at most 99999"),
-    (["--threads-per-worker", "64"], "needs 64 CPUs"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--ray-address", "127.0.0.1:99999"], "--ray-address '127.0.0.1:99999' is not allowed"),
+        (["--ray-address", "127.0.0.1:abc"], "--ray-address '127.0.0.1:abc' is not allowed"),
+        (["--views-random", "100000000"], "--views-random 100000000 is not allowed (0 to 999)"),
+        (["--identities", "100000"], "--identities must be at most 99999"),
+        (["--threads-per-worker", "64"], "needs 64 CPUs"),
+    ],
+)
 def test_bad_datagen_input_is_one_line_and_out_is_never_created(tmp_path, extra, message):
     out = tmp_path / "new"
     r = facelift(*datagen_args(out, *extra), timeout=120)
@@ -565,13 +689,18 @@ def test_bad_datagen_input_is_one_line_and_out_is_never_created(tmp_path, extra,
     assert not out.exists()
 
 
-@pytest.mark.parametrize("target, message", [
-    ("", "--out '' is not allowed"),
-    ("memory://x", "--out memory://x is not allowed: memory:// lives in one process"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("", "--out '' is not allowed"),
+        ("memory://x", "--out memory://x is not allowed: memory:// lives in one process"),
+    ],
+)
 def test_output_locations_workers_cannot_share_are_refused(tmp_path, target, message):
     before = sorted(os.listdir(tmp_path))
-    r = subprocess.run([FACELIFT, "datagen", *SMALL, "--out", target, "--no-progress"], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [FACELIFT, "datagen", *SMALL, "--out", target, "--no-progress"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert r.returncode == 2 and message in one_line(r.stderr), r.stderr
     assert sorted(os.listdir(tmp_path)) == before
 
@@ -579,14 +708,33 @@ def test_output_locations_workers_cannot_share_are_refused(tmp_path, target, mes
 def _card_edits():
     def listed(card):
         return card
+
     return {
         "a list": (lambda card: [card], 2, "is not a facelift dataset card (format 'a JSON list'"),
-        "no failed": (lambda card: {k: v for k, v in card.items() if k != "failed"}, 2, "not a valid facelift dataset card (failed is missing)"),
-        "no sha256": (lambda card: {**card, "shards": [{k: v for k, v in s.items() if k != "sha256"} for s in card["shards"]]}, 2,
-                      "not a valid facelift dataset card (shards[0].sha256 is missing)"),
-        "counts lie": (lambda card: {**card, "counts": {**card["counts"], "samples_written": 9}}, 1, "card counts samples_written = 9, its entries say 4"),
-        "failed but present": (lambda card: {**card, "failed": {"id00000_ap002": {"error": "x", "attempts": 1}},
-                                             "counts": {**card["counts"], "failed": 1}}, 1, "id00000_ap002 is recorded as failed but is in a shard"),
+        "no failed": (
+            lambda card: {k: v for k, v in card.items() if k != "failed"},
+            2,
+            "not a valid facelift dataset card (failed is missing)",
+        ),
+        "no sha256": (
+            lambda card: {**card, "shards": [{k: v for k, v in s.items() if k != "sha256"} for s in card["shards"]]},
+            2,
+            "not a valid facelift dataset card (shards[0].sha256 is missing)",
+        ),
+        "counts lie": (
+            lambda card: {**card, "counts": {**card["counts"], "samples_written": 9}},
+            1,
+            "card counts samples_written = 9, its entries say 4",
+        ),
+        "failed but present": (
+            lambda card: {
+                **card,
+                "failed": {"id00000_ap002": {"error": "x", "attempts": 1}},
+                "counts": {**card["counts"], "failed": 1},
+            },
+            1,
+            "id00000_ap002 is recorded as failed but is in a shard",
+        ),
     }
 
 
@@ -605,7 +753,12 @@ def test_preview_reads_a_shard_with_extra_members(small_copy, tmp_path):
         [(key, files)] = list(read_samples(f))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in [*((f"{key}.{m}", d) for m, d in files.items()), (f"{key}.notes.txt", b"extra"), ("README", b"no key"), ("zz.extra.bin", b"1")]:
+        for name, data in [
+            *((f"{key}.{m}", d) for m, d in files.items()),
+            (f"{key}.notes.txt", b"extra"),
+            ("README", b"no key"),
+            ("zz.extra.bin", b"1"),
+        ]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -634,5 +787,7 @@ def test_training_options_out_of_range_are_one_line(dataset_a, tmp_path):
         assert r.returncode == 2 and message in one_line(r.stderr), f"{extra}: {r.stderr}"
     assert not (tmp_path / "run").exists()
     with tmpfs(tmp_path / "ro", "1m", readonly=True) as ro:
-        r = facelift("train", "lrm", "--data", str(dataset_a), "--out", str(ro / "run"), "--steps", "1", "--no-progress")
+        r = facelift(
+            "train", "lrm", "--data", str(dataset_a), "--out", str(ro / "run"), "--steps", "1", "--no-progress"
+        )
         assert r.returncode == 2 and "is not writable (Read-only file system)" in one_line(r.stderr), r.stderr

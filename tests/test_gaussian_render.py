@@ -39,7 +39,7 @@ def test_one_gaussian_footprint_and_colour_match_the_analytic_splat():
     rgb, alpha = out.rgb[0], out.alpha[0, ..., 0]
     var = (f * 0.02 / 2.7) ** 2 + EPS_2D
     # The origin projects to (32, 32): pixel (31, 31)'s centre is 0.5 px off in x and y.
-    for (row, col) in [(31, 31), (31, 33), (35, 30), (28, 36)]:
+    for row, col in [(31, 31), (31, 33), (35, 30), (28, 36)]:
         dx, dy = col + 0.5 - 32.0, row + 0.5 - 32.0
         expected = 0.8 * math.exp(-0.5 * (dx * dx + dy * dy) / var)
         expected = expected if expected >= ALPHA_MIN else 0.0
@@ -53,11 +53,15 @@ def test_nearer_splat_occludes_and_background_fills_the_rest():
     size = 32
     w2c, K = front_camera(size)
     # A red splat nearer the camera (−Y) in front of a green one, both nearly opaque.
-    g = splats([[0.0, -0.5, 0.0], [0.0, 0.5, 0.0]], [[0.3] * 3, [0.3] * 3], [0.99, 0.99], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    g = splats(
+        [[0.0, -0.5, 0.0], [0.0, 0.5, 0.0]], [[0.3] * 3, [0.3] * 3], [0.99, 0.99], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    )
     rgb = render_gaussians(g, w2c, K, size, size).rgb[0]
     centre = rgb[16, 16]
     assert centre[0] > 0.95 and centre[1] < 0.05  # red in front
-    g_back = splats([[0.0, 0.5, 0.0], [0.0, -0.5, 0.0]], [[0.3] * 3, [0.3] * 3], [0.99, 0.99], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    g_back = splats(
+        [[0.0, 0.5, 0.0], [0.0, -0.5, 0.0]], [[0.3] * 3, [0.3] * 3], [0.99, 0.99], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    )
     assert render_gaussians(g_back, w2c, K, size, size).rgb[0, 16, 16, 1] > 0.95  # order comes from depth, not index
     assert torch.allclose(rgb[0, 0], torch.ones(3, dtype=torch.float64))  # white background by default
 
@@ -68,7 +72,13 @@ def test_anisotropic_splat_follows_its_rotation():
     # Long along world X (screen x): wide horizontally; rotated 90° about the view axis (world Y): tall.
     half = math.sqrt(0.5)
     wide = splats([[0.0, 0.0, 0.0]], [[0.2, 0.01, 0.01]], [0.9], [[1.0, 1.0, 1.0]])
-    tall = Gaussians(wide.means, torch.tensor([[half, 0.0, half, 0.0]], dtype=torch.float64), wide.scales, wide.opacities, wide.sh_dc)
+    tall = Gaussians(
+        wide.means,
+        torch.tensor([[half, 0.0, half, 0.0]], dtype=torch.float64),
+        wide.scales,
+        wide.opacities,
+        wide.sh_dc,
+    )
     a_wide = render_gaussians(wide, w2c, K, size, size).alpha[0, ..., 0]
     a_tall = render_gaussians(tall, w2c, K, size, size).alpha[0, ..., 0]
     assert a_wide[32, 38] > 0.2 and a_wide[38, 32] < 0.01  # screen std ≈ 5 px along the long axis
@@ -160,7 +170,9 @@ def test_ply_round_trip_and_turntable(tmp_path):
     assert "element vertex 50" in header and all(f"property float {f}" in header for f in PLY_FIELDS)
     back = load_ply(path)
     for a, b in zip(g.tensors(), back.tensors()):
-        torch.testing.assert_close(b, torch.nn.functional.normalize(a, dim=-1) if a.shape[-1] == 4 else a, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            b, torch.nn.functional.normalize(a, dim=-1) if a.shape[-1] == 4 else a, rtol=1e-5, atol=1e-5
+        )
     faint = Gaussians(g.means, g.quats, g.scales, torch.full((50,), 0.01, dtype=torch.float64), g.sh_dc)
     assert len(filter_for_export(faint)) == 0
     # The reference loader's reading: an independent PLY reader finds every standard property, SH to degree 3.
@@ -168,13 +180,17 @@ def test_ply_round_trip_and_turntable(tmp_path):
 
     vertex = PlyData.read(path)["vertex"]
     names = [p.name for p in vertex.properties]
-    assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] and names[-8:] == list(PLY_FIELDS[-8:])
+    assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] and names[-8:] == list(
+        PLY_FIELDS[-8:]
+    )
     assert [n for n in names if n.startswith("f_rest_")] == [f"f_rest_{k}" for k in range(45)]
     np.testing.assert_allclose(vertex["f_dc_1"], g.sh_dc[:, 1].numpy(), rtol=1e-5, atol=1e-6)
     assert vertex.count == 50 and not np.asarray(vertex["f_rest_44"]).any()
     frames = turntable(g, frames=4, size=32)
     assert len(frames) == 4 and frames[0].size == (32, 32)
-    assert np.abs(np.asarray(frames[0], dtype=float) - np.asarray(frames[2], dtype=float)).mean() > 1.0  # the views differ
+    assert (
+        np.abs(np.asarray(frames[0], dtype=float) - np.asarray(frames[2], dtype=float)).mean() > 1.0
+    )  # the views differ
     save_turntable(frames, str(tmp_path / "turn.gif"))
     assert (tmp_path / "turn.gif").stat().st_size > 0
     import imageio_ffmpeg
@@ -194,8 +210,13 @@ def test_export_filters_drop_floaters_and_what_lies_outside_the_crop_box():
     outside = torch.tensor([[0.0, 0.0, 1.5]], dtype=torch.float64)  # above the box, far from every camera
     means = torch.cat([head, floaters, outside])
     n = len(means)
-    g = Gaussians(means, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64).expand(n, 4), torch.full((n, 3), 0.01, dtype=torch.float64),
-                  torch.full((n,), 0.9, dtype=torch.float64), torch.zeros(n, 3, dtype=torch.float64))
+    g = Gaussians(
+        means,
+        torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64).expand(n, 4),
+        torch.full((n, 3), 0.01, dtype=torch.float64),
+        torch.full((n,), 0.9, dtype=torch.float64),
+        torch.zeros(n, 3, dtype=torch.float64),
+    )
     origins = torch.tensor(np.stack([cameras.view_c2w(v)[:3, 3] for v in cameras.FIXED_VIEWS]))
     kept = filter_for_export(g, ExportFilters(), camera_origins=origins)
     inside = (head.abs() <= torch.tensor([0.91, 0.91, 1.0], dtype=torch.float64)).all(dim=1)

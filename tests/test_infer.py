@@ -4,7 +4,6 @@ photo that ships in a pip package and on one of our renders, every output checke
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import tarfile
@@ -32,8 +31,20 @@ def shard_views(dataset: Path) -> dict[str, bytes]:
 
 
 def infer(trained, *args):
-    return facelift("infer", *args, "--lrm", str(trained["lrm"]), "--diffusion", str(trained["pipeline"]), "--preset", "quick",
-                    "--steps", "2", "--turntable-frames", "12")
+    return facelift(
+        "infer",
+        *args,
+        "--lrm",
+        str(trained["lrm"]),
+        "--diffusion",
+        str(trained["pipeline"]),
+        "--preset",
+        "quick",
+        "--steps",
+        "2",
+        "--turntable-frames",
+        "12",
+    )
 
 
 def test_infer_turns_a_real_photo_and_a_render_into_views_gaussians_and_a_turntable(trained, dataset_a, tmp_path):
@@ -67,7 +78,9 @@ def test_infer_turns_a_real_photo_and_a_render_into_views_gaussians_and_a_turnta
 
         vertex = PlyData.read(str(folder / "gaussians.ply"))["vertex"]
         names = {p.name for p in vertex.properties}
-        assert {"x", "y", "z", "f_dc_0", "opacity", "scale_2", "rot_3"} <= names and {f"f_rest_{k}" for k in range(45)} <= names
+        assert {"x", "y", "z", "f_dc_0", "opacity", "scale_2", "rot_3"} <= names and {
+            f"f_rest_{k}" for k in range(45)
+        } <= names
         assert vertex.count == result["splats"]["exported"] > 0 and result["splats"]["predicted"] == 6 * 32 * 32
         import imageio_ffmpeg
 
@@ -79,7 +92,11 @@ def test_infer_turns_a_real_photo_and_a_render_into_views_gaussians_and_a_turnta
     assert photo["alpha"] == "segmentation" and photo["face"]["confidence"] > 0.8
     # The face in the aligned input, found again by MTCNN, sits where FaceLift's constants put it.
     face = largest_face(detector, Image.open(out / "astronaut" / "input.png"))
-    assert abs(face.size - FACE_SIZE) < 3 and abs(face.centre[0] - FACE_CENTRE[0]) < 3 and abs(face.centre[1] - FACE_CENTRE[1]) < 3
+    assert (
+        abs(face.size - FACE_SIZE) < 3
+        and abs(face.centre[0] - FACE_CENTRE[0]) < 3
+        and abs(face.centre[1] - FACE_CENTRE[1]) < 3
+    )
     # The background is gone: the corners of the aligned photo are white.
     corners = np.asarray(Image.open(out / "astronaut" / "input.png"))[[0, 0, -1], [0, -1, -1]]
     assert (corners > 245).all()
@@ -91,7 +108,18 @@ def test_infer_reconstructs_from_six_given_views_without_diffusion(trained, data
     views.mkdir()
     for name, png in shard_views(dataset_a).items():
         (views / name).write_bytes(png)
-    r = facelift("infer", "--views", str(views), "--lrm", str(trained["lrm"]), "--out", str(tmp_path / "out"), "--turntable-frames", "4", "--gif")
+    r = facelift(
+        "infer",
+        "--views",
+        str(views),
+        "--lrm",
+        str(trained["lrm"]),
+        "--out",
+        str(tmp_path / "out"),
+        "--turntable-frames",
+        "4",
+        "--gif",
+    )
     assert r.returncode == 0, r.stderr
     folder = tmp_path / "out" / "views"
     assert (folder / "gaussians.ply").stat().st_size > 0 and (folder / "turntable.gif").exists()
@@ -103,7 +131,16 @@ def test_infer_bad_inputs_are_one_line_errors_and_write_nothing(trained, dataset
     out = tmp_path / "out"
 
     def fails(*args, lrm=None, diffusion=None):
-        r = facelift("infer", *args, "--lrm", str(lrm or trained["lrm"]), "--diffusion", str(diffusion or trained["pipeline"]), "--out", str(out))
+        r = facelift(
+            "infer",
+            *args,
+            "--lrm",
+            str(lrm or trained["lrm"]),
+            "--diffusion",
+            str(diffusion or trained["pipeline"]),
+            "--out",
+            str(out),
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert not out.exists()
         return r.stderr
@@ -133,7 +170,9 @@ def test_infer_bad_inputs_are_one_line_errors_and_write_nothing(trained, dataset
     assert "--crop-box '1,2,3' must be six numbers" in fails(ASTRONAUT, "--crop-box", "1,2,3")
 
 
-def test_the_dataset_card_records_front_view_face_statistics_and_the_pipeline_carries_them(dataset_a, trained, tmp_path):
+def test_the_dataset_card_records_front_view_face_statistics_and_the_pipeline_carries_them(
+    dataset_a, trained, tmp_path
+):
     import shutil
 
     card = json.loads((dataset_a / "dataset.json").read_text())
@@ -148,7 +187,20 @@ def test_the_dataset_card_records_front_view_face_statistics_and_the_pipeline_ca
     (copy / "dataset.json").write_text(json.dumps({k: v for k, v in card.items() if k != "face_alignment"}))
     r = facelift("datagen", "verify", str(copy))
     assert r.returncode == 1 and "no face_alignment statistics" in r.stdout + r.stderr
-    r = facelift("datagen", "--identities", "3", "--appearances", "2", "--preset", "test", "--out", str(copy), "--workers", "2", "--no-progress")
+    r = facelift(
+        "datagen",
+        "--identities",
+        "3",
+        "--appearances",
+        "2",
+        "--preset",
+        "test",
+        "--out",
+        str(copy),
+        "--workers",
+        "2",
+        "--no-progress",
+    )
     assert r.returncode == 0 and "0 subjects rendered" in r.stdout, r.stderr
     assert json.loads((copy / "dataset.json").read_text())["face_alignment"] == stats
     assert facelift("datagen", "verify", str(copy)).returncode == 0
@@ -157,9 +209,21 @@ def test_the_dataset_card_records_front_view_face_statistics_and_the_pipeline_ca
 def test_alignment_follows_the_card_when_enough_faces_were_measured():
     from inference.face_align import FACE_SIZE, MIN_CARD_FACES, alignment_target
 
-    stats = {"found": MIN_CARD_FACES, "canvas": 512, "face_size": {"mean": 201.5, "sd": 9.0},
-             "centre_x": {"mean": 254.0, "sd": 3.0}, "centre_y": {"mean": 278.5, "sd": 4.0}}
+    stats = {
+        "found": MIN_CARD_FACES,
+        "canvas": 512,
+        "face_size": {"mean": 201.5, "sd": 9.0},
+        "centre_x": {"mean": 254.0, "sd": 3.0},
+        "centre_y": {"mean": 278.5, "sd": 4.0},
+    }
     target = alignment_target(stats, "card of runs/mv")
-    assert (target.face_size, target.centre_x, target.centre_y, target.source) == (201.5, 254.0, 278.5, "card of runs/mv")
-    assert alignment_target({**stats, "found": MIN_CARD_FACES - 1}, "x").face_size == FACE_SIZE  # too few faces: FaceLift's
+    assert (target.face_size, target.centre_x, target.centre_y, target.source) == (
+        201.5,
+        254.0,
+        278.5,
+        "card of runs/mv",
+    )
+    assert (
+        alignment_target({**stats, "found": MIN_CARD_FACES - 1}, "x").face_size == FACE_SIZE
+    )  # too few faces: FaceLift's
     assert alignment_target(None, "x").source == "facelift"

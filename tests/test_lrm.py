@@ -10,11 +10,17 @@ import torch
 from conftest import facelift, foreign_tar, write_card_listing
 from facelift_models import cameras
 from facelift_models.lrm import (
-    DEPTH_HALF_RANGE, OPACITY_SHIFT, GSLRM, activate, make_lrm_config, pixel_rays, ray_channels,
+    DEPTH_HALF_RANGE,
+    GSLRM,
+    OPACITY_SHIFT,
+    activate,
+    make_lrm_config,
+    pixel_rays,
+    ray_channels,
 )
+from training.loop import warmup_cosine
 from training.lrm_data import ViewPick, pick_views
 from training.shards import DataError
-from training.loop import warmup_cosine
 from training.train_lrm import make_train_config
 
 
@@ -29,7 +35,7 @@ def test_pixel_rays_go_through_the_pixels_they_name():
     origins, dirs = pixel_rays(c2w, K, 16, 16)
     w2c = np.linalg.inv(c2w[1].numpy())
     # A point along any pixel's ray projects back onto that pixel's centre.
-    for (r, c) in [(0, 0), (5, 11), (15, 15)]:
+    for r, c in [(0, 0), (5, 11), (15, 15)]:
         p = (origins[1, r, c] + 2.5 * dirs[1, r, c]).numpy()
         uv, z = cameras.project(p, w2c, K[1].numpy())
         np.testing.assert_allclose(uv[0], [c + 0.5, r + 0.5], atol=1e-6)
@@ -42,7 +48,9 @@ def test_ray_encodings():
     o, d = pixel_rays(c2w, K, 8, 8)
     facelift_rays = ray_channels(o, d, "facelift")
     nearest = facelift_rays[..., 3:]
-    assert torch.allclose((nearest * d).sum(-1), torch.zeros(()).double(), atol=1e-9)  # ⟂ to the ray: its closest point to the origin
+    assert torch.allclose(
+        (nearest * d).sum(-1), torch.zeros(()).double(), atol=1e-9
+    )  # ⟂ to the ray: its closest point to the origin
     plucker = ray_channels(o, d, "plucker")
     torch.testing.assert_close(plucker[..., :3], torch.cross(o, d, dim=-1))
     with pytest.raises(ValueError, match="ray_encoding 'polar'"):
@@ -57,13 +65,20 @@ def test_activations_keep_splats_on_their_rays_within_the_documented_bounds():
     t = ((g.means - o.reshape(-1, 3)) * d.reshape(-1, 3)).sum(-1)
     closest = -(o.reshape(-1, 3) * d.reshape(-1, 3)).sum(-1)
     assert ((t - closest).abs() <= DEPTH_HALF_RANGE + 1e-9).all()  # depth within ±1.8 of the ray's closest approach
-    torch.testing.assert_close(torch.cross(g.means - o.reshape(-1, 3), d.reshape(-1, 3), dim=-1), torch.zeros(256, 3, dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(
+        torch.cross(g.means - o.reshape(-1, 3), d.reshape(-1, 3), dim=-1),
+        torch.zeros(256, 3, dtype=torch.float64),
+        atol=1e-9,
+        rtol=0,
+    )
     assert g.scales.max() <= math.exp(-1.2) + 1e-12 and g.scales.min() > 0
     torch.testing.assert_close(g.quats.norm(dim=-1), torch.ones(256, dtype=torch.float64))
     zero = activate(torch.zeros(1, 1, 1, 14, dtype=torch.float64), o[:1, :1, :1], d[:1, :1, :1])
     assert zero.opacities.item() == pytest.approx(1 / (1 + math.exp(OPACITY_SHIFT)))
     o1, d1 = o[0, 0, 0], d[0, 0, 0]
-    torch.testing.assert_close(zero.means[0], o1 - (o1 @ d1) * d1)  # a zero output sits at the ray's closest approach to the centre
+    torch.testing.assert_close(
+        zero.means[0], o1 - (o1 @ d1) * d1
+    )  # a zero output sits at the ray's closest approach to the centre
 
 
 def test_model_maps_views_to_one_gaussian_per_pixel():
@@ -109,8 +124,23 @@ def _meta(out, step):
 
 def test_train_lrm_runs_checkpoints_logs_and_resumes(dataset_a, tmp_path):
     out = tmp_path / "run"
-    r = facelift("train", "lrm", "--preset", "tiny", "--data", str(dataset_a), "--out", str(out), "--steps", "20",
-                 "--stop-at", "12", "--checkpoint-every", "5", "--no-progress")
+    r = facelift(
+        "train",
+        "lrm",
+        "--preset",
+        "tiny",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--stop-at",
+        "12",
+        "--checkpoint-every",
+        "5",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert "step 12" in r.stdout
     steps = sorted(p.name for p in (out / "checkpoints").iterdir())
@@ -123,8 +153,22 @@ def test_train_lrm_runs_checkpoints_logs_and_resumes(dataset_a, tmp_path):
     weights = load_file(str(out / "checkpoints" / "step-00000012" / "model.safetensors"))
     assert set(weights) == set(GSLRM(make_lrm_config("tiny")).state_dict())
     # Resume: continues at step 13 on the same schedule and finishes the 20.
-    r = facelift("train", "lrm", "--preset", "tiny", "--data", str(dataset_a), "--out", str(out), "--steps", "20",
-                 "--checkpoint-every", "5", "--resume", "--no-progress")
+    r = facelift(
+        "train",
+        "lrm",
+        "--preset",
+        "tiny",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--checkpoint-every",
+        "5",
+        "--resume",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert "step 20" in r.stdout
     cfg = make_train_config("tiny", steps=20)
@@ -149,10 +193,32 @@ def test_bad_inputs_are_one_line_errors(dataset_a, tmp_path):
     assert "not a facelift head shard" in r.stderr
     # A checkpoint of another preset (here: another ray encoding) as --init-from or --resume.
     run = tmp_path / "plucker"
-    r = facelift("train", "lrm", "--data", str(dataset_a), "--out", str(run), "--steps", "1", "--ray-encoding", "plucker", "--no-progress")
+    r = facelift(
+        "train",
+        "lrm",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(run),
+        "--steps",
+        "1",
+        "--ray-encoding",
+        "plucker",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     ckpt = run / "checkpoints" / "step-00000001"
-    r = facelift("train", "lrm", "--data", str(dataset_a), "--out", str(tmp_path / "r2"), "--init-from", str(ckpt), "--no-progress")
+    r = facelift(
+        "train",
+        "lrm",
+        "--data",
+        str(dataset_a),
+        "--out",
+        str(tmp_path / "r2"),
+        "--init-from",
+        str(ckpt),
+        "--no-progress",
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ray_encoding='plucker'" in r.stderr
     r = facelift("train", "lrm", "--data", str(dataset_a), "--out", str(tmp_path / "r3"), "--resume", "--no-progress")
     assert r.returncode == 2 and "holds no checkpoints" in r.stderr

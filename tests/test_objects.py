@@ -35,8 +35,26 @@ def test_object_specs_are_seeded_valid_and_varied():
 
 def test_objects_render_in_the_heads_format(tmp_path):
     out = tmp_path / "objects"
-    r = facelift("datagen", "--kind", "objects", "--identities", "2", "--appearances", "1", "--preset", "test",
-                 "--size", "32", "--views-random", "2", "--out", str(out), "--workers", "1", "--no-progress")
+    r = facelift(
+        "datagen",
+        "--kind",
+        "objects",
+        "--identities",
+        "2",
+        "--appearances",
+        "1",
+        "--preset",
+        "test",
+        "--size",
+        "32",
+        "--views-random",
+        "2",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert facelift("datagen", "verify", str(out)).returncode == 0
     from datagen.sample import read_samples
@@ -45,7 +63,7 @@ def test_objects_render_in_the_heads_format(tmp_path):
     with open(shard, "rb") as f:
         samples = dict(read_samples(f))
     assert len(samples) == 2
-    for key, files in samples.items():
+    for _key, files in samples.items():
         spec = json.loads(files["spec.json"])
         marks = json.loads(files["landmarks.json"])["points"]
         assert len(marks) == len(spec["objects"])  # one landmark per object: its centre

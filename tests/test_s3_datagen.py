@@ -29,15 +29,30 @@ from conftest import FACELIFT, foreign_tar, silent_port
 from datagen.sample import read_samples
 from datagen.storage import TMP_MARK
 
-RUN = ["--identities", "3", "--appearances", "2", "--preset", "test", "--views-random", "2", "--subjects-per-shard", "2",
-       "--workers", "2", "--no-progress"]
+RUN = [
+    "--identities",
+    "3",
+    "--appearances",
+    "2",
+    "--preset",
+    "test",
+    "--views-random",
+    "2",
+    "--subjects-per-shard",
+    "2",
+    "--workers",
+    "2",
+    "--no-progress",
+]
 PLANNED = [f"id{i:05d}_ap{j:03d}" for i in range(3) for j in range(2)]
 # Credentials only this file uses (moto's default server accepts any): none may end up in an object or a log.
 KEY_ID, SECRET = "AKIAFACELIFTS3TEST01", "facelift-s3-secret-never-stored-7f3a9c"
 
 
 def cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([FACELIFT, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [FACELIFT, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})}
+    )
 
 
 def one_line(text: str) -> str:
@@ -54,7 +69,7 @@ def client():
 
 
 def objects(fs, prefix: str) -> dict[str, bytes]:
-    return {path[len(prefix) + 1:]: fs.cat_file(path) for path in fs.find(prefix)}
+    return {path[len(prefix) + 1 :]: fs.cat_file(path) for path in fs.find(prefix)}
 
 
 def tar_keys(data: bytes) -> list[str]:
@@ -65,7 +80,13 @@ def all_objects(endpoint: str) -> dict[str, str]:
     """Every object of every bucket on a server: key → ETag (what "nothing written" compares)."""
     import boto3
 
-    c = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    c = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     found = {}
     for bucket in c.list_buckets()["Buckets"]:
         found[bucket["Name"] + "/"] = ""
@@ -105,9 +126,12 @@ class Watcher(threading.Thread):
         running = self.run_ended is None
         for path, info in listing.items():
             if info.get("type") == "directory":
-                continue  # s3fs's find answers the prefix itself when the first object appears between its two requests
-            rel = path[len(self.prefix) + 1:]
-            if TMP_MARK in rel or not re.fullmatch(r"dataset\.json|\.facelift\.lock|shards/heads-\d{6}\.tar|staging/id\d{5}_ap\d{3}\.tar", rel):
+                # s3fs's find answers the prefix itself when the first object appears between its two requests
+                continue
+            rel = path[len(self.prefix) + 1 :]
+            if TMP_MARK in rel or not re.fullmatch(
+                r"dataset\.json|\.facelift\.lock|shards/heads-\d{6}\.tar|staging/id\d{5}_ap\d{3}\.tar", rel
+            ):
                 self.problems.append(f"unexpected object {rel}")
                 continue
             if (rel, info.get("ETag")) in self._seen and rel != "dataset.json":
@@ -122,10 +146,12 @@ class Watcher(threading.Thread):
                     assert json.loads(data)["format"] == "facelift-heads-webdataset"
                     self.cards += 1
                 elif rel.startswith("shards/"):
-                    self.shards.setdefault(rel[len("shards/"):], []).append((hashlib.sha256(data).hexdigest(), tar_keys(data), running))
+                    self.shards.setdefault(rel[len("shards/") :], []).append(
+                        (hashlib.sha256(data).hexdigest(), tar_keys(data), running)
+                    )
                 elif rel.startswith("staging/"):
                     keys = tar_keys(data)
-                    assert keys == [rel[len("staging/"):-len(".tar")]], keys
+                    assert keys == [rel[len("staging/") : -len(".tar")]], keys
                     self.staged[rel] = keys
                 else:
                     json.loads(data)  # the lock
@@ -157,11 +183,17 @@ def test_datagen_to_s3_publishes_only_whole_shards_and_verify_and_preview_read_i
     out = s3.make_bucket("facelift-publish") + "/heads"
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    watcher = Watcher(out[len("s3://"):])
+    watcher = Watcher(out[len("s3://") :])
     watcher.start()
     env = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
-    run = subprocess.Popen([FACELIFT, "datagen", *RUN, "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                           env={**os.environ, **env})
+    run = subprocess.Popen(
+        [FACELIFT, "datagen", *RUN, "--out", out],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+    )
     try:
         stdout, stderr = run.communicate(timeout=300)
     finally:
@@ -182,16 +214,22 @@ def test_datagen_to_s3_publishes_only_whole_shards_and_verify_and_preview_read_i
     for name, versions in watcher.shards.items():
         for sha, keys, _ in versions:  # each shard as first listed is the shard the card ends up recording
             assert (sha, keys) == (recorded[name]["sha256"], recorded[name]["keys"]), name
-    assert any(running for versions in watcher.shards.values() for *_, running in versions), "no shard was seen while the run went on"
+    assert any(running for versions in watcher.shards.values() for *_, running in versions), (
+        "no shard was seen while the run went on"
+    )
     assert watcher.staged and watcher.cards, "the workers' staging files and the card were seen on S3 during the run"
     left = objects(fs, out[5:])
-    assert sorted(left) == ["dataset.json", *(f"shards/{n}" for n in sorted(recorded))], "no lock, staging file or temporary is left"
+    assert sorted(left) == ["dataset.json", *(f"shards/{n}" for n in sorted(recorded))], (
+        "no lock, staging file or temporary is left"
+    )
     assert sorted(k for data in left.values() if data[:1] != b"{" for k in tar_keys(data)) == PLANNED
     for text in [stdout, stderr, *(data.decode("latin-1") for data in left.values())]:
         assert SECRET not in text and KEY_ID not in text, "credentials are never written or printed"
 
     v = cli("datagen", "verify", out, cwd=cwd)
-    assert v.returncode == 0 and one_line(v.stdout) == f"OK: {out}: 3 shards, 6 samples, 48 views verified", v.stdout + v.stderr
+    assert v.returncode == 0 and one_line(v.stdout) == f"OK: {out}: 3 shards, 6 samples, 48 views verified", (
+        v.stdout + v.stderr
+    )
     p = cli("datagen", "preview", out, cwd=cwd)
     assert p.returncode == 0 and one_line(p.stdout) == f"{out}/preview.png", p.stdout + p.stderr
     sheet = Image.open(io.BytesIO(fs.cat_file(f"{out[5:]}/preview.png")))
@@ -209,10 +247,24 @@ def test_datagen_to_s3_publishes_only_whole_shards_and_verify_and_preview_read_i
 @pytest.mark.slow
 def test_kill_9_of_the_whole_run_then_a_rerun_loses_and_duplicates_nothing(s3, tmp_path):
     out = s3.make_bucket("facelift-kill") + "/objects"
-    prefix = out[len("s3://"):]
+    prefix = out[len("s3://") :]
     fs = client()
-    args = ["datagen", "--kind", "objects", *RUN, "--out", out]  # the run's machinery, without heads' hair and face statistics
-    run = subprocess.Popen([FACELIFT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    args = [
+        "datagen",
+        "--kind",
+        "objects",
+        *RUN,
+        "--out",
+        out,
+    ]  # the run's machinery, without heads' hair and face statistics
+    run = subprocess.Popen(
+        [FACELIFT, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and run.poll() is None:  # mid-run: a shard published, others not yet
@@ -241,16 +293,28 @@ def test_kill_9_of_the_whole_run_then_a_rerun_loses_and_duplicates_nothing(s3, t
     assert 1 <= len(shards_before) < 3, sorted(before)
     # Subjects already on S3 (a staging file may still hold a subject its shard took in: the kill
     # came between publishing the shard and deleting the staging file).
-    kept = len({k for data in shards_before.values() for k in tar_keys(data)} | {rel[len("staging/"):-len(".tar")] for rel in staged_before})
+    kept = len(
+        {k for data in shards_before.values() for k in tar_keys(data)}
+        | {rel[len("staging/") : -len(".tar")] for rel in staged_before}
+    )
 
     t = time.time()
     r = cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"{6 - kept} subjects rendered" in r.stdout, (kept, r.stdout)
     after = objects(fs, prefix)
-    assert sorted(after) == ["dataset.json", "shards/heads-000000.tar", "shards/heads-000001.tar", "shards/heads-000002.tar"], sorted(after)
-    assert all(after[rel] == data for rel, data in shards_before.items()), "shards finished before the kill are kept as they were"
-    assert sorted(k for rel, data in after.items() if rel.startswith("shards/") for k in tar_keys(data)) == PLANNED, "each subject exactly once"
+    assert sorted(after) == [
+        "dataset.json",
+        "shards/heads-000000.tar",
+        "shards/heads-000001.tar",
+        "shards/heads-000002.tar",
+    ], sorted(after)
+    assert all(after[rel] == data for rel, data in shards_before.items()), (
+        "shards finished before the kill are kept as they were"
+    )
+    assert sorted(k for rel, data in after.items() if rel.startswith("shards/") for k in tar_keys(data)) == PLANNED, (
+        "each subject exactly once"
+    )
     v = cli("datagen", "verify", out, cwd=tmp_path)
     assert v.returncode == 0 and "3 shards, 6 samples" in v.stdout, v.stdout + v.stderr
     assert time.time() - t < 240
@@ -279,12 +343,18 @@ def _refuse_fast_and_write_nothing(s3, tmp_path, url: str, env: dict, message: s
     cwd = tmp_path / "cwd"
     cwd.mkdir(parents=True)
     before = all_objects(s3.endpoint)
-    calls = {"datagen": ["datagen", *RUN, "--out", url], "verify": ["datagen", "verify", url], "preview": ["datagen", "preview", url]}
+    calls = {
+        "datagen": ["datagen", *RUN, "--out", url],
+        "verify": ["datagen", "verify", url],
+        "preview": ["datagen", "preview", url],
+    }
     for name in commands:
         t = time.time()
         r = cli(*calls[name], cwd=cwd, env=env, timeout=120)
         line = one_line(r.stderr)
-        assert r.returncode == 2 and line.startswith("error: ") and message in line and not r.stdout, f"{name}: {r.stdout}{r.stderr}"
+        assert r.returncode == 2 and line.startswith("error: ") and message in line and not r.stdout, (
+            f"{name}: {r.stdout}{r.stderr}"
+        )
         assert SECRET not in line and KEY_ID not in line
         assert time.time() - t < 30, f"{name} took {time.time() - t:.0f} s"
     assert all_objects(s3.endpoint) == before, "no object or bucket was created"
@@ -292,15 +362,26 @@ def _refuse_fast_and_write_nothing(s3, tmp_path, url: str, env: dict, message: s
 
 
 def test_a_bucket_that_does_not_exist_is_one_line_and_is_not_created(s3, tmp_path):
-    _refuse_fast_and_write_nothing(s3, tmp_path, "s3://facelift-no-such-bucket/run", {},
-                                   "s3://facelift-no-such-bucket/run: the bucket 'facelift-no-such-bucket' does not exist at " + s3.endpoint,
-                                   ("datagen", "verify", "preview"))
+    _refuse_fast_and_write_nothing(
+        s3,
+        tmp_path,
+        "s3://facelift-no-such-bucket/run",
+        {},
+        "s3://facelift-no-such-bucket/run: the bucket 'facelift-no-such-bucket' does not exist at " + s3.endpoint,
+        ("datagen", "verify", "preview"),
+    )
 
 
 def test_refused_credentials_are_one_line_and_write_nothing(s3, s3_refusing, tmp_path):
     env = {"AWS_ENDPOINT_URL": s3_refusing.endpoint, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
-    _refuse_fast_and_write_nothing(s3, tmp_path, "s3://facelift-refused/run", env,
-                                   f"{s3_refusing.endpoint} refused the credentials (InvalidAccessKeyId: ", ("datagen", "verify", "preview"))
+    _refuse_fast_and_write_nothing(
+        s3,
+        tmp_path,
+        "s3://facelift-refused/run",
+        env,
+        f"{s3_refusing.endpoint} refused the credentials (InvalidAccessKeyId: ",
+        ("datagen", "verify", "preview"),
+    )
     assert moto_buckets(s3_refusing.endpoint) == []
 
 
@@ -308,11 +389,23 @@ def test_an_s3_endpoint_that_does_not_answer_fails_in_seconds(s3, tmp_path):
     from s3_server import free_port
 
     closed = f"http://127.0.0.1:{free_port()}"
-    _refuse_fast_and_write_nothing(s3, tmp_path / "closed", "s3://facelift-anywhere/run", {"AWS_ENDPOINT_URL": closed},
-                                   f"the S3 endpoint {closed} does not answer (EndpointConnectionError", ("datagen", "verify", "preview"))
+    _refuse_fast_and_write_nothing(
+        s3,
+        tmp_path / "closed",
+        "s3://facelift-anywhere/run",
+        {"AWS_ENDPOINT_URL": closed},
+        f"the S3 endpoint {closed} does not answer (EndpointConnectionError",
+        ("datagen", "verify", "preview"),
+    )
     with silent_port() as port:  # accepts and never speaks: the read timeout, not minutes of retries
-        _refuse_fast_and_write_nothing(s3, tmp_path / "silent", "s3://facelift-anywhere/run", {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"},
-                                       f"the S3 endpoint http://127.0.0.1:{port} does not answer (ReadTimeoutError", ("datagen",))
+        _refuse_fast_and_write_nothing(
+            s3,
+            tmp_path / "silent",
+            "s3://facelift-anywhere/run",
+            {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"},
+            f"the S3 endpoint http://127.0.0.1:{port} does not answer (ReadTimeoutError",
+            ("datagen",),
+        )
 
 
 # ---------------------------------------------------------------------------------------- the pieces, in this process
@@ -328,9 +421,18 @@ def test_storage_on_s3_writes_whole_objects_lists_fresh_and_never_makes_buckets(
     s = Storage(url)
     s.check()
     s.write_bytes("shards/a.tar", b"abc")
-    assert s.read_bytes("shards/a.tar") == b"abc" and s.size("shards/a.tar") == 3 and s.url_of("shards/a.tar") == f"{url}/shards/a.tar"
+    assert (
+        s.read_bytes("shards/a.tar") == b"abc"
+        and s.size("shards/a.tar") == 3
+        and s.url_of("shards/a.tar") == f"{url}/shards/a.tar"
+    )
     assert s.write_via("shards/b.tar", lambda f: f.write(b"xy")) == 2
-    assert s.listdir("shards") == ["a.tar", "b.tar"] and s.listdir("staging") == [] and s.exists("") and not s.exists("nothing")
+    assert (
+        s.listdir("shards") == ["a.tar", "b.tar"]
+        and s.listdir("staging") == []
+        and s.exists("")
+        and not s.exists("nothing")
+    )
     # Another process (a Ray worker) writes behind this one's back: the next listing and read see it.
     client().pipe_file(f"{s.root}/shards/c.tar", b"from a worker")
     assert s.listdir("shards") == ["a.tar", "b.tar", "c.tar"] and s.sizes("shards")["c.tar"] == 13
@@ -356,7 +458,7 @@ def test_a_rerun_sets_bad_files_aside_on_s3_and_a_crash_mid_rename_loses_nothing
     from datagen.storage import Storage
 
     url = s3.make_bucket("facelift-aside") + "/out"
-    fs, root = client(), url[len("s3://"):]
+    fs, root = client(), url[len("s3://") :]
     foreign, garbage = foreign_tar(), b"\0" * 1024
     fs.pipe_file(f"{root}/shards/heads-000000.tar", foreign)  # someone else's tar under our name, not in the card
     fs.pipe_file(f"{root}/shards/heads-000000.tar.rejected-20260101T000000Z", foreign)  # the crashed run's copy of it

@@ -16,11 +16,15 @@ def test_the_cluster_yaml_is_a_valid_ray_up_config_with_what_facelift_needs():
     config = prepare_config(raw)  # what `ray up` does before it launches anything
     validate_config(config)  # Ray's own schema: a misspelt field fails here, not on the cloud
     setup = " ".join(config["setup_commands"])
-    assert "python3.11 -m venv" in setup and "pip install" in setup and "-e ~/facelift" in setup  # one environment on every node
+    assert (
+        "python3.11 -m venv" in setup and "pip install" in setup and "-e ~/facelift" in setup
+    )  # one environment on every node
     assert config["file_mounts"]["~/facelift"] == "."
     assert "--address=$RAY_HEAD_IP:6379" in " ".join(config["worker_start_ray_commands"])  # workers find the head
     for name, node in config["available_node_types"].items():
-        assert "IamInstanceProfile" in node["node_config"], f"{name}: object storage credentials come from an instance profile"
+        assert "IamInstanceProfile" in node["node_config"], (
+            f"{name}: object storage credentials come from an instance profile"
+        )
     assert "aws_access_key_id" not in yaml.safe_dump(raw).lower()  # never keys in the file
 
 
@@ -43,7 +47,7 @@ def _facelift_commands(section: str) -> list[list[str]]:
             line = line.replace("$(which facelift)", "facelift")
             tokens = shlex.split(line) if "facelift" in line else []
             if "facelift" in tokens:
-                commands.append(tokens[tokens.index("facelift") + 1:])
+                commands.append(tokens[tokens.index("facelift") + 1 :])
     return commands
 
 
@@ -60,12 +64,18 @@ def test_every_facelift_command_of_running_at_scale_uses_options_the_cli_has():
         options: set[str] = set()
         for token in tokens:
             if token in getattr(command, "commands", {}):
-                options |= {o for p in command.params for o in p.opts}  # a group's own options come before its subcommand
+                options |= {
+                    o for p in command.params for o in p.opts
+                }  # a group's own options come before its subcommand
                 command = command.commands[token]
                 ctx_path.append(token)
-        known = {o for p in command.params for o in p.opts} | {o for p in command.params for o in getattr(p, "secondary_opts", [])}
+        known = {o for p in command.params for o in p.opts} | {
+            o for p in command.params for o in getattr(p, "secondary_opts", [])
+        }
         if hasattr(command, "commands"):
             known |= options
         for token in tokens:
             if token.startswith("--"):
-                assert token.split("=")[0] in known, f"{' '.join(ctx_path)} has no option {token} (README: facelift {' '.join(tokens)})"
+                assert token.split("=")[0] in known, (
+                    f"{' '.join(ctx_path)} has no option {token} (README: facelift {' '.join(tokens)})"
+                )

@@ -59,7 +59,7 @@ def test_changing_one_component_leaves_the_others(cfg):
     a, b = make_spec(cfg, 1, 0), make_spec(more_views, 1, 0)
     for part in ("identity", "expression", "pose", "lighting"):
         assert a[part] == b[part]
-    assert a["views"][:6 + 5] == b["views"]  # the first random draws are the same draws
+    assert a["views"][: 6 + 5] == b["views"]  # the first random draws are the same draws
 
 
 def test_identity_values_are_in_range():
@@ -122,6 +122,7 @@ def test_skin_detail_follows_tone_and_age():
     from blender_assets.catalogue import age_param_to_years
 
     idents = [sample_identity(0, i) for i in range(120)]
+
     def freckled(lo, hi):
         group = [x["skin"]["freckles"] > 0 for x in idents if lo <= x["skin"]["tone"] < hi]
         return sum(group) / max(len(group), 1)
@@ -159,4 +160,6 @@ def test_darker_skin_is_metered_brighter_light_skin_keeps_its_exposure(cfg):
     assert 0.8 < evs[-1] <= METERING_MAX_EV  # the darkest faces about a stop up, but not to mid-grey
     for i in range(6):
         spec = make_spec(cfg, i, 0)
-        assert spec["lighting"]["exposure_ev"] == pytest.approx(metering_ev(spec["identity"]["skin"]["base_color"]), abs=1e-6)
+        assert spec["lighting"]["exposure_ev"] == pytest.approx(
+            metering_ev(spec["identity"]["skin"]["base_color"]), abs=1e-6
+        )

@@ -25,19 +25,30 @@ bpy = pytest.importorskip("bpy")
 # output passes (test_datagen), and labels that name a value stored beside them.
 NOT_SCENE = re.compile(
     r"^(spec_version|key|identity_index|appearance_index|seed|split|seeds\..*|views|versions\..*|render\.passes|render\.hdri_dir|lighting\.kind"
-    r"|identity\.iris|expression\.archetypes|expression\.gaze_deg"  # iris names the colour; archetypes/gaze are in the units
+    # iris names the colour; archetypes/gaze are in the units
+    r"|identity\.iris|expression\.archetypes|expression\.gaze_deg"
     r"|clothing\.(inner\.)?garment"  # the garment's neckline, thickness and fabric are drawn from it and stored
     r"|makeup\.\w+\.name|hair\.color\.dye\.name|clothing\.(inner\.)?fabric\.(color_name|secondary_color_name)"
     r"|accessories\.hat\.color_name|accessories\.glasses\.(frame_color_name|lens_tint_name)|accessories\.earrings\.metal)$"
 )
 ALTERNATIVES = {  # named fields: valid values to switch to (the first that differs)
-    "hair.style": ("ponytail", "bun"), "hair.part": (-0.2, 0.2), "hair.density": ("low", "high"), "hair.facial_hair.style": ("goatee", "moustache"),
-    "clothing.garment": ("hoodie", "polo"), "clothing.neckline": ("crew", "v"), "clothing.fabric.pattern": ("stripes", "dots"),
-    "clothing.inner.garment": ("turtleneck", "tshirt"), "clothing.inner.neckline": ("crew", "collar"),
-    "clothing.inner.fabric.pattern": ("knit", "check"), "lighting.hdri": ("bundled:forest", "bundled:studio"),
-    "render.denoise_quality": ("HIGH", "FAST"), "accessories.glasses.style": ("round", "aviator"),
-    "accessories.glasses.frame_material": ("metal", "acetate"), "accessories.earrings.style": ("stud", "hoop"),
-    "accessories.hat.style": ("cap", "beanie"), "accessories.hat.pattern": ("solid", "knit"),
+    "hair.style": ("ponytail", "bun"),
+    "hair.part": (-0.2, 0.2),
+    "hair.density": ("low", "high"),
+    "hair.facial_hair.style": ("goatee", "moustache"),
+    "clothing.garment": ("hoodie", "polo"),
+    "clothing.neckline": ("crew", "v"),
+    "clothing.fabric.pattern": ("stripes", "dots"),
+    "clothing.inner.garment": ("turtleneck", "tshirt"),
+    "clothing.inner.neckline": ("crew", "collar"),
+    "clothing.inner.fabric.pattern": ("knit", "check"),
+    "lighting.hdri": ("bundled:forest", "bundled:studio"),
+    "render.denoise_quality": ("HIGH", "FAST"),
+    "accessories.glasses.style": ("round", "aviator"),
+    "accessories.glasses.frame_material": ("metal", "acetate"),
+    "accessories.earrings.style": ("stud", "hoop"),
+    "accessories.hat.style": ("cap", "beanie"),
+    "accessories.hat.pattern": ("solid", "knit"),
 }
 SAMPLED_PER_GROUP = 3  # of the ~140 face-shape sliders and the expression units (test_head moves them all)
 
@@ -52,15 +63,31 @@ def find(cfg, want) -> dict:
 
 def make_bases() -> list[dict]:
     cfg = make_config("test", identities=2000, appearances=1)
-    a = find(cfg, lambda s: s["hair"]["style"] == "long_wavy" and s["accessories"]["glasses"] and s["makeup"]["lipstick"])
-    a["hair"]["facial_hair"] = find(cfg, lambda s: s["hair"]["facial_hair"]["style"] == "full_beard")["hair"]["facial_hair"]
+    a = find(
+        cfg, lambda s: s["hair"]["style"] == "long_wavy" and s["accessories"]["glasses"] and s["makeup"]["lipstick"]
+    )
+    a["hair"]["facial_hair"] = find(cfg, lambda s: s["hair"]["facial_hair"]["style"] == "full_beard")["hair"][
+        "facial_hair"
+    ]
     a["hair"]["part"] = 0.1
     a["makeup"] = find(cfg, lambda s: all(s["makeup"][k] for k in ("lipstick", "eyeshadow", "blush")))["makeup"]
     a["accessories"]["earrings"] = find(cfg, lambda s: s["accessories"]["earrings"])["accessories"]["earrings"]
     a["hair"]["color"]["dye"] = {"name": "copper", "tint": [0.95, 0.45, 0.2], "amount": 0.6}
-    a["lighting"] = {"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.5, "sky_ratio": 12.0, "sky_direction_deg": [30.0, 40.0], "sky_sharpness": 8.0}
+    a["lighting"] = {
+        "kind": "ambient",
+        "color": [0.8, 0.8, 0.8],
+        "strength": 0.5,
+        "sky_ratio": 12.0,
+        "sky_direction_deg": [30.0, 40.0],
+        "sky_sharpness": 8.0,
+    }
     a["render"]["denoise"] = True
-    b = find(cfg, lambda s: s["clothing"].get("inner") and s["accessories"]["hat"] and s["clothing"]["fabric"]["pattern"] != "solid")
+    b = find(
+        cfg,
+        lambda s: (
+            s["clothing"].get("inner") and s["accessories"]["hat"] and s["clothing"]["fabric"]["pattern"] != "solid"
+        ),
+    )
     b["clothing"]["fabric"]["pattern"] = "stripes"
     b["lighting"] = {"kind": "hdr", "hdri": "bundled:sunset", "rotation_deg": 30.0, "strength": 1.1}
     b["render"]["denoise"] = True
@@ -119,7 +146,11 @@ def plain(v):
 def _values(block) -> list[float]:
     out = []
     for prop in block.bl_rna.properties:
-        if prop.type in ("FLOAT", "INT", "BOOLEAN", "ENUM", "STRING") and prop.identifier not in ("name", "name_full", "session_uid"):
+        if prop.type in ("FLOAT", "INT", "BOOLEAN", "ENUM", "STRING") and prop.identifier not in (
+            "name",
+            "name_full",
+            "session_uid",
+        ):
             v = getattr(block, prop.identifier)
             out.append(v if isinstance(v, (int, float, str)) else tuple(v) if hasattr(v, "__len__") else str(v))
     return out
@@ -127,6 +158,7 @@ def _values(block) -> list[float]:
 
 def fingerprint() -> dict[str, tuple]:
     """What a render depends on, per data-block, in plain comparable values."""
+
     def key(name):
         return re.sub(r"\.\d{3}$", "", name)
 
@@ -140,7 +172,13 @@ def fingerprint() -> dict[str, tuple]:
             entry.append(np.round(co, 6).tobytes())
             for attr in data.attributes:
                 if attr.data_type in ("FLOAT", "FLOAT_VECTOR", "FLOAT_COLOR", "FLOAT2") and len(attr.data):
-                    field = "vector" if attr.data_type in ("FLOAT_VECTOR", "FLOAT2") else "color" if attr.data_type == "FLOAT_COLOR" else "value"
+                    field = (
+                        "vector"
+                        if attr.data_type in ("FLOAT_VECTOR", "FLOAT2")
+                        else "color"
+                        if attr.data_type == "FLOAT_COLOR"
+                        else "value"
+                    )
                     width = {"FLOAT_VECTOR": 3, "FLOAT2": 2, "FLOAT_COLOR": 4}.get(attr.data_type, 1)
                     buf = np.empty(len(attr.data) * width)
                     attr.data.foreach_get(field, buf)
@@ -171,8 +209,14 @@ def fingerprint() -> dict[str, tuple]:
         nodes = []
         for n in tree.nodes:
             inputs = tuple(
-                (s.identifier, tuple(s.default_value) if hasattr(s.default_value, "__len__") and not isinstance(s.default_value, str) else s.default_value)
-                for s in n.inputs if hasattr(s, "default_value") and not s.is_linked
+                (
+                    s.identifier,
+                    tuple(s.default_value)
+                    if hasattr(s.default_value, "__len__") and not isinstance(s.default_value, str)
+                    else s.default_value,
+                )
+                for s in n.inputs
+                if hasattr(s, "default_value") and not s.is_linked
             )
             extra = _values(n)
             if getattr(n, "color_ramp", None):
@@ -189,7 +233,12 @@ def fingerprint() -> dict[str, tuple]:
             img.pixels.foreach_get(px)
             fp["image:" + key(img.name)] = (tuple(img.size), round(float(px.sum()), 3))
     scene = bpy.context.scene
-    fp["render"] = (tuple(_values(scene.render)), tuple(_values(scene.cycles)), tuple(_values(scene.cycles_curves)), tuple(_values(scene.view_settings)))
+    fp["render"] = (
+        tuple(_values(scene.render)),
+        tuple(_values(scene.cycles)),
+        tuple(_values(scene.cycles_curves)),
+        tuple(_values(scene.view_settings)),
+    )
     if scene.world:
         fp["world"] = tuple(_values(scene.world.cycles))  # light sampling of the world (importance map)
     return fp
@@ -230,6 +279,8 @@ def test_every_spec_field_changes_the_scene(bases):
                 untested.append(path)
             elif not changes.get(path):
                 changes[path] = build(with_field(base, path, new)) != reference
-    assert not untested, f"fields this test cannot vary (add an alternative or a NOT_SCENE reason): {sorted(set(untested))}"
+    assert not untested, (
+        f"fields this test cannot vary (add an alternative or a NOT_SCENE reason): {sorted(set(untested))}"
+    )
     unused = sorted(p for p, changed in changes.items() if not changed)
     assert not unused, f"spec fields that do not change the scene: {unused}"

@@ -43,7 +43,8 @@ def test_leftover_temporaries_are_removed_and_nothing_else(tmp_path):
     (tmp_path / "shards" / f"heads-000002.tar{TMP_MARK}x").write_bytes(b"not our random suffix")
     assert Storage(str(tmp_path)).remove_temporaries("shards", lambda name: name.startswith("heads-")) == 1
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == sorted(
-        ["heads-000001.tar", f"notes.txt{TMP_MARK}abc_1234", "draft.tmp-1", f"heads-000002.tar{TMP_MARK}x"])
+        ["heads-000001.tar", f"notes.txt{TMP_MARK}abc_1234", "draft.tmp-1", f"heads-000002.tar{TMP_MARK}x"]
+    )
 
 
 def test_unwritable_location_is_a_one_line_error(tmp_path):

@@ -78,7 +78,9 @@ def save_checkpoint(out: str, step: int, model: torch.nn.Module, state: dict, me
 
     def write(folder: str) -> None:
         os.makedirs(folder)
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, os.path.join(folder, MODEL_FILE))
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, os.path.join(folder, MODEL_FILE)
+        )
         torch.save(state, os.path.join(folder, STATE_FILE))
         with open(os.path.join(folder, META_FILE), "w") as f:
             json.dump({**meta, "step": step}, f, indent=2, sort_keys=True)
@@ -130,7 +132,8 @@ def check_model_config(path: str, meta: dict, model_cfg) -> None:
     if diff:
         k = diff[0]
         raise CheckpointError(
-            f"checkpoint {path!r} is preset {saved.get('preset')!r} ({k}={saved.get(k)!r}); this run is {want['preset']!r} ({k}={want[k]!r})"
+            f"checkpoint {path!r} is preset {saved.get('preset')!r} ({k}={saved.get(k)!r}); "
+            f"this run is {want['preset']!r} ({k}={want[k]!r})"
         )
 
 
@@ -141,7 +144,9 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
     try:
         return load_file(file)
     except Exception as e:  # safetensors raises its own error type for a corrupt or truncated file
-        raise CheckpointError(f"{file!r} is not a readable safetensors file ({e.__class__.__name__}: {_first_line(e)})") from None
+        raise CheckpointError(
+            f"{file!r} is not a readable safetensors file ({e.__class__.__name__}: {_first_line(e)})"
+        ) from None
 
 
 def apply_weights(weights: dict[str, torch.Tensor], model: torch.nn.Module, path: str) -> None:
@@ -158,8 +163,10 @@ def load_state(path: str, required: tuple[str, ...] = ("optimizer", "scheduler",
         with torch.serialization.safe_globals(NUMPY_ARRAY_GLOBALS):  # plain numpy arrays, as states before 0.1 held
             state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for a pickle that would run code; others for corrupt files
-        raise CheckpointError(f"{file!r} is not a facelift training state ({_unpickling_reason(e)}); "
-                              "it was not loaded (only tensors, numbers and strings are accepted)") from None
+        raise CheckpointError(
+            f"{file!r} is not a facelift training state ({_unpickling_reason(e)}); "
+            "it was not loaded (only tensors, numbers and strings are accepted)"
+        ) from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise CheckpointError(f"{file!r} is not a facelift training state (no step in it)")
     lacking = [k for k in required if k not in state]
@@ -171,7 +178,11 @@ def load_state(path: str, required: tuple[str, ...] = ("optimizer", "scheduler",
 def _unpickling_reason(e: BaseException) -> str:
     """The one telling line of torch's weights-only refusal (its advice to load unsafely is left out)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    telling = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Check the documentation", "Please file an issue"))]
+    telling = [
+        ln
+        for ln in lines
+        if not ln.startswith(("Weights only load failed", "Check the documentation", "Please file an issue"))
+    ]
     if any("GLOBAL" in ln for ln in telling):
         return next(ln for ln in telling if "GLOBAL" in ln).rstrip(".") + ": code that would run on loading"
     return f"{e.__class__.__name__}: {telling[0] if telling else _first_line(e)}"

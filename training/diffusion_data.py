@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,13 +22,21 @@ BACKGROUNDS = (1.0, 0.0, 0.5)  # white, black, grey
 FIXED_FILES = tuple(f"fixed_{k:02d}.png" for k in range(len(FIXED_VIEWS)))
 
 
-def diffusion_sample(files: dict, rng: np.random.Generator, size: int, num_views: int = len(FIXED_VIEWS), background: float | None = None) -> dict:
+def diffusion_sample(
+    files: dict,
+    rng: np.random.Generator,
+    size: int,
+    num_views: int = len(FIXED_VIEWS),
+    background: float | None = None,
+) -> dict:
     """One subject; `background` None draws it from BACKGROUNDS (training), a value fixes it (evaluation)."""
     missing_member(files, ("cameras.json", FIXED_FILES[0]))
     have = sum(f in files for f in FIXED_FILES)
     if have < num_views:
-        raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} has {have} fixed views; "
-                        f"the multi-view model needs {num_views} (fixed_00..fixed_{num_views - 1:02d})")
+        raise DataError(
+            f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} has {have} fixed views; "
+            f"the multi-view model needs {num_views} (fixed_00..fixed_{num_views - 1:02d})"
+        )
     if background is None:
         background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     views = torch.stack([decode_view(files[f], size, background) for f in FIXED_FILES[:num_views]])
@@ -40,12 +48,30 @@ def input_view(views: torch.Tensor) -> torch.Tensor:
     return views[..., 0, :, :, :]
 
 
-def diffusion_loader(data: str | Sequence[str] | Sequence[Source], size: int, batch_size: int, workers: int = 0, seed: int = 0,
-                     epochs: int | None = None, verify_data: bool = False, weights: Sequence[float] | None = None,
-                     start_epoch: int = 0) -> torch.utils.data.DataLoader:
+def diffusion_loader(
+    data: str | Sequence[str] | Sequence[Source],
+    size: int,
+    batch_size: int,
+    workers: int = 0,
+    seed: int = 0,
+    epochs: int | None = None,
+    verify_data: bool = False,
+    weights: Sequence[float] | None = None,
+    start_epoch: int = 0,
+) -> torch.utils.data.DataLoader:
     """Batches of {"views": (B, 6, 3, S, S)} in [0, 1] (input = `input_view`), "background": (B,),
     over one or more sources (`training.stream`: split between processes, mixed by weight)."""
-    return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, epochs, verify_data, weights, start_epoch)
+    return shard_loader(
+        data,
+        functools.partial(diffusion_sample, size=size),
+        batch_size,
+        workers,
+        seed,
+        epochs,
+        verify_data,
+        weights,
+        start_epoch,
+    )
 
 
 def face_statistics(sources: Sequence[Source], weights: Sequence[float]) -> dict | None:
@@ -56,8 +82,11 @@ def face_statistics(sources: Sequence[Source], weights: Sequence[float]) -> dict
 
     if len(sources) == 1:
         return sources[0].card.get(face_stats.FIELD)
-    measured = [(s.url, s.card[face_stats.FIELD], w) for s, w in zip(sources, weights)
-                if isinstance(s.card.get(face_stats.FIELD), dict) and s.card[face_stats.FIELD].get("face_size")]
+    measured = [
+        (s.url, s.card[face_stats.FIELD], w)
+        for s, w in zip(sources, weights)
+        if isinstance(s.card.get(face_stats.FIELD), dict) and s.card[face_stats.FIELD].get("face_size")
+    ]
     if len(measured) <= 1:
         return measured[0][1] if measured else None
     total = sum(w for _, _, w in measured)
@@ -68,9 +97,16 @@ def face_statistics(sources: Sequence[Source], weights: Sequence[float]) -> dict
         return {"mean": round(mean, 3), "sd": round(math.sqrt(max(0.0, second - mean**2)), 3)}
 
     first = measured[0][1]
-    return {"detector": first.get("detector"), "canvas": first.get("canvas"), "subjects": sum(st.get("subjects", 0) for _, st, _ in measured),
-            "found": sum(st.get("found", 0) for _, st, _ in measured), "face_size": pooled("face_size"), "centre_x": pooled("centre_x"),
-            "centre_y": pooled("centre_y"), "pooled_from": [url for url, _, _ in measured]}
+    return {
+        "detector": first.get("detector"),
+        "canvas": first.get("canvas"),
+        "subjects": sum(st.get("subjects", 0) for _, st, _ in measured),
+        "found": sum(st.get("found", 0) for _, st, _ in measured),
+        "face_size": pooled("face_size"),
+        "centre_x": pooled("centre_x"),
+        "centre_y": pooled("centre_y"),
+        "pooled_from": [url for url, _, _ in measured],
+    }
 
 
 __all__ = ["BACKGROUNDS", "DataError", "diffusion_loader", "diffusion_sample", "face_statistics", "input_view"]

@@ -87,19 +87,32 @@ def rng_state() -> dict:
     """Every generator's state as tensors, numbers and lists, so `torch.load(weights_only=True)` reads it."""
     np_state = np.random.get_state(legacy=False)
     version, mt, gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "numpy": {"bit_generator": np_state["bit_generator"], "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
-                      "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]), "gauss": float(np_state["gauss"])},
-            "python": {"version": version, "state": list(mt), "gauss": gauss},
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "python": {"version": version, "state": list(mt), "gauss": gauss},
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
     n, p = s["numpy"], s["python"]
     if isinstance(n, dict):
-        np.random.set_state({"bit_generator": n["bit_generator"], "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
-                             "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+        np.random.set_state(
+            {
+                "bit_generator": n["bit_generator"],
+                "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+                "has_gauss": n["has_gauss"],
+                "gauss": n["gauss"],
+            }
+        )
     else:  # a state saved before RNG states were stored as plain data: numpy's own tuple
         np.random.set_state(n)
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]) if isinstance(p, dict) else p)
@@ -115,7 +128,13 @@ class Progress:
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+            self.p = Progress(
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+            )
             self.p.start()
             self.task = self.p.add_task("train", total=total, completed=start, info="")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,6 @@ import torch
 from facelift_models import cameras
 from training.shards import REQUIRED, DataError, Source, decode_view, missing_member
 from training.stream import shard_loader
-
 
 
 @dataclass(frozen=True)
@@ -49,12 +48,16 @@ def near_inputs(directions: np.ndarray, inputs, max_angle_deg: float) -> np.ndar
     return (unit @ unit[inputs].T).max(axis=1) >= math.cos(math.radians(max_angle_deg)) - 1e-9
 
 
-def pick_views(directions: np.ndarray, rng: np.random.Generator, pick: ViewPick, tries: int = 50) -> tuple[np.ndarray, np.ndarray]:
+def pick_views(
+    directions: np.ndarray, rng: np.random.Generator, pick: ViewPick, tries: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of input and supervision views: each supervision direction within max_angle of an input's."""
     n = len(directions)
     need = pick.num_input + pick.num_supervision
     if n < need:
-        raise DataError(f"a subject has {n} views; LRM training needs at least {need} (render more with --views-random)")
+        raise DataError(
+            f"a subject has {n} views; LRM training needs at least {need} (render more with --views-random)"
+        )
     for _ in range(tries):
         inputs = rng.choice(n, pick.num_input, replace=False)
         near = near_inputs(directions, inputs, pick.max_angle_deg)
@@ -92,9 +95,28 @@ def lrm_sample(files: dict, rng: np.random.Generator, size: int, pick: ViewPick)
     return out
 
 
-def lrm_loader(data: str | Sequence[str] | Sequence[Source], size: int, batch_size: int, workers: int = 0, seed: int = 0, epochs: int | None = None,
-               holdout: tuple[str, ...] = (), verify_data: bool = False, weights: Sequence[float] | None = None,
-               start_epoch: int = 0) -> torch.utils.data.DataLoader:
+def lrm_loader(
+    data: str | Sequence[str] | Sequence[Source],
+    size: int,
+    batch_size: int,
+    workers: int = 0,
+    seed: int = 0,
+    epochs: int | None = None,
+    holdout: tuple[str, ...] = (),
+    verify_data: bool = False,
+    weights: Sequence[float] | None = None,
+    start_epoch: int = 0,
+) -> torch.utils.data.DataLoader:
     """LRM batches over one or more sources (`training.stream`: split between processes, mixed by weight)."""
     pick = ViewPick(holdout=tuple(holdout))
-    return shard_loader(data, functools.partial(lrm_sample, size=size, pick=pick), batch_size, workers, seed, epochs, verify_data, weights, start_epoch)
+    return shard_loader(
+        data,
+        functools.partial(lrm_sample, size=size, pick=pick),
+        batch_size,
+        workers,
+        seed,
+        epochs,
+        verify_data,
+        weights,
+        start_epoch,
+    )

@@ -56,20 +56,32 @@ class PerceptualLoss(nn.Module):
             if weights == "download":
                 state = torch.hub.load_state_dict_from_url(VGG19_URL, progress=False, map_location="cpu")
             elif not os.path.exists(weights):
-                raise ValueError(f"--vgg-weights {weights!r} does not exist; give torchvision's vgg19 .pth or 'download'")
+                raise ValueError(
+                    f"--vgg-weights {weights!r} does not exist; give torchvision's vgg19 .pth or 'download'"
+                )
             else:
                 try:
                     state = torch.load(weights, map_location="cpu", weights_only=True)
                 except Exception as e:
-                    raise ValueError(f"--vgg-weights {weights!r} is not a torchvision state dict ({e.__class__.__name__}); give vgg19's .pth") from None
-            own = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) <= TAPS[-1]} if isinstance(state, dict) else {}
+                    raise ValueError(
+                        f"--vgg-weights {weights!r} is not a torchvision state dict ({e.__class__.__name__}); "
+                        "give vgg19's .pth"
+                    ) from None
+            own = (
+                {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) <= TAPS[-1]}
+                if isinstance(state, dict)
+                else {}
+            )
             try:
-                self.features.load_state_dict({k[len("features."):]: v for k, v in own.items()})
+                self.features.load_state_dict({k[len("features.") :]: v for k, v in own.items()})
             except RuntimeError:
                 raise ValueError(f"--vgg-weights {weights!r} does not hold torchvision's vgg19 features") from None
             self.pretrained = True
         else:
-            log.warning("perceptual loss uses a randomly initialised VGG-19 (no --vgg-weights): fine for tests, not for real training")
+            log.warning(
+                "perceptual loss uses a randomly initialised VGG-19 (no --vgg-weights): "
+                "fine for tests, not for real training"
+            )
         self.features.requires_grad_(False).eval()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

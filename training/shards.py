@@ -15,8 +15,9 @@ import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO
 
 import fsspec
 import numpy as np
@@ -67,7 +68,9 @@ def open_source(data: str, verify_data: bool = False) -> Source:
             raise DataError(f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
         entries = [s for s in card["shards"] if s["samples"] > 0]
         if not entries:
-            raise DataError(f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion")
+            raise DataError(
+                f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion"
+            )
         sizes = storage.sizes(SHARD_DIR)  # one listing, also of thousands of shards in a bucket
     except DatagenError as e:  # an invalid card (the message names it), or a read that failed (StorageError)
         raise DataError(str(e)) from None
@@ -76,7 +79,10 @@ def open_source(data: str, verify_data: bool = False) -> Source:
         url = storage.url_of(f"{SHARD_DIR}/{entry['name']}")
         problem = shard_problem(url, sizes.get(entry["name"]), entry, verify_data)
         if problem:
-            raise DataError(f"--data {data!r}: {entry['name']} {problem}; rerun the `facelift datagen` command on it to repair, or check it with `facelift datagen verify {data}`")
+            raise DataError(
+                f"--data {data!r}: {entry['name']} {problem}; rerun the `facelift datagen` command on it to repair, "
+                f"or check it with `facelift datagen verify {data}`"
+            )
         shards.append(Shard(url, entry["samples"], tuple(entry["keys"])))
     check_format(shards[0].url)
     return Source(data, card, tuple(shards))
@@ -90,7 +96,9 @@ def location(data: str):
     from datagen.storage import Storage
 
     if not isinstance(data, str) or not data.strip():
-        raise DataError(f"--data {data!r} is not allowed (give a `facelift datagen` output folder or an fsspec URL such as s3://bucket/prefix)")
+        raise DataError(
+            f"--data {data!r} is not allowed (give a `facelift datagen` output folder or an fsspec URL such as s3://bucket/prefix)"
+        )
     try:
         storage = Storage(data)
         storage.check()
@@ -129,8 +137,10 @@ def refuse_held_out(data: str, card: dict) -> None:
     """Training never reads a test split: its identities are the held-out people eval scores on."""
     split = card.get("config", {}).get("split", "train")
     if split != "train":
-        raise DataError(f"--data {data!r} is a {split!r} split (held-out identities, for `facelift eval`); "
-                        "train on a training split (`facelift datagen` without --split test)")
+        raise DataError(
+            f"--data {data!r} is a {split!r} split (held-out identities, for `facelift eval`); "
+            "train on a training split (`facelift datagen` without --split test)"
+        )
 
 
 def open_shard(url: str) -> IO[bytes]:
@@ -214,4 +224,7 @@ def missing_member(files: dict, members) -> None:
     """One-line DataError when a sample lacks one of `members`."""
     missing = [m for m in members if m not in files]
     if missing:
-        raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} has no {missing[0]}: not a facelift head shard")
+        raise DataError(
+            f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} "
+            f"has no {missing[0]}: not a facelift head shard"
+        )

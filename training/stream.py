@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -55,14 +55,18 @@ def reader_slot() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")) * workers + worker, world_size() * workers
 
 
-def epoch_plan(source: Source, index: int, epoch: int, seed: int, reader: int, readers: int) -> list[tuple[Shard, frozenset[str] | None]]:
+def epoch_plan(
+    source: Source, index: int, epoch: int, seed: int, reader: int, readers: int
+) -> list[tuple[Shard, frozenset[str] | None]]:
     """This reader's part of one epoch of a source: (shard, the keys to keep, None for all), in order."""
     rng = np.random.default_rng([seed, index, epoch])
     order = [source.shards[k] for k in rng.permutation(len(source.shards))]
     if len(order) >= readers:
         return [(shard, None) for shard in order[reader::readers]]
     keys = [key for shard in order for key in shard.keys]
-    mine = frozenset(keys[k] for k in rng.permutation(len(keys))[reader::readers])  # shuffled: not always the same subjects per reader
+    mine = frozenset(
+        keys[k] for k in rng.permutation(len(keys))[reader::readers]
+    )  # shuffled: not always the same subjects per reader
     return [(shard, mine) for shard in order if mine.intersection(shard.keys)]
 
 
@@ -70,8 +74,11 @@ def shard_read_error(exn: Exception) -> bool:
     """webdataset handler: a shard that fails mid-run is one DataError naming it (webdataset
     appends the url to the exception's args)."""
     url = next((a for a in reversed(exn.args) if isinstance(a, str) and (a.endswith(".tar") or "/shards/" in a)), None)
-    raise DataError(f"shard {url or '?'} could not be read ({exn.__class__.__name__}: {first_line(exn.args[0]) if exn.args else ''}); "
-                    "check the data with `facelift datagen verify`")
+    raise DataError(
+        f"shard {url or '?'} could not be read ({exn.__class__.__name__}: "
+        f"{first_line(exn.args[0]) if exn.args else ''}); "
+        "check the data with `facelift datagen verify`"
+    )
 
 
 def shard_samples(url: str) -> Iterator[dict]:
@@ -79,13 +86,18 @@ def shard_samples(url: str) -> Iterator[dict]:
     try:
         stream = open_shard(url)
     except Exception as e:  # noqa: BLE001 - fsspec backends raise their own types
-        raise DataError(f"shard {url} could not be opened ({e.__class__.__name__}: {first_line(e)}); check the data with `facelift datagen verify`") from None
+        raise DataError(
+            f"shard {url} could not be opened ({e.__class__.__name__}: {first_line(e)}); "
+            "check the data with `facelift datagen verify`"
+        ) from None
     with stream:
         files = tariterators.tar_file_expander([{"url": url, "stream": stream}], handler=shard_read_error)
         yield from tariterators.group_by_keys(files, handler=shard_read_error)
 
 
-def source_samples(source: Source, index: int, seed: int, reader: int, readers: int, start_epoch: int, epochs: int | None) -> Iterator[dict]:
+def source_samples(
+    source: Source, index: int, seed: int, reader: int, readers: int, start_epoch: int, epochs: int | None
+) -> Iterator[dict]:
     """One reader's samples of one source, epoch after epoch, each tagged with its epoch and source."""
     epoch = start_epoch
     while epochs is None or epoch < start_epoch + epochs:
@@ -96,8 +108,10 @@ def source_samples(source: Source, index: int, seed: int, reader: int, readers: 
                     found += 1
                     yield {**sample, "__epoch__": epoch, "__source__": index}
         if not found:  # else an endless stream that never yields: every other process would wait on this one forever
-            raise DataError(f"--data {source.url!r}: reader {reader} of {readers} found none of its subjects in epoch {epoch}: "
-                            "the shards do not hold the keys dataset.json lists; check the data with `facelift datagen verify`")
+            raise DataError(
+                f"--data {source.url!r}: reader {reader} of {readers} found none of its subjects in epoch {epoch}: "
+                "the shards do not hold the keys dataset.json lists; check the data with `facelift datagen verify`"
+            )
         epoch += 1
 
 
@@ -119,7 +133,9 @@ class SeededMap:
     that lacks a member its source's card lists (`members[source]`) is a damaged shard: a tar whose
     stream breaks off mid-sample reads as a short sample, not as an error."""
 
-    def __init__(self, fn: Callable[[dict, np.random.Generator], dict], seed: int, members: Sequence[tuple[str, ...]] = ((),)):
+    def __init__(
+        self, fn: Callable[[dict, np.random.Generator], dict], seed: int, members: Sequence[tuple[str, ...]] = ((),)
+    ):
         self.fn, self.seed, self.rng, self.members = fn, seed, None, members
 
     def __call__(self, files: dict) -> dict:
@@ -129,21 +145,30 @@ class SeededMap:
         lacking = [m for m in self.members[files.get("__source__", 0)] if m not in files]
         if lacking:
             more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
-            raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} lacks {lacking[0]}{more} that dataset.json lists: "
-                            "the shard is damaged; check the data with `facelift datagen verify`")
+            raise DataError(
+                f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} "
+                f"lacks {lacking[0]}{more} that dataset.json lists: "
+                "the shard is damaged; check the data with `facelift datagen verify`"
+            )
         try:
             out = self.fn(files, self.rng)
         except DataError:
             raise
         except Exception as e:  # a PNG or JSON member that does not decode
-            raise DataError(f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} does not decode "
-                            f"({e.__class__.__name__}: {first_line(e)}); check the data with `facelift datagen verify`") from None
+            raise DataError(
+                f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} does not decode "
+                f"({e.__class__.__name__}: {first_line(e)}); check the data with `facelift datagen verify`"
+            ) from None
         return {**out, **{k: files[k] for k in CARRIED if k in files}}
 
 
 def collate(samples: list[dict]) -> dict:
     """A batch: tensors stacked; "key", "epoch" and "source" as lists."""
-    out = {"key": [s["key"] for s in samples], "epoch": [s.get("__epoch__") for s in samples], "source": [s.get("__source__") for s in samples]}
+    out = {
+        "key": [s["key"] for s in samples],
+        "epoch": [s.get("__epoch__") for s in samples],
+        "source": [s.get("__source__") for s in samples],
+    }
     for k in samples[0]:
         if k != "key" and not k.startswith("__"):  # webdataset carries __key__/__url__ along
             out[k] = torch.stack([s[k] for s in samples])
@@ -164,15 +189,26 @@ def batched(samples: Iterable[dict], size: int, partial: bool) -> Iterator[dict]
 class SubjectStream(torch.utils.data.IterableDataset):
     """Batches of `sample_map` over the sources, split and mixed as the module docstring says."""
 
-    def __init__(self, sources: list[Source], weights: list[float], sample_map: SeededMap, batch_size: int, seed: int,
-                 start_epoch: int = 0, epochs: int | None = None):
+    def __init__(
+        self,
+        sources: list[Source],
+        weights: list[float],
+        sample_map: SeededMap,
+        batch_size: int,
+        seed: int,
+        start_epoch: int = 0,
+        epochs: int | None = None,
+    ):
         super().__init__()
         self.sources, self.weights, self.sample_map, self.batch_size = sources, weights, sample_map, batch_size
         self.seed, self.start_epoch, self.epochs = seed, start_epoch, epochs
 
     def __iter__(self) -> Iterator[dict]:
         reader, readers = reader_slot()
-        streams = [source_samples(s, i, self.seed, reader, readers, self.start_epoch, self.epochs) for i, s in enumerate(self.sources)]
+        streams = [
+            source_samples(s, i, self.seed, reader, readers, self.start_epoch, self.epochs)
+            for i, s in enumerate(self.sources)
+        ]
         mixed = interleave(streams, self.weights, np.random.default_rng([self.seed, reader, self.start_epoch]))
         yield from batched(map(self.sample_map, mixed), self.batch_size, partial=self.epochs is not None)
 
@@ -182,8 +218,10 @@ def mixing_weights(sources: Sequence[Source], weights: Sequence[float] | None) -
     if not weights:
         return [float(s.subjects) for s in sources]
     if len(weights) != len(sources):
-        raise DataError(f"--data-weight is given {len(weights)} time{'s' * (len(weights) != 1)} for {len(sources)} --data; "
-                        "give one weight per --data, in the same order, or none (weights proportional to subjects)")
+        raise DataError(
+            f"--data-weight is given {len(weights)} time{'s' * (len(weights) != 1)} for {len(sources)} --data; "
+            "give one weight per --data, in the same order, or none (weights proportional to subjects)"
+        )
     for w in weights:
         if not (isinstance(w, (int, float)) and math.isfinite(w) and w > 0):
             raise DataError(f"--data-weight {w} is not allowed (must be a finite number above 0)")
@@ -196,8 +234,10 @@ def check_readers(sources: Sequence[Source], workers: int) -> None:
     readers = world_size() * max(1, workers)
     for s in sources:
         if s.subjects < readers:
-            raise DataError(f"--data {s.url!r} has {s.subjects} subjects, fewer than the {readers} readers "
-                            f"({world_size()} process(es) × {max(1, workers)} loader worker(s)); use fewer --workers or processes")
+            raise DataError(
+                f"--data {s.url!r} has {s.subjects} subjects, fewer than the {readers} readers "
+                f"({world_size()} process(es) × {max(1, workers)} loader worker(s)); use fewer --workers or processes"
+            )
 
 
 def as_sources(data: str | Sequence[str] | Sequence[Source], verify_data: bool = False) -> list[Source]:
@@ -208,16 +248,32 @@ def as_sources(data: str | Sequence[str] | Sequence[Source], verify_data: bool =
     return training_sources(items, verify_data)
 
 
-def shard_loader(data: str | Sequence[str] | Sequence[Source], sample_fn: Callable[[dict, np.random.Generator], dict], batch_size: int,
-                 workers: int = 0, seed: int = 0, epochs: int | None = None, verify_data: bool = False,
-                 weights: Sequence[float] | None = None, start_epoch: int = 0) -> torch.utils.data.DataLoader:
+def shard_loader(
+    data: str | Sequence[str] | Sequence[Source],
+    sample_fn: Callable[[dict, np.random.Generator], dict],
+    batch_size: int,
+    workers: int = 0,
+    seed: int = 0,
+    epochs: int | None = None,
+    verify_data: bool = False,
+    weights: Sequence[float] | None = None,
+    start_epoch: int = 0,
+) -> torch.utils.data.DataLoader:
     """Batches of `sample_fn(files, rng)` over one or more sources (paths/URLs, or checked Sources):
     endless for training, or `epochs` epochs. Iterate it through `guarded` so a read error mid-run is
     one line naming the shard."""
     sources = as_sources(data, verify_data)
     weights = mixing_weights(sources, weights)
     check_readers(sources, workers)
-    stream = SubjectStream(sources, weights, SeededMap(sample_fn, seed, [s.members for s in sources]), batch_size, seed, start_epoch, epochs)
+    stream = SubjectStream(
+        sources,
+        weights,
+        SeededMap(sample_fn, seed, [s.members for s in sources]),
+        batch_size,
+        seed,
+        start_epoch,
+        epochs,
+    )
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
 
 

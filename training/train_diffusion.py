@@ -19,17 +19,31 @@ import dataclasses
 import logging
 import os
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
 from facelift_models.mv_diffusion import (
-    DiffusionConfig, MultiViewDenoiser, build_components, make_diffusion_config, min_snr_v_weight, tiny_vae,
+    DiffusionConfig,
+    MultiViewDenoiser,
+    build_components,
+    make_diffusion_config,
+    min_snr_v_weight,
+    tiny_vae,
 )
 from training import checkpoints as ckpt
 from training.diffusion_data import diffusion_loader, face_statistics, input_view
-from training.loop import Progress, check_overrides, check_stop_at, make_accelerator, psnr, resume_rng, rng_state, warmup_constant
+from training.loop import (
+    Progress,
+    check_overrides,
+    check_stop_at,
+    make_accelerator,
+    psnr,
+    resume_rng,
+    rng_state,
+    warmup_constant,
+)
 from training.shards import DataError, guarded, training_sources
 from training.stream import check_readers, mixing_weights, record_trained
 
@@ -70,25 +84,45 @@ class DiffusionTrainConfig:
 
 TRAIN_PRESETS: dict[str, DiffusionTrainConfig] = {
     # CPU: overfits a few subjects in minutes (benchmarks/diffusion_learns.py).
-    "tiny": DiffusionTrainConfig("tiny", lr=1e-3, steps=2000, batch_size=4, warmup_steps=20, ema_decay=0.995, checkpoint_every=200,
-                                 log_every=5, validate_every=200, validation_steps=20, vae_steps=400, workers=0),
+    "tiny": DiffusionTrainConfig(
+        "tiny",
+        lr=1e-3,
+        steps=2000,
+        batch_size=4,
+        warmup_steps=20,
+        ema_decay=0.995,
+        checkpoint_every=200,
+        log_every=5,
+        validate_every=200,
+        validation_steps=20,
+        vae_steps=400,
+        workers=0,
+    ),
     # FaceLift: batch 8 per GPU × 2 accumulation (× 8 GPUs), 20 k steps, lr 1e-4, warm-up 10, fp16.
-    "paper": DiffusionTrainConfig("paper", lr=1e-4, steps=20_000, batch_size=8, grad_accum=2, checkpoint_every=1000, validate_every=1000),
+    "paper": DiffusionTrainConfig(
+        "paper", lr=1e-4, steps=20_000, batch_size=8, grad_accum=2, checkpoint_every=1000, validate_every=1000
+    ),
 }
 
 
 def make_train_config(preset: str, **overrides) -> DiffusionTrainConfig:
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"diffusion preset {preset!r} is not one of {', '.join(TRAIN_PRESETS)}")
-    check_overrides(overrides, at_least_1=("steps", "batch_size", "checkpoint_every", "log_every", "validate_every", "grad_accum"),
-                    at_least_0=("vae_steps", "workers"), positive_finite=("lr",))
+    check_overrides(
+        overrides,
+        at_least_1=("steps", "batch_size", "checkpoint_every", "log_every", "validate_every", "grad_accum"),
+        at_least_0=("vae_steps", "workers"),
+        positive_finite=("lr",),
+    )
     return dataclasses.replace(TRAIN_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
 # ----------------------------------------------------------------------------- pieces
 
 
-def cfg_keep_masks(batch: int, p: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def cfg_keep_masks(
+    batch: int, p: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(keep image embedding, keep input latent) per subject: u < p drops the embedding only,
     p ≤ u < 2p both, 2p ≤ u < 3p the latent only."""
     u = torch.rand(batch, generator=generator)
@@ -108,8 +142,19 @@ def encode_views(vae, views: torch.Tensor, dtype: torch.dtype, sample: bool) -> 
     return z.view(b, v, *z.shape[1:]), input_view(mode.view(b, v, *mode.shape[1:]))
 
 
-def v_loss(denoiser, scheduler, z: torch.Tensor, z_in: torch.Tensor, pixels: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-           keep_embed: torch.Tensor, keep_latent: torch.Tensor, gamma: float, reconstruct_input: bool) -> torch.Tensor:
+def v_loss(
+    denoiser,
+    scheduler,
+    z: torch.Tensor,
+    z_in: torch.Tensor,
+    pixels: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    keep_embed: torch.Tensor,
+    keep_latent: torch.Tensor,
+    gamma: float,
+    reconstruct_input: bool,
+) -> torch.Tensor:
     """The min-SNR-weighted v-prediction loss: z (B, V, 4, h, w) target latents, z_in (B, 4, h, w)
     and pixels (B, 3, S, S) in [-1, 1] the input, t (B,) one timestep per subject, keep_* (B,) CFG."""
     b, v = z.shape[:2]
@@ -125,7 +170,9 @@ def v_loss(denoiser, scheduler, z: torch.Tensor, z_in: torch.Tensor, pixels: tor
     return (min_snr_v_weight(scheduler, t, gamma) * per_view.mean(dim=1)).mean()
 
 
-def diffusion_loss(denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainConfig, reconstruct_input: bool, dtype: torch.dtype) -> torch.Tensor:
+def diffusion_loss(
+    denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainConfig, reconstruct_input: bool, dtype: torch.dtype
+) -> torch.Tensor:
     """One training batch: random timestep per subject, random noise, random CFG drops."""
     device = next(denoiser.parameters()).device  # denoiser: a MultiViewDenoiser, maybe DDP-wrapped
     views = batch["views"].to(device)
@@ -133,11 +180,32 @@ def diffusion_loss(denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainCon
     b = z.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=device)
     keep_embed, keep_latent = (m.to(device) for m in cfg_keep_masks(b, cfg.cfg_drop))
-    return v_loss(denoiser, scheduler, z, z_in, input_view(views) * 2 - 1, t, torch.randn_like(z), keep_embed, keep_latent, cfg.snr_gamma, reconstruct_input)
+    return v_loss(
+        denoiser,
+        scheduler,
+        z,
+        z_in,
+        input_view(views) * 2 - 1,
+        t,
+        torch.randn_like(z),
+        keep_embed,
+        keep_latent,
+        cfg.snr_gamma,
+        reconstruct_input,
+    )
 
 
 @torch.no_grad()
-def eval_loss(denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainConfig, reconstruct_input: bool, levels: int = 10, seed: int = 0) -> float:
+def eval_loss(
+    denoiser,
+    vae,
+    scheduler,
+    batch: dict,
+    cfg: DiffusionTrainConfig,
+    reconstruct_input: bool,
+    levels: int = 10,
+    seed: int = 0,
+) -> float:
     """The training objective on `batch` at `levels` evenly spaced timesteps with fixed noise, no
     CFG drop and the posterior's mode: the same measurement at every step."""
     device = next(denoiser.parameters()).device
@@ -148,7 +216,21 @@ def eval_loss(denoiser, vae, scheduler, batch: dict, cfg: DiffusionTrainConfig, 
     total = 0.0
     for k, t in enumerate(torch.linspace(0, scheduler.config.num_train_timesteps - 1, levels).round().long()):
         noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed * 1000 + k)).to(device)
-        total += float(v_loss(denoiser, scheduler, z, z_in, input_view(views) * 2 - 1, t.repeat(b).to(device), noise, keep, keep, cfg.snr_gamma, reconstruct_input))
+        total += float(
+            v_loss(
+                denoiser,
+                scheduler,
+                z,
+                z_in,
+                input_view(views) * 2 - 1,
+                t.repeat(b).to(device),
+                noise,
+                keep,
+                keep,
+                cfg.snr_gamma,
+                reconstruct_input,
+            )
+        )
     return total / levels
 
 
@@ -184,16 +266,25 @@ def fit_vae(vae, loader, steps: int, lr: float, device, progress: bool, kl_weigh
     return psnr(torch.stack(errs).mean())
 
 
-def make_pipeline(denoiser: MultiViewDenoiser, vae, noise_scheduler, model_cfg: DiffusionConfig, face_alignment: dict | None = None):
+def make_pipeline(
+    denoiser: MultiViewDenoiser, vae, noise_scheduler, model_cfg: DiffusionConfig, face_alignment: dict | None = None
+):
     from diffusers import DDIMScheduler
 
     from facelift_models.mv_pipeline import MultiViewPipeline
 
     return MultiViewPipeline(
-        unet=denoiser.unet, vae=vae, scheduler=DDIMScheduler.from_config(noise_scheduler.config),
-        image_encoder=denoiser.image_encoder, view_embeddings=denoiser.view_embeddings, feature_extractor=denoiser.feature_extractor,
-        num_views=denoiser.view_embeddings.config.num_views, attention=model_cfg.attention,
-        reconstruct_input=model_cfg.reconstruct_input, image_size=model_cfg.image_size, face_alignment=face_alignment,
+        unet=denoiser.unet,
+        vae=vae,
+        scheduler=DDIMScheduler.from_config(noise_scheduler.config),
+        image_encoder=denoiser.image_encoder,
+        view_embeddings=denoiser.view_embeddings,
+        feature_extractor=denoiser.feature_extractor,
+        num_views=denoiser.view_embeddings.config.num_views,
+        attention=model_cfg.attention,
+        reconstruct_input=model_cfg.reconstruct_input,
+        image_size=model_cfg.image_size,
+        face_alignment=face_alignment,
     )
 
 
@@ -201,7 +292,13 @@ def validation_grid(pipe, batch: dict, cfg: DiffusionTrainConfig) -> tuple[torch
     """(3, 2·S, 7·S) input | 6 generated views over blank | 6 ground-truth views, and the PSNR of
     the generated views against the ground truth (first subject of the batch)."""
     truth = batch["views"][0]
-    gen = pipe(input_view(truth), num_inference_steps=cfg.validation_steps, guidance_scale=cfg.guidance_scale, seed=cfg.seed, output_type="pt").images
+    gen = pipe(
+        input_view(truth),
+        num_inference_steps=cfg.validation_steps,
+        guidance_scale=cfg.guidance_scale,
+        seed=cfg.seed,
+        output_type="pt",
+    ).images
     blank = torch.ones_like(truth[0])
     top = torch.cat([input_view(truth), *gen], dim=2)
     bottom = torch.cat([blank, *truth], dim=2)
@@ -223,7 +320,8 @@ def train_diffusion(
     verify_data: bool = False,
     data_weights: Sequence[float] | None = None,
 ) -> dict:
-    """Train; returns {"step", "loss", "checkpoint", "pipeline", "vae_psnr", "main_process"}. Errors are one-line ValueErrors.
+    """Train; returns {"step", "loss", "checkpoint", "pipeline", "vae_psnr", "main_process"}.
+    Errors are one-line ValueErrors.
 
     `callback(step, loss, run)` runs before the first step (loss None) and after every step; `run`
     holds `model` (the denoiser), `vae`, `noise_scheduler` and `pipeline()`, a context manager
@@ -245,10 +343,20 @@ def train_diffusion(
     resume_state = ckpt.load_state(resume_from, ("optimizer", "scheduler", "ema", "rng")) if resume_from else None
     # a resumed run starts the data at the next epoch: a fresh order, not epoch 0's again
     data_epoch = resume_state.get("data_epoch", -1) if resume_state else -1
-    loader = diffusion_loader(sources, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, weights=weights, start_epoch=data_epoch + 1)
+    loader = diffusion_loader(
+        sources,
+        model_cfg.image_size,
+        cfg.batch_size,
+        cfg.workers,
+        cfg.seed,
+        weights=weights,
+        start_epoch=data_epoch + 1,
+    )
 
     cuda = torch.cuda.is_available()
-    accelerator = make_accelerator(mixed_precision=cfg.mixed_precision if cuda else "no", gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = make_accelerator(
+        mixed_precision=cfg.mixed_precision if cuda else "no", gradient_accumulation_steps=cfg.grad_accum
+    )
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -262,12 +370,19 @@ def train_diffusion(
 
         if not os.path.exists(os.path.join(vae_path, "config.json")):  # else fitted by an earlier run in this folder
             if resume_from:
-                raise ckpt.CheckpointError(f"--resume: {out!r} has checkpoints but no {VAE_DIR}/; it was not made by this preset")
+                raise ckpt.CheckpointError(
+                    f"--resume: {out!r} has checkpoints but no {VAE_DIR}/; it was not made by this preset"
+                )
             if accelerator.is_main_process:  # one process fits, every process loads the same VAE
                 vae = tiny_vae(model_cfg)
                 if cfg.vae_steps:
                     vae_psnr = fit_vae(vae, loader, cfg.vae_steps, cfg.vae_lr, accelerator.device, progress)
-                    log.info("VAE fitted in %d steps: %.2f dB, latent scaling %.4f", cfg.vae_steps, vae_psnr, vae.config.scaling_factor)
+                    log.info(
+                        "VAE fitted in %d steps: %.2f dB, latent scaling %.4f",
+                        cfg.vae_steps,
+                        vae_psnr,
+                        vae.config.scaling_factor,
+                    )
                 ckpt.save_folder_atomically(vae.save_pretrained, vae_path)
             accelerator.wait_for_everyone()
         vae = AutoencoderKL.from_pretrained(vae_path)
@@ -302,11 +417,23 @@ def train_diffusion(
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(os.path.join(out, "logs"))
-        log.info("multi-view diffusion %s: %.2f M trained parameters, %s attention, %s, %s, %d process(es) (%s)", model_cfg.preset,
-                 sum(p.numel() for p in params) / 1e6, model_cfg.attention, accelerator.device, accelerator.mixed_precision,
-                 accelerator.num_processes, accelerator.distributed_type.value)
-    meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": [s.url for s in sources], "data_weights": weights,
-            "vae_psnr": vae_psnr}
+        log.info(
+            "multi-view diffusion %s: %.2f M trained parameters, %s attention, %s, %s, %d process(es) (%s)",
+            model_cfg.preset,
+            sum(p.numel() for p in params) / 1e6,
+            model_cfg.attention,
+            accelerator.device,
+            accelerator.mixed_precision,
+            accelerator.num_processes,
+            accelerator.distributed_type.value,
+        )
+    meta = {
+        "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(cfg),
+        "data": [s.url for s in sources],
+        "data_weights": weights,
+        "vae_psnr": vae_psnr,
+    }
 
     @contextlib.contextmanager
     def ema_pipeline():
@@ -320,14 +447,22 @@ def train_diffusion(
     def save() -> tuple[str, str]:
         if not accelerator.is_main_process:
             return "", ""
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema.state_dict(), "rng": rng_state(), "step": step,
-                 "data_epoch": data_epoch}
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "ema": ema.state_dict(),
+            "rng": rng_state(),
+            "step": step,
+            "data_epoch": data_epoch,
+        }
         path = ckpt.save_checkpoint(out, step, trainable, state, meta)
         with ema_pipeline() as pipe:
             saved = ckpt.save_folder_atomically(pipe.save_pretrained, os.path.join(out, PIPELINE_DIR))
         return path, saved
 
-    run = types.SimpleNamespace(model=model, vae=vae, noise_scheduler=noise_scheduler, pipeline=ema_pipeline, vae_psnr=vae_psnr)
+    run = types.SimpleNamespace(
+        model=model, vae=vae, noise_scheduler=noise_scheduler, pipeline=ema_pipeline, vae_psnr=vae_psnr
+    )
     bar = Progress("train diffusion", progress and accelerator.is_main_process, cfg.steps, step)
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     last_loss, saved_at, pipeline_at, val_batch = float("nan"), None, None, None
@@ -340,7 +475,9 @@ def train_diffusion(
             val_batch = val_batch or {"views": batch["views"][:1]}
             with accelerator.accumulate(denoiser):
                 with accelerator.autocast():
-                    loss = diffusion_loss(denoiser, vae, noise_scheduler, batch, cfg, model_cfg.reconstruct_input, weight_dtype)
+                    loss = diffusion_loss(
+                        denoiser, vae, noise_scheduler, batch, cfg, model_cfg.reconstruct_input, weight_dtype
+                    )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip)
@@ -360,7 +497,11 @@ def train_diffusion(
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 writer.add_scalar("train/ema_decay", ema.cur_decay_value or 0.0, step)
             if writer and (step % cfg.validate_every == 0 or step == end):
-                writer.add_scalar("val/loss_fixed_noise", eval_loss(model, vae, noise_scheduler, val_batch, cfg, model_cfg.reconstruct_input), step)
+                writer.add_scalar(
+                    "val/loss_fixed_noise",
+                    eval_loss(model, vae, noise_scheduler, val_batch, cfg, model_cfg.reconstruct_input),
+                    step,
+                )
                 with ema_pipeline() as pipe:
                     pipe.set_progress_bar_config(disable=True)
                     grid, db = validation_grid(pipe, val_batch, cfg)
@@ -377,8 +518,14 @@ def train_diffusion(
             saved_at, pipeline_at = save()
         if writer:
             writer.close()
-    return {"step": step, "loss": last_loss, "checkpoint": saved_at, "pipeline": pipeline_at, "vae_psnr": vae_psnr,
-            "main_process": accelerator.is_main_process}
+    return {
+        "step": step,
+        "loss": last_loss,
+        "checkpoint": saved_at,
+        "pipeline": pipeline_at,
+        "vae_psnr": vae_psnr,
+        "main_process": accelerator.is_main_process,
+    }
 
 
 __all__ = ["DiffusionTrainConfig", "TRAIN_PRESETS", "make_train_config", "train_diffusion", "DataError"]

@@ -12,19 +12,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
 from facelift_models.gaussian_render import render_gaussians
 from facelift_models.lrm import GSLRM, LRMConfig, lr_groups, make_lrm_config, parameter_count
 from training import checkpoints as ckpt
-from training.loop import Progress, check_overrides, check_stop_at, make_accelerator, psnr, resume_rng, rng_state, warmup_cosine
+from training.loop import (
+    Progress,
+    check_overrides,
+    check_stop_at,
+    make_accelerator,
+    psnr,
+    resume_rng,
+    rng_state,
+    warmup_cosine,
+)
 from training.lrm_data import lrm_loader
+from training.perceptual import PerceptualLoss
 from training.shards import DataError, guarded, training_sources
 from training.stream import check_readers, mixing_weights, record_trained
-from training.perceptual import PerceptualLoss
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +60,38 @@ class LRMTrainConfig:
 
 TRAIN_PRESETS: dict[str, LRMTrainConfig] = {
     # CPU: learns a few subjects in minutes (benchmarks/lrm_learns.py).
-    "tiny": LRMTrainConfig("tiny", lr=1e-3, warmup_steps=20, steps=2000, batch_size=1, perceptual_after=200, checkpoint_every=100, log_every=5, image_every=100, workers=0),
-    "small": LRMTrainConfig("small", lr=4e-4, warmup_steps=1000, steps=40_000, batch_size=4, perceptual_after=2000, checkpoint_every=1000),
-    # FaceLift stage III (heads, 512², fine-tuned from an objects model): lr 1e-4, warm-up 500, 20 k steps, batch 2 per GPU.
-    "paper": LRMTrainConfig("paper", lr=1e-4, warmup_steps=500, steps=20_000, batch_size=2, perceptual_after=500, checkpoint_every=1000),
+    "tiny": LRMTrainConfig(
+        "tiny",
+        lr=1e-3,
+        warmup_steps=20,
+        steps=2000,
+        batch_size=1,
+        perceptual_after=200,
+        checkpoint_every=100,
+        log_every=5,
+        image_every=100,
+        workers=0,
+    ),
+    "small": LRMTrainConfig(
+        "small", lr=4e-4, warmup_steps=1000, steps=40_000, batch_size=4, perceptual_after=2000, checkpoint_every=1000
+    ),
+    # FaceLift stage III (heads, 512², fine-tuned from an objects model): lr 1e-4, warm-up 500, 20 k steps,
+    # batch 2 per GPU.
+    "paper": LRMTrainConfig(
+        "paper", lr=1e-4, warmup_steps=500, steps=20_000, batch_size=2, perceptual_after=500, checkpoint_every=1000
+    ),
 }
 
 
 def make_train_config(preset: str, **overrides) -> LRMTrainConfig:
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"LRM preset {preset!r} is not one of {', '.join(TRAIN_PRESETS)}")
-    check_overrides(overrides, at_least_1=("steps", "batch_size", "checkpoint_every", "log_every"), at_least_0=("workers",), positive_finite=("lr",))
+    check_overrides(
+        overrides,
+        at_least_1=("steps", "batch_size", "checkpoint_every", "log_every"),
+        at_least_0=("workers",),
+        positive_finite=("lr",),
+    )
     return dataclasses.replace(TRAIN_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -94,7 +124,8 @@ def train_lrm(
     verify_data: bool = False,
     data_weights: Sequence[float] | None = None,
 ) -> dict:
-    """Train; returns {"step", "loss", "psnr", "skipped", "checkpoint", "main_process"}. Errors are one-line ValueErrors.
+    """Train; returns {"step", "loss", "psnr", "skipped", "checkpoint", "main_process"}.
+    Errors are one-line ValueErrors.
 
     `stop_at`: leave after this step (checkpointed) without shortening the schedule, for jobs with a
     time limit; `--resume` continues. `holdout`: view files never drawn. `callback(step, model)` runs
@@ -116,8 +147,16 @@ def train_lrm(
     resume_state = ckpt.load_state(resume_from) if resume_from else None
     # a resumed run starts the data at the next epoch: a fresh order, not epoch 0's again
     data_epoch = resume_state.get("data_epoch", -1) if resume_state else -1
-    loader = lrm_loader(sources, model_cfg.image_size, cfg.batch_size, cfg.workers, cfg.seed, holdout=holdout, weights=weights,
-                        start_epoch=data_epoch + 1)
+    loader = lrm_loader(
+        sources,
+        model_cfg.image_size,
+        cfg.batch_size,
+        cfg.workers,
+        cfg.seed,
+        holdout=holdout,
+        weights=weights,
+        start_epoch=data_epoch + 1,
+    )
 
     accelerator = make_accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     if torch.cuda.is_available():
@@ -146,16 +185,37 @@ def train_lrm(
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(os.path.join(out, "logs"))
-        log.info("GS-LRM %s: %.1f M parameters, %s, %d process(es) (%s)", model_cfg.preset, parameter_count(model) / 1e6, accelerator.device,
-                 accelerator.num_processes, accelerator.distributed_type.value)
-    meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": [s.url for s in sources],
-            "data_weights": weights, "perceptual_pretrained": perceptual.pretrained}
+        log.info(
+            "GS-LRM %s: %.1f M parameters, %s, %d process(es) (%s)",
+            model_cfg.preset,
+            parameter_count(model) / 1e6,
+            accelerator.device,
+            accelerator.num_processes,
+            accelerator.distributed_type.value,
+        )
+    meta = {
+        "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(cfg),
+        "data": [s.url for s in sources],
+        "data_weights": weights,
+        "perceptual_pretrained": perceptual.pretrained,
+    }
 
     def save() -> str:
         meta["lr"] = scheduler.get_last_lr()[0]  # the rate the next step will use
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "skipped": skipped,
-                 "data_epoch": data_epoch}
-        return ckpt.save_checkpoint(out, step, accelerator.unwrap_model(model), state, meta) if accelerator.is_main_process else ""
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            "step": step,
+            "skipped": skipped,
+            "data_epoch": data_epoch,
+        }
+        return (
+            ckpt.save_checkpoint(out, step, accelerator.unwrap_model(model), state, meta)
+            if accelerator.is_main_process
+            else ""
+        )
 
     bar = Progress("train lrm", progress and accelerator.is_main_process, cfg.steps, step)
     last = {"loss": float("nan"), "psnr": float("nan")}
@@ -173,7 +233,9 @@ def train_lrm(
             target = batch["target_images"].to(dev)
             with accelerator.autocast():
                 gaussians = model(inputs, c2w, K)
-            pred = render_targets(gaussians, batch["target_c2w"].to(dev), batch["target_K"].to(dev), model_cfg.image_size)
+            pred = render_targets(
+                gaussians, batch["target_c2w"].to(dev), batch["target_K"].to(dev), model_cfg.image_size
+            )
             mse = torch.mean((pred - target) ** 2)
             loss = mse
             if cfg.perceptual_weight > 0 and step >= cfg.perceptual_after:
@@ -212,7 +274,13 @@ def train_lrm(
             saved_at = save()
         if writer:
             writer.close()
-    return {"step": step, **last, "skipped": skipped, "checkpoint": saved_at, "main_process": accelerator.is_main_process}
+    return {
+        "step": step,
+        **last,
+        "skipped": skipped,
+        "checkpoint": saved_at,
+        "main_process": accelerator.is_main_process,
+    }
 
 
 __all__ = ["LRMTrainConfig", "TRAIN_PRESETS", "make_train_config", "train_lrm", "DataError"]
