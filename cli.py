@@ -5,9 +5,15 @@ Every user error is one line on stderr and exit code 2; Ctrl-C exits 130 and kee
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import typer
+
+from datagen.config import DATAGEN_PRESETS
+from inference.presets import EVAL_PRESETS, INFER_PRESETS
+from presets import configure, help_line
+from training.presets import DIFFUSION_PRESETS, LRM_PRESETS, check_pretrained
 
 app = typer.Typer(
     add_completion=False,
@@ -36,7 +42,7 @@ def datagen(
     ctx: typer.Context,
     identities: int = typer.Option(200, help="Identities (face shape, skin tone, eye colour, sex/age)."),
     appearances: int = typer.Option(50, help="Appearances per identity (expression, pose, lighting, ...)."),
-    preset: str = typer.Option("paper", help="test (64², CI) | preview (256²) | paper (512², FaceLift quality)."),
+    preset: str = typer.Option("paper", help=help_line(DATAGEN_PRESETS)),
     out: str = typer.Option("data/heads", help="Output folder or fsspec URL (s3://..., gs://...)."),
     seed: int = typer.Option(0, help="Run seed; every draw derives from it per subject and component."),
     size: int | None = typer.Option(None, help="Override the preset's image size (pixels)."),
@@ -159,78 +165,85 @@ def datagen_preview(
         raise typer.Exit(1) from None
 
 
+# Options both train commands take.
+DATA = typer.Option(
+    ...,
+    help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources.",
+)
+DATA_WEIGHT = typer.Option(
+    None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."
+)
+STEPS = typer.Option(None, help="Override the preset's total steps (the schedule's length).")
+BATCH_SIZE = typer.Option(None, help="Subjects per step per process.")
+LR = typer.Option(None, help="Peak learning rate (diffusion: constant after the warm-up).")
+CHECKPOINT_EVERY = typer.Option(None, help="Steps between checkpoints (one is also written at exit).")
+WORKERS = typer.Option(None, help="DataLoader workers per process.")
+RESUME = typer.Option(False, help="Continue the latest checkpoint in --out: weights, optimiser (and EMA), step.")
+SEED = typer.Option(0, help="Seed of the model init and the data's draws (views, noise, backgrounds).")
+STOP_AT = typer.Option(None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues.")
+VERIFY_DATA = typer.Option(
+    False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."
+)
+PROGRESS = typer.Option(True, help="Show the progress bar.")
+
+
+@contextlib.contextmanager
+def training_errors():
+    """The trainers' log lines on stderr; their bad input (DataError, CheckpointError, PretrainedError:
+    ValueErrors) as one line."""
+    from training.loop import configure_logging
+
+    configure_logging()
+    with one_line_errors(ValueError):
+        yield
+
+
+@contextlib.contextmanager
+def one_line_errors(*kinds: type[Exception]):
+    """The training and inference packages phrase bad input as one-line errors of these kinds."""
+    try:
+        yield
+    except kinds as e:
+        raise TrainError(str(e)) from None
+
+
 @train_app.command("lrm")
 def train_lrm_command(
-    data: list[str] = typer.Option(
-        ...,
-        help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources.",
-    ),
-    data_weight: list[float] | None = typer.Option(
-        None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."
-    ),
+    data: list[str] = DATA,
+    data_weight: list[float] | None = DATA_WEIGHT,
     out: str = typer.Option("runs/lrm", help="Run folder: checkpoints/, logs/ (tensorboard)."),
-    preset: str = typer.Option("tiny", help="tiny (CPU, 32²) | small (256²) | paper (512², 24 layers × 1024)."),
-    steps: int | None = typer.Option(None, help="Override the preset's total steps (the schedule's length)."),
-    batch_size: int | None = typer.Option(None, help="Subjects per step per process."),
-    lr: float | None = typer.Option(None, help="Peak learning rate."),
-    checkpoint_every: int | None = typer.Option(None, help="Steps between checkpoints (one is also written at exit)."),
-    workers: int | None = typer.Option(None, help="DataLoader workers per process."),
+    preset: str = typer.Option("tiny", help=help_line(LRM_PRESETS)),
+    steps: int | None = STEPS,
+    batch_size: int | None = BATCH_SIZE,
+    lr: float | None = LR,
+    checkpoint_every: int | None = CHECKPOINT_EVERY,
+    workers: int | None = WORKERS,
     ray_encoding: str | None = typer.Option(None, help="facelift (direction + nearest point) | plucker."),
-    resume: bool = typer.Option(
-        False, help="Continue the latest checkpoint in --out: weights, optimiser, schedule, step."
-    ),
+    resume: bool = RESUME,
     init_from: str | None = typer.Option(
         None, help="Start from this checkpoint's weights with a fresh optimiser (stage change)."
     ),
     vgg_weights: str | None = typer.Option(
         None, help="torchvision vgg19 .pth for the perceptual loss, or 'download'; default random."
     ),
-    seed: int = typer.Option(0, help="Seed of the model init and the view draws."),
-    stop_at: int | None = typer.Option(
-        None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."
-    ),
-    verify_data: bool = typer.Option(
-        False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."
-    ),
-    progress: bool = typer.Option(True, help="Show the progress bar."),
+    seed: int = SEED,
+    stop_at: int | None = STOP_AT,
+    verify_data: bool = VERIFY_DATA,
+    progress: bool = PROGRESS,
 ) -> None:
-    from facelift_models.lrm import make_lrm_config
-    from training.checkpoints import CheckpointError
-    from training.loop import configure_logging
-    from training.shards import DataError
-    from training.train_lrm import make_train_config, train_lrm
+    from training.train_lrm import train_lrm
 
-    configure_logging()
     if resume and init_from:
         raise TrainError(
             "--resume and --init-from exclude each other: resume continues a run, init-from starts a new one"
         )
-    try:
-        cfg = make_train_config(
-            preset,
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            checkpoint_every=checkpoint_every,
-            workers=workers,
-            seed=seed,
+    with training_errors():
+        shared = dict(steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, workers=workers)
+        chosen = configure(LRM_PRESETS, preset, dict(shared, seed=seed), dict(ray_encoding=ray_encoding))
+        run = dict(
+            resume=resume, progress=progress, stop_at=stop_at, verify_data=verify_data, data_weights=data_weight
         )
-        model_cfg = make_lrm_config(preset, ray_encoding=ray_encoding)
-        result = train_lrm(
-            cfg,
-            data,
-            out,
-            model_cfg,
-            resume=resume,
-            init_from=init_from,
-            vgg_weights=vgg_weights,
-            progress=progress,
-            stop_at=stop_at,
-            verify_data=verify_data,
-            data_weights=data_weight,
-        )
-    except (DataError, CheckpointError, ValueError) as e:
-        raise TrainError(str(e)) from None
+        result = train_lrm(chosen.config, data, out, chosen.model, init_from=init_from, vgg_weights=vgg_weights, **run)
     if result["main_process"]:  # under torchrun: one summary, from the process that wrote the checkpoint
         typer.echo(
             f"done: step {result['step']}, loss {result['loss']:.4f}, PSNR {result['psnr']:.2f} dB, "
@@ -240,17 +253,12 @@ def train_lrm_command(
 
 @train_app.command("diffusion")
 def train_diffusion_command(
-    data: list[str] = typer.Option(
-        ...,
-        help="A `facelift datagen` output folder or fsspec URL (s3://bucket/prefix); repeat to mix several sources.",
-    ),
-    data_weight: list[float] | None = typer.Option(
-        None, help="Mixing weight of each --data, one per --data in order (default: by subject count)."
-    ),
+    data: list[str] = DATA,
+    data_weight: list[float] | None = DATA_WEIGHT,
     out: str = typer.Option(
         "runs/diffusion", help="Run folder: checkpoints/, pipeline/ (diffusers), vae/ (tiny), logs/ (tensorboard)."
     ),
-    preset: str = typer.Option("tiny", help="tiny (CPU, 32², from scratch) | paper (512², fine-tunes --pretrained)."),
+    preset: str = typer.Option("tiny", help=help_line(DIFFUSION_PRESETS)),
     pretrained: str | None = typer.Option(
         None, help="Diffusers folder or hub id to fine-tune: SD 2.1-unCLIP-style, or a facelift pipeline/."
     ),
@@ -262,66 +270,42 @@ def train_diffusion_command(
         "--reconstruct-input/--no-reconstruct-input",
         help="Learn view 0 = the input view (FaceLift); off for the ablation.",
     ),
-    steps: int | None = typer.Option(None, help="Override the preset's total steps."),
-    batch_size: int | None = typer.Option(None, help="Subjects per step per process."),
+    steps: int | None = STEPS,
+    batch_size: int | None = BATCH_SIZE,
     grad_accum: int | None = typer.Option(None, help="Gradient accumulation steps."),
-    lr: float | None = typer.Option(None, help="Learning rate (constant after the warm-up)."),
+    lr: float | None = LR,
     mixed_precision: str | None = typer.Option(None, help="fp16 | bf16 | no (CUDA only; the CPU trains in fp32)."),
-    checkpoint_every: int | None = typer.Option(
-        None, help="Steps between checkpoints and pipeline saves (one is also written at exit)."
-    ),
+    checkpoint_every: int | None = CHECKPOINT_EVERY,
     validate_every: int | None = typer.Option(None, help="Steps between validation grids in tensorboard."),
     vae_steps: int | None = typer.Option(
         None, help="tiny: steps fitting the from-scratch VAE before the UNet (kept in --out/vae)."
     ),
-    workers: int | None = typer.Option(None, help="DataLoader workers per process."),
-    resume: bool = typer.Option(False, help="Continue the latest checkpoint in --out: weights, EMA, optimiser, step."),
-    seed: int = typer.Option(0, help="Seed of the model init, noise and background draws."),
-    stop_at: int | None = typer.Option(
-        None, help="Leave after this step (checkpointed), keeping the schedule; --resume continues."
-    ),
-    verify_data: bool = typer.Option(
-        False, help="Check every shard's sha256 against dataset.json before training (sizes are always checked)."
-    ),
-    progress: bool = typer.Option(True, help="Show the progress bar."),
+    workers: int | None = WORKERS,
+    resume: bool = RESUME,
+    seed: int = SEED,
+    stop_at: int | None = STOP_AT,
+    verify_data: bool = VERIFY_DATA,
+    progress: bool = PROGRESS,
 ) -> None:
-    from facelift_models.mv_diffusion import PretrainedError, make_diffusion_config
-    from training.checkpoints import CheckpointError
-    from training.loop import configure_logging
-    from training.shards import DataError
-    from training.train_diffusion import make_train_config, train_diffusion
+    from training.train_diffusion import train_diffusion
 
-    configure_logging()
-    try:
-        cfg = make_train_config(
-            preset,
-            steps=steps,
-            batch_size=batch_size,
+    with training_errors():
+        shared = dict(steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, workers=workers)
+        settings = dict(
+            shared,
+            seed=seed,
             grad_accum=grad_accum,
-            lr=lr,
             mixed_precision=mixed_precision,
-            checkpoint_every=checkpoint_every,
             validate_every=validate_every,
             vae_steps=vae_steps,
-            workers=workers,
-            seed=seed,
         )
-        model_cfg = make_diffusion_config(
-            preset, pretrained=pretrained, attention=attention, reconstruct_input=reconstruct_input
+        model = dict(pretrained=pretrained, attention=attention, reconstruct_input=reconstruct_input)
+        chosen = configure(DIFFUSION_PRESETS, preset, settings, model)
+        check_pretrained(chosen.model)
+        run = dict(
+            resume=resume, progress=progress, stop_at=stop_at, verify_data=verify_data, data_weights=data_weight
         )
-        result = train_diffusion(
-            cfg,
-            data,
-            out,
-            model_cfg,
-            resume=resume,
-            progress=progress,
-            stop_at=stop_at,
-            verify_data=verify_data,
-            data_weights=data_weight,
-        )
-    except (DataError, CheckpointError, PretrainedError, ValueError) as e:
-        raise TrainError(str(e)) from None
+        result = train_diffusion(chosen.config, data, out, chosen.model, **run)
     if result["main_process"]:  # under torchrun: one summary, from the process that wrote the checkpoint
         typer.echo(
             f"done: step {result['step']}, loss {result['loss']:.4f} -> {result['checkpoint']}; "
@@ -339,9 +323,7 @@ def infer_command(
         None, help="Multi-view pipeline folder (runs/diffusion/pipeline); not needed with --views."
     ),
     out: str = typer.Option("out/infer", help="Results: OUT/<photo name>/ per photo, and OUT/run.json."),
-    preset: str = typer.Option(
-        "facelift", help="facelift (FaceLift's inference settings) | quick (20 steps, 60 turntable frames)."
-    ),
+    preset: str = typer.Option("facelift", help=help_line(INFER_PRESETS)),
     views: list[str] | None = typer.Option(
         None,
         help="Skip diffusion: 6 images (a folder or 6 files) in the fixed-view order front, "
@@ -377,14 +359,14 @@ def infer_command(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
 ) -> None:
     """Photo(s) -> aligned input -> 6 views -> 3D Gaussians (.ply) + turntable."""
-    from facelift_models.export import ExportFilters
+    from facelift_models.configs import ExportFilters
     from inference.errors import InferError
-    from inference.infer import make_infer_config, run_infer
+    from inference.infer import run_infer
 
     def off_if_negative(value, default):
         return default if value is None else (None if value < 0 else value)
 
-    try:
+    with one_line_errors(InferError):
         base = ExportFilters()
         box = base.crop_box
         if crop_box is not None:
@@ -395,8 +377,7 @@ def infer_command(
             off_if_negative(floater, base.floater),
             box,
         )
-        cfg = make_infer_config(
-            preset,
+        settings = dict(
             steps=steps,
             guidance=guidance,
             seed=seed,
@@ -409,6 +390,7 @@ def infer_command(
             batch_size=batch_size,
             precision=precision,
         )
+        cfg = configure(INFER_PRESETS, preset, settings, error=InferError).config
         summary = run_infer(
             list(photos or []),
             out,
@@ -421,8 +403,6 @@ def infer_command(
             warn=lambda line: print(line, file=sys.stderr),
             log=typer.echo,
         )
-    except InferError as e:
-        raise TrainError(str(e)) from None
     failed = f", {len(summary['failed'])} failed (see run.json)" if summary["failed"] else ""
     total = "  ".join(f"{k} {v:.2f} s" for k, v in summary["seconds"].items())
     typer.echo(f"done: {len(summary['results'])} heads{failed} -> {out}  ({total})")
@@ -442,9 +422,7 @@ def eval_command(
     diffusion: str | None = typer.Option(
         None, help="Multi-view pipeline folder: adds the full-pipeline protocol (front view -> 6 views -> LRM)."
     ),
-    preset: str = typer.Option(
-        "facelift", help="facelift (10 subjects, FaceLift's DDIM settings) | quick (4 subjects, 20 steps)."
-    ),
+    preset: str = typer.Option("facelift", help=help_line(EVAL_PRESETS)),
     subjects: int | None = typer.Option(None, help="Held-out subjects scored (the first ones)."),
     steps: int | None = typer.Option(None, help="DDIM steps of the full pipeline (50)."),
     guidance: float | None = typer.Option(None, help="Classifier-free guidance (3.0)."),
@@ -462,17 +440,14 @@ def eval_command(
 ) -> None:
     """PSNR, SSIM, LPIPS and identity distance of the LRM (and the full pipeline) on held-out heads."""
     from inference.errors import InferError
-    from inference.evaluate import make_eval_config, run_eval
+    from inference.evaluate import run_eval
 
-    try:
-        cfg = make_eval_config(
-            preset, subjects=subjects, steps=steps, guidance=guidance, seed=seed, precision=precision
-        )
+    with one_line_errors(InferError):
+        settings = dict(subjects=subjects, steps=steps, guidance=guidance, seed=seed, precision=precision)
+        cfg = configure(EVAL_PRESETS, preset, settings, error=InferError).config
         run_eval(
             data, out, lrm, diffusion, cfg, allow_train=allow_train, lpips_vgg=lpips_vgg, device=device, log=typer.echo
         )
-    except InferError as e:
-        raise TrainError(str(e)) from None
     typer.echo(f"done -> {out}/metrics.json, {out}/metrics.md")
 
 

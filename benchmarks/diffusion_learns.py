@@ -28,11 +28,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_data import data_or_render  # noqa: E402
 
-from facelift_models.mv_diffusion import make_diffusion_config  # noqa: E402
+from presets import override  # noqa: E402
 from training.diffusion_data import diffusion_sample, input_view  # noqa: E402
+from training.diffusion_loss import eval_loss  # noqa: E402
 from training.loop import psnr  # noqa: E402
+from training.presets import DIFFUSION_PRESETS  # noqa: E402
 from training.shards import shard_urls  # noqa: E402
-from training.train_diffusion import eval_loss, make_train_config, train_diffusion  # noqa: E402
+from training.train_diffusion import train_diffusion  # noqa: E402
 
 
 class TimeUp(Exception):
@@ -80,7 +82,9 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         data = data_or_render(args.data, args.subjects, tmp, views_random=0)
-        cfg = make_train_config("tiny", steps=args.steps, checkpoint_every=10**9, validate_every=10**9)
+        cfg = override(
+            DIFFUSION_PRESETS["tiny"].config, dict(steps=args.steps, checkpoint_every=10**9, validate_every=10**9)
+        )
         state = {"t0": None, "next": 0.0, "losses": [], "curve": [], "before": None}
         batch = None
 
@@ -88,7 +92,7 @@ def main() -> None:
             nonlocal batch
             now = time.perf_counter()
             if batch is None:
-                batch = training_subjects(data, make_diffusion_config("tiny").image_size)
+                batch = training_subjects(data, DIFFUSION_PRESETS["tiny"].model.image_size)
             if loss is not None:
                 state["losses"].append(loss)
             if state["t0"] is None:

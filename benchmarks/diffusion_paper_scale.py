@@ -23,9 +23,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from facelift_models.mv_diffusion import make_diffusion_config  # noqa: E402
 from facelift_models.mv_pipeline import MultiViewPipeline  # noqa: E402
-from training.train_diffusion import make_train_config, train_diffusion  # noqa: E402
+from presets import override  # noqa: E402
+from training.presets import DIFFUSION_PRESETS  # noqa: E402
+from training.train_diffusion import train_diffusion  # noqa: E402
 
 
 def byte_level_clip_tokenizer(max_length: int = 77):
@@ -129,15 +130,18 @@ def main() -> None:
             sync()
             marks.append((time.perf_counter(), step))
 
-        cfg = make_train_config(
-            "paper",
-            steps=args.steps,
-            batch_size=args.batch_size,
-            grad_accum=1,
-            checkpoint_every=10**9,
-            validate_every=10**9,
+        paper = DIFFUSION_PRESETS["paper"]
+        cfg = override(
+            paper.config,
+            dict(
+                steps=args.steps,
+                batch_size=args.batch_size,
+                grad_accum=1,
+                checkpoint_every=10**9,
+                validate_every=10**9,
+            ),
         )
-        model_cfg = make_diffusion_config("paper", pretrained=pretrained, attention=args.attention)
+        model_cfg = override(paper.model, dict(pretrained=pretrained, attention=args.attention))
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         result = train_diffusion(

@@ -20,9 +20,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from facelift_models.lrm import make_lrm_config  # noqa: E402
-from inference.evaluate import make_eval_config, run_eval  # noqa: E402
-from training.train_lrm import make_train_config, train_lrm  # noqa: E402
+from inference.evaluate import run_eval  # noqa: E402
+from inference.presets import EVAL_PRESETS  # noqa: E402
+from presets import override  # noqa: E402
+from training.presets import LRM_PRESETS  # noqa: E402
+from training.train_lrm import train_lrm  # noqa: E402
 
 
 def render(split: str, subjects: int, out: str) -> str:
@@ -48,8 +50,8 @@ def main() -> None:
         train = args.train_data or render("train", args.train_subjects, os.path.join(tmp, "train"))
         test = args.test_data or render("test", args.test_subjects, os.path.join(tmp, "test"))
         t = time.perf_counter()
-        cfg = make_train_config("tiny", steps=args.steps, checkpoint_every=args.steps)
-        result = train_lrm(cfg, train, os.path.join(tmp, "run"), make_lrm_config("tiny"), progress=False)
+        cfg = override(LRM_PRESETS["tiny"].config, dict(steps=args.steps, checkpoint_every=args.steps))
+        result = train_lrm(cfg, train, os.path.join(tmp, "run"), LRM_PRESETS["tiny"].model, progress=False)
         print(
             f"trained {result['step']} steps in {time.perf_counter() - t:.0f} s "
             f"(training PSNR {result['psnr']:.2f} dB)",
@@ -59,7 +61,7 @@ def main() -> None:
             test,
             os.path.join(tmp, "eval"),
             result["checkpoint"],
-            cfg=make_eval_config("facelift", subjects=args.test_subjects),
+            cfg=override(EVAL_PRESETS["facelift"].config, dict(subjects=args.test_subjects)),
         )
         mean = metrics["mean"]
         rec = mean["reconstruction"]

@@ -25,7 +25,7 @@ from blender_assets.hair import build_hair  # noqa: E402
 from blender_assets.head import build_head  # noqa: E402
 from blender_assets.lighting import apply_lighting  # noqa: E402
 from datagen.blender_render import add_camera, configure_render, quiet_fds, reset_scene  # noqa: E402
-from datagen.config import PRESETS  # noqa: E402
+from datagen.config import DATAGEN_PRESETS  # noqa: E402
 from datagen.seeding import component_rng  # noqa: E402
 from datagen.spec import hdri_paths_for_spec, make_spec  # noqa: E402
 from facelift_models import cameras  # noqa: E402
@@ -56,14 +56,14 @@ def render_once(spec: dict, hair: dict | None, threads: int) -> tuple[float, int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="paper", choices=list(PRESETS))
+    ap.add_argument("--preset", default="paper", choices=list(DATAGEN_PRESETS))
     ap.add_argument("--size", type=int, default=None, help="override the preset's image size")
     ap.add_argument("--style", default="medium", choices=[s for s in hs.HAIRSTYLES if s != "bald"])
     ap.add_argument("--densities", default=",".join(hs.DENSITIES))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--identity", type=int, default=0)
     args = ap.parse_args()
-    cfg = PRESETS[args.preset]
+    cfg = DATAGEN_PRESETS[args.preset].config
     spec = make_spec(cfg, args.identity, 0)
     if args.size:
         spec["render"]["size"] = args.size

@@ -21,11 +21,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from facelift_models.lrm import GSLRM, make_lrm_config  # noqa: E402
-from facelift_models.mv_diffusion import MultiViewDenoiser, build_components, make_diffusion_config  # noqa: E402
-from inference.infer import make_infer_config, run_infer  # noqa: E402
+from facelift_models.lrm import GSLRM  # noqa: E402
+from facelift_models.mv_diffusion import MultiViewDenoiser, build_components  # noqa: E402
+from inference.infer import run_infer  # noqa: E402
+from inference.presets import INFER_PRESETS  # noqa: E402
+from presets import override  # noqa: E402
 from training.checkpoints import save_checkpoint  # noqa: E402
-from training.train_diffusion import make_pipeline  # noqa: E402
+from training.diffusion_pipeline import make_pipeline  # noqa: E402
+from training.presets import DIFFUSION_PRESETS, LRM_PRESETS  # noqa: E402
 
 PHOTOS = (
     ("skimage", "data", "astronaut.png"),
@@ -57,16 +60,19 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        mv_cfg = make_diffusion_config("tiny")
+        mv_cfg = DIFFUSION_PRESETS["tiny"].model
         c = build_components(mv_cfg)
         make_pipeline(MultiViewDenoiser(c, mv_cfg), c.vae, c.noise_scheduler, mv_cfg).save_pretrained(
             os.path.join(tmp, "pipeline")
         )
-        lrm_cfg = make_lrm_config("tiny")
+        lrm_cfg = LRM_PRESETS["tiny"].model
         save_checkpoint(
             os.path.join(tmp, "lrm"), 0, GSLRM(lrm_cfg), {"step": 0}, {"model": dataclasses.asdict(lrm_cfg)}
         )
-        cfg = make_infer_config("facelift", steps=args.steps, turntable_frames=args.frames, batch_size=args.photos)
+        cfg = override(
+            INFER_PRESETS["facelift"].config,
+            dict(steps=args.steps, turntable_frames=args.frames, batch_size=args.photos),
+        )
         t = time.perf_counter()
         summary = run_infer(
             photo_paths(args.photos),

@@ -26,11 +26,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_data import data_or_render  # noqa: E402
 
-from facelift_models.lrm import make_lrm_config  # noqa: E402
+from presets import override  # noqa: E402
 from training.loop import psnr  # noqa: E402
 from training.lrm_data import ViewPick, frame_K_at, near_inputs, normalize_cameras  # noqa: E402
+from training.presets import LRM_PRESETS  # noqa: E402
 from training.shards import decode_view, shard_urls  # noqa: E402
-from training.train_lrm import make_train_config, render_targets, train_lrm  # noqa: E402
+from training.train_lrm import render_targets, train_lrm  # noqa: E402
 
 HOLDOUT = ("fixed_01.png", "fixed_05.png", "random_28.png", "random_29.png", "random_30.png", "random_31.png")
 EVAL_INPUTS = ("fixed_00.png", "fixed_02.png", "fixed_03.png", "fixed_04.png")  # front, right, back, left
@@ -96,11 +97,11 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
         data = data_or_render(args.data, args.subjects, tmp)
-        model_cfg = make_lrm_config("tiny")
+        model_cfg = LRM_PRESETS["tiny"].model
         subjects, mean_image = eval_set(data, model_cfg.image_size)
         targets = torch.cat([s["targets"][0] for s in subjects])
         mean_db = psnr(((mean_image[None] - targets) ** 2).mean())
-        cfg = make_train_config("tiny", steps=args.steps, checkpoint_every=10**9)
+        cfg = override(LRM_PRESETS["tiny"].config, dict(steps=args.steps, checkpoint_every=10**9))
         state = {"t0": None, "next": 0.0, "untrained": None, "curve": []}
 
         def callback(step: int, model) -> None:

@@ -23,12 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_data import data_or_render  # noqa: E402
 
-from facelift_models.lrm import make_lrm_config  # noqa: E402
-from facelift_models.mv_diffusion import make_diffusion_config  # noqa: E402
+from presets import override  # noqa: E402
 from training import train_diffusion as td  # noqa: E402
 from training import train_lrm as tl  # noqa: E402
 from training.diffusion_data import diffusion_loader  # noqa: E402
 from training.lrm_data import lrm_loader  # noqa: E402
+from training.presets import DIFFUSION_PRESETS, LRM_PRESETS  # noqa: E402
 from training.shards import guarded  # noqa: E402
 
 LRM_VIEWS, DIFFUSION_VIEWS = 8, 6
@@ -61,13 +61,13 @@ def main() -> None:
         data = data_or_render(args.data, args.subjects, tmp)
         print("loader (1 process, no workers): views decoded per second", flush=True)
         for lrm_preset, mv_preset, size in (("tiny", "tiny", 32), ("small", None, 256), ("paper", "paper", 512)):
-            lrm_batch = tl.make_train_config(lrm_preset).batch_size
+            lrm_batch = LRM_PRESETS[lrm_preset].config.batch_size
             line = (
                 f"  {size:3d}²: LRM {views_per_second(lrm_loader(data, size, 2), LRM_VIEWS, 10):6.1f} views/s "
                 f"({lrm_batch} × {LRM_VIEWS} = {lrm_batch * LRM_VIEWS} views per {lrm_preset} step)"
             )
             if mv_preset:
-                mv_batch = td.make_train_config(mv_preset).batch_size
+                mv_batch = DIFFUSION_PRESETS[mv_preset].config.batch_size
                 line += (
                     f"; diffusion {views_per_second(diffusion_loader(data, size, 2), DIFFUSION_VIEWS, 10):6.1f} "
                     "views/s "
@@ -75,25 +75,28 @@ def main() -> None:
                 )
             print(line, flush=True)
         steps = args.steps
-        lrm_cfg = tl.make_train_config("tiny", steps=steps, checkpoint_every=10**9)
+        lrm_cfg = override(LRM_PRESETS["tiny"].config, dict(steps=steps, checkpoint_every=10**9))
         lrm_s = median_step(
             lambda cb: tl.train_lrm(
                 lrm_cfg,
                 data,
                 os.path.join(tmp, "lrm"),
-                make_lrm_config("tiny"),
+                LRM_PRESETS["tiny"].model,
                 progress=False,
                 callback=lambda step, model: cb(),
             ),
             steps,
         )
-        mv_cfg = td.make_train_config("tiny", steps=steps, checkpoint_every=10**9, validate_every=10**9, vae_steps=5)
+        mv_cfg = override(
+            DIFFUSION_PRESETS["tiny"].config,
+            dict(steps=steps, checkpoint_every=10**9, validate_every=10**9, vae_steps=5),
+        )
         mv_s = median_step(
             lambda cb: td.train_diffusion(
                 mv_cfg,
                 data,
                 os.path.join(tmp, "mv"),
-                make_diffusion_config("tiny"),
+                DIFFUSION_PRESETS["tiny"].model,
                 progress=False,
                 callback=lambda step, loss, run: cb(),
             ),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from datagen.environments import check_environments
 from datagen.errors import DatagenError
+from presets import Preset, configure, registry
 
 LIGHTING_KINDS = ("ambient", "hdr", "mixed")
 KINDS = ("heads", "objects")  # objects: procedural general objects for the reconstructor's first stage
@@ -81,56 +82,57 @@ class DatagenConfig:
         ]
 
 
-PRESETS: dict[str, DatagenConfig] = {
-    # CI: real Cycles renders, tiny and few samples.
-    "test": DatagenConfig(
-        "test",
-        size=64,
-        samples=4,
-        adaptive_threshold=0.1,
-        denoise=False,
-        denoise_quality="FAST",
-        max_bounces=4,
-        subjects_per_shard=4,
-        world_map_resolution=256,
+DATAGEN_PRESETS = registry(
+    Preset(
+        "CI: real Cycles renders, 64², 4 samples, no denoising",
+        DatagenConfig(
+            "test",
+            size=64,
+            samples=4,
+            adaptive_threshold=0.1,
+            denoise=False,
+            denoise_quality="FAST",
+            max_bounces=4,
+            subjects_per_shard=4,
+            world_map_resolution=256,
+        ),
     ),
-    "preview": DatagenConfig(
-        "preview",
-        size=256,
-        samples=16,
-        adaptive_threshold=0.05,
-        denoise=True,
-        denoise_quality="FAST",
-        max_bounces=6,
-        subjects_per_shard=16,
+    Preset(
+        "256², 16 samples, fast denoising: a first look",
+        DatagenConfig(
+            "preview",
+            size=256,
+            samples=16,
+            adaptive_threshold=0.05,
+            denoise=True,
+            denoise_quality="FAST",
+            max_bounces=6,
+            subjects_per_shard=16,
+        ),
     ),
-    # The quality FaceLift trained on: 512², denoised with OIDN's best model and prefiltered guides.
-    "paper": DatagenConfig(
-        "paper",
-        size=512,
-        samples=64,
-        adaptive_threshold=0.02,
-        denoise=True,
-        denoise_quality="HIGH",
-        max_bounces=8,
-        subjects_per_shard=32,
+    Preset(
+        "512², 64 samples, OIDN's best model with prefiltered guides: FaceLift's training quality",
+        DatagenConfig(
+            "paper",
+            size=512,
+            samples=64,
+            adaptive_threshold=0.02,
+            denoise=True,
+            denoise_quality="HIGH",
+            max_bounces=8,
+            subjects_per_shard=32,
+        ),
     ),
-}
+)
 
 
 def make_config(preset: str, **overrides) -> DatagenConfig:
     """A preset with overrides (None means "keep the preset's value"), validated."""
-    if preset not in PRESETS:
-        raise DatagenError(f"unknown preset {preset!r} (allowed: {', '.join(PRESETS)})")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    unknown = set(given) - {f.name for f in dataclasses.fields(DatagenConfig)}
-    if unknown:
-        raise DatagenError(f"unknown config field(s) {sorted(unknown)}")
-    if "passes" in given:
-        given["passes"] = tuple(given["passes"])
-    if given.get("hdri_dir"):
-        given["hdri_dir"] = os.path.abspath(given["hdri_dir"])
-    cfg = dataclasses.replace(PRESETS[preset], **given)
+    if overrides.get("passes") is not None:
+        overrides["passes"] = tuple(overrides["passes"])
+    if overrides.get("hdri_dir"):
+        overrides["hdri_dir"] = os.path.abspath(overrides["hdri_dir"])
+    cfg = configure(DATAGEN_PRESETS, preset, overrides, error=DatagenError).config
     validate(cfg)
     return cfg
 

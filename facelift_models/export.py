@@ -13,13 +13,13 @@ opacity > 0.04, largest scale < 0.1, floaters (0.6, see `floater_mask`) and a cr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
 from facelift_models import cameras
+from facelift_models.configs import ExportFilters
 from facelift_models.gaussian_render import Gaussians, render_gaussians
 
 SH_REST = 45  # (degree 3: 16 coefficients per channel) − the DC one, × 3 channels
@@ -43,10 +43,6 @@ PLY_FIELDS = (
     "rot_2",
     "rot_3",
 )
-MIN_OPACITY = 0.04
-MAX_SCALE = 0.1
-FLOATER = 0.6
-CROP_BOX = (-0.91, 0.91, -0.91, 0.91, -1.0, 1.0)
 
 # FaceLift's turntable: 150 frames at elevation 0, 30 fps, azimuth 270 → 630 in its convention
 # (x = cos az, y = sin az), which starts at the front and turns the camera toward +X. In DESIGN §3's
@@ -55,16 +51,6 @@ TURNTABLE_FRAMES = 150
 TURNTABLE_FPS = 30.0
 TURNTABLE_START_DEG = 0.0
 TURNTABLE_SWEEP_DEG = -360.0
-
-
-@dataclass(frozen=True)
-class ExportFilters:
-    """FaceLift's filters; a value of None switches that filter off."""
-
-    min_opacity: float | None = MIN_OPACITY
-    max_scale: float | None = MAX_SCALE
-    floater: float | None = FLOATER
-    crop_box: tuple[float, float, float, float, float, float] | None = CROP_BOX
 
 
 def floater_mask(means: torch.Tensor, camera_origins: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -11,17 +11,14 @@ Every constant of the activations is FaceLift's (../shared/NOTES-recipes.md) and
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from facelift_models.configs import LRMConfig
 from facelift_models.gaussian_render import Gaussians
 
-RAY_ENCODINGS = ("facelift", "plucker")
 PARAMS_PER_PIXEL = 14  # xyz 3 (→ depth), SH-DC colour 3, scale 3, rotation 4 (wxyz), opacity 1
 
 # Activations (FaceLift / GS-LRM):
@@ -31,41 +28,6 @@ SCALE_SHIFT = 2.3  # scale = exp(min(s − 2.3, −1.2)): a zero output is exp(�
 SCALE_MAX_LOG = -1.2  # … and no splat grows past exp(−1.2) ≈ 0.30 scene units
 OPACITY_SHIFT = 2.0  # opacity = sigmoid(x − 2): a zero output starts at 0.12, mostly transparent
 INIT_STD = 0.02
-
-
-@dataclass(frozen=True)
-class LRMConfig:
-    preset: str
-    image_size: int  # square input and supervision views
-    patch: int
-    width: int
-    layers: int
-    heads: int
-    mlp_ratio: float = 4.0
-    ray_encoding: str = "facelift"  # "facelift": (d, o + (−o·d)d); "plucker": (o × d, d)
-    gradient_checkpointing: bool = False
-
-    def __post_init__(self):
-        if self.ray_encoding not in RAY_ENCODINGS:
-            raise ValueError(f"ray_encoding {self.ray_encoding!r} is not one of {', '.join(RAY_ENCODINGS)}")
-        if self.image_size % self.patch:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of patch {self.patch}")
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
-
-
-PRESETS: dict[str, LRMConfig] = {
-    # CPU tests and benchmarks/lrm_learns.py: datagen's 64² test views resized to 32².
-    "tiny": LRMConfig("tiny", image_size=32, patch=4, width=128, layers=4, heads=4),
-    "small": LRMConfig("small", image_size=256, patch=8, width=512, layers=12, heads=8, gradient_checkpointing=True),
-    "paper": LRMConfig("paper", image_size=512, patch=8, width=1024, layers=24, heads=16, gradient_checkpointing=True),
-}
-
-
-def make_lrm_config(preset: str, **overrides) -> LRMConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"LRM preset {preset!r} is not one of {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
 # ----------------------------------------------------------------------------- rays

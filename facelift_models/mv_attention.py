@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-ATTENTION_MODES = ("dense", "sparse", "per_view")
+from .configs import ATTENTION_MODES  # relative: a saved pipeline folder carries this module
 
 
 class MultiViewAttnProcessor:

@@ -14,7 +14,6 @@ wraps the trained part in `MultiViewDenoiser`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import torch
 import torch.nn as nn
 
 from facelift_models.cameras import FIXED_VIEWS
-from facelift_models.mv_attention import ATTENTION_MODES, set_multiview_attention
+from facelift_models.configs import DiffusionConfig
+from facelift_models.mv_attention import set_multiview_attention
 from facelift_models.mv_conditioning import SmallImageEncoder, ViewEmbeddings, embed_image, is_clip, predict_v
 
 NUM_VIEWS = len(FIXED_VIEWS)  # the 6 fixed views of DESIGN §3
@@ -33,51 +33,6 @@ PIPELINE_CLASS = "MultiViewPipeline"
 
 class PretrainedError(ValueError):
     """A --pretrained model that cannot be used; the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class DiffusionConfig:
-    preset: str
-    image_size: int
-    attention: str = "dense"  # dense | sparse (front + own view) | per_view
-    reconstruct_input: bool = True
-    pretrained: str | None = None  # diffusers folder or hub id; None builds the tiny model from scratch
-    gradient_checkpointing: bool = False
-    # From-scratch sizes (ignored with `pretrained`):
-    unet_channels: tuple[int, ...] = (32, 64)
-    layers_per_block: int = 1
-    attention_head_dim: int = 8
-    cross_attention_dim: int = 32
-    view_tokens: int = 4
-    image_embed_dim: int = 64
-    vae_channels: tuple[int, ...] = (32, 64)
-
-    def __post_init__(self):
-        if self.attention not in ATTENTION_MODES:
-            raise ValueError(f"attention {self.attention!r} is not one of {', '.join(ATTENTION_MODES)}")
-        down = 2 ** (len(self.vae_channels) - 1) * 2 ** (len(self.unet_channels) - 1)
-        if self.pretrained is None and self.image_size % down:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of {down} (VAE × UNet downsampling)")
-
-
-PRESETS: dict[str, DiffusionConfig] = {
-    # CPU tests and benchmarks/diffusion_learns.py: datagen's 64² test views at 32², 16² latents.
-    "tiny": DiffusionConfig("tiny", image_size=32),
-    # FaceLift: 512², 6 views, from a local SD 2.1-unCLIP-style diffusers folder (--pretrained).
-    "paper": DiffusionConfig("paper", image_size=512, attention="sparse", gradient_checkpointing=True),
-}
-
-
-def make_diffusion_config(preset: str, **overrides) -> DiffusionConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"diffusion preset {preset!r} is not one of {', '.join(PRESETS)}")
-    cfg = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-    if preset == "paper" and not cfg.pretrained:
-        raise ValueError(
-            "the paper preset fine-tunes a pretrained model: give --pretrained PATH "
-            "(an SD 2.1-unCLIP-style diffusers folder)"
-        )
-    return cfg
 
 
 # ----------------------------------------------------------------------------- components
@@ -374,18 +329,3 @@ class MultiViewDenoiser(nn.Module):
         if keep_embed is not None:
             embeds = embeds * keep_embed[:, None].to(embeds.dtype)
         return predict_v(self.unet, self.view_embeddings, noisy, timesteps, cond_latent, embeds)
-
-
-# ----------------------------------------------------------------------------- loss pieces
-
-
-def snr(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
-    ac = scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
-    return ac / (1 - ac)
-
-
-def min_snr_v_weight(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Min-SNR-γ for v-prediction: the ε-form weight min(SNR, γ)/SNR becomes min(SNR, γ)/(SNR + 1)
-    on the v-target, since ‖ε − ε̂‖² = α²‖v − v̂‖² and α² = SNR/(SNR + 1)."""
-    s = snr(scheduler, timesteps)
-    return torch.clamp(s, max=gamma) / (s + 1)

@@ -32,6 +32,7 @@ PIPELINE_CODE = (
     "mv_pipeline.py",
     "mv_attention.py",
     "mv_conditioning.py",
+    "configs.py",  # mv_attention's modes
 )  # (diffusers copies direct relative imports only)
 COMPONENT_CODE = ("mv_conditioning.py",)
 

@@ -41,9 +41,10 @@ from facelift_models.gaussian_render import render_gaussians
 from facelift_models.lrm import GSLRM
 from inference.errors import InferError
 from inference.face_identity import load_recognizer
-from inference.infer import PRECISIONS, check_out, dtypes, fixed_cameras, pick_device, versions
+from inference.infer import check_out, dtypes, fixed_cameras, pick_device, versions
 from inference.metrics import load_lpips, psnr, ssim
 from inference.models import load_lrm, load_multiview
+from inference.presets import EVAL_PRESETS, EvalConfig
 from training.checkpoints import CheckpointError, save_folder_atomically
 from training.lrm_data import frame_K_at, normalize_cameras
 from training.shards import DataError, dataset_card_and_shards, decode_view, location, open_shard, shard_urls
@@ -51,37 +52,6 @@ from training.shards import DataError, dataset_card_and_shards, decode_view, loc
 PROTOCOLS = ("reconstruction", "full_pipeline")
 BASELINES = ("mean_image", "untrained")
 CAMERA_FILE = "opencv_cameras.json"
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    preset: str
-    subjects: int = 10  # held-out subjects scored (the first ones of the data)
-    steps: int = 50  # full_pipeline's diffusion: FaceLift's inference settings
-    guidance: float = 3.0
-    seed: int = 4
-    eta: float = 1.0
-    mean_image_subjects: int = 64  # training subjects averaged into the mean-image baseline
-    precision: str = "auto"
-
-    def __post_init__(self):
-        for name, low in (("subjects", 1), ("steps", 1), ("mean_image_subjects", 1)):
-            if getattr(self, name) < low:
-                raise InferError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least {low}")
-        if self.precision not in PRECISIONS:
-            raise InferError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-
-
-PRESETS: dict[str, EvalConfig] = {
-    "facelift": EvalConfig("facelift"),
-    "quick": EvalConfig("quick", subjects=4, steps=20, mean_image_subjects=16),
-}
-
-
-def make_eval_config(preset: str, **overrides) -> EvalConfig:
-    if preset not in PRESETS:
-        raise InferError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass
@@ -345,7 +315,7 @@ def run_eval(
     """Scores, writes OUT (metrics.json, metrics.md, renders/) and returns the metrics. One-line
     InferErrors for bad input, raised before anything is written."""
 
-    cfg = cfg or make_eval_config("facelift")
+    cfg = cfg or EVAL_PRESETS["facelift"].config
     check_out(out)
     try:
         storage = location(data)  # a dead endpoint, a missing bucket, refused credentials: one line, in seconds

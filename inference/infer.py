@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from facelift_models import cameras
-from facelift_models.export import ExportFilters, filter_for_export, save_ply, save_turntable, turntable
+from facelift_models.export import filter_for_export, save_ply, save_turntable, turntable
 from inference.errors import InferError
 from inference.face_align import (
     AlignmentTarget,
@@ -41,55 +41,10 @@ from inference.face_align import (
 from inference.matting import PortraitMatting, on_white, photo_alpha
 from inference.models import load_lrm, load_multiview
 from inference.photos import collect_photos, load_photo
+from inference.presets import INFER_PRESETS, InferConfig
 
 STAGES = ("preprocess", "diffusion", "reconstruction", "export")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 VIEW_COUNT = len(cameras.FIXED_VIEWS)
-
-
-@dataclass(frozen=True)
-class InferConfig:
-    preset: str
-    steps: int = 50  # FaceLift: DDIM 50 steps, guidance 3.0, seed 4, eta 1.0
-    guidance: float = 3.0
-    seed: int = 4
-    eta: float = 1.0
-    filters: ExportFilters = ExportFilters()
-    turntable_frames: int = 150
-    turntable_fps: float = 30.0
-    turntable_size: int | None = None  # None: the LRM's image size
-    gif: bool = False
-    require_face: bool = False
-    batch_size: int = 4
-    precision: str = "auto"  # auto: fp16 diffusion and bf16 reconstruction on CUDA, fp32 on the CPU
-
-    def __post_init__(self):
-        checks = [
-            ("steps", self.steps >= 1, "at least 1"),
-            ("guidance", self.guidance >= 0, "at least 0"),
-            ("eta", 0 <= self.eta <= 1, "in [0, 1]"),
-            ("turntable_frames", self.turntable_frames >= 1, "at least 1"),
-            ("turntable_fps", self.turntable_fps > 0, "positive"),
-            ("batch_size", self.batch_size >= 1, "at least 1"),
-            ("turntable_size", self.turntable_size is None or self.turntable_size >= 16, "at least 16"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise InferError(f"--{name.replace('_', '-')} {getattr(self, name)} must be {allowed}")
-        if self.precision not in PRECISIONS:
-            raise InferError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-
-
-PRESETS: dict[str, InferConfig] = {
-    "facelift": InferConfig("facelift"),  # FaceLift's inference.py settings
-    "quick": InferConfig("quick", steps=20, turntable_frames=60),  # a first look in a third of the time
-}
-
-
-def make_infer_config(preset: str, **overrides) -> InferConfig:
-    if preset not in PRESETS:
-        raise InferError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass
@@ -297,7 +252,7 @@ def run_infer(
 ) -> dict:
     """Returns the run summary (also written to OUT/run.json). One-line InferErrors for bad input,
     raised before anything is written."""
-    cfg = cfg or make_infer_config("facelift")
+    cfg = cfg or INFER_PRESETS["facelift"].config
     check_out(out)
     dev = pick_device(device)
     diffusion_dtype, autocast = dtypes(cfg.precision, dev)

@@ -9,7 +9,8 @@ import os
 import torch
 
 from facelift_models.cameras import FIXED_VIEWS
-from facelift_models.lrm import GSLRM, LRMConfig
+from facelift_models.configs import LRMConfig
+from facelift_models.lrm import GSLRM
 from inference.errors import InferError
 
 

@@ -196,11 +196,11 @@ def test_clothes_change_a_real_render(identity, scene):
     from blender_assets.head import build_head
     from blender_assets.lighting import apply_lighting
     from datagen.blender_render import add_camera, configure_render, quiet_fds
-    from datagen.config import PRESETS
+    from datagen.config import DATAGEN_PRESETS
     from datagen.spec import make_spec
     from facelift_models import cameras
 
-    spec = make_spec(PRESETS["test"], 0, 0)
+    spec = make_spec(DATAGEN_PRESETS["test"].config, 0, 0)
     configure_render(scene, spec["render"], 1, "cpu")
     build_head(spec["identity"], spec["expression"], spec["pose"])
     apply_lighting({"kind": "ambient", "color": [0.8, 0.8, 0.8], "strength": 0.6}, {})

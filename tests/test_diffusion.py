@@ -22,15 +22,15 @@ from facelift_models.mv_diffusion import (
     add_class_embedding,
     build_components,
     expand_conv_in,
-    make_diffusion_config,
-    min_snr_v_weight,
-    snr,
     training_scheduler,
 )
 from facelift_models.mv_pipeline import MultiViewPipeline
-from training.train_diffusion import cfg_keep_masks, make_pipeline, make_train_config
+from presets import override
+from training.diffusion_loss import guidance_keep_masks, min_snr_v_weight, snr
+from training.diffusion_pipeline import make_pipeline
+from training.presets import DIFFUSION_PRESETS, DiffusionTrainConfig
 
-TINY = make_diffusion_config("tiny")
+TINY = DIFFUSION_PRESETS["tiny"].model
 
 
 def first_self_attention(unet):
@@ -92,7 +92,7 @@ def test_multiview_processor_is_set_on_self_attention_only_and_checks_the_batch(
     with pytest.raises(ValueError, match="batch of 5 images, not a multiple of 6"):
         run_attn(first_self_attention(unet), "dense", torch.randn(5, 4, first_self_attention(unet).to_q.in_features))
     with pytest.raises(ValueError, match="'global' is not one of dense, sparse, per_view"):
-        make_diffusion_config("tiny", attention="global")
+        override(TINY, {"attention": "global"})
 
 
 def test_min_snr_weight_is_the_eps_form_weight_moved_onto_the_v_target():
@@ -112,7 +112,7 @@ def test_min_snr_weight_is_the_eps_form_weight_moved_onto_the_v_target():
 
 
 def test_cfg_dropout_drops_embedding_both_and_latent_each_at_its_rate():
-    keep_embed, keep_latent = cfg_keep_masks(200_000, 0.05, torch.Generator().manual_seed(0))
+    keep_embed, keep_latent = guidance_keep_masks(200_000, 0.05, torch.Generator().manual_seed(0))
     only_embed = (~keep_embed & keep_latent).float().mean()
     both = (~keep_embed & ~keep_latent).float().mean()
     only_latent = (keep_embed & ~keep_latent).float().mean()
@@ -159,7 +159,7 @@ def test_unclip_class_vector_appends_the_noise_level_zero_embedding():
 
 def _tiny_pipeline(**cfg_overrides):
     torch.manual_seed(3)
-    cfg = make_diffusion_config("tiny", **cfg_overrides)
+    cfg = override(TINY, cfg_overrides)
     c = build_components(cfg)
     return make_pipeline(MultiViewDenoiser(c, cfg), c.vae, c.noise_scheduler, cfg)
 
@@ -319,10 +319,12 @@ def _unclip_style_folder(root):
 
 
 def test_an_unclip_style_checkpoint_gets_facelifts_surgery(tmp_path):
-    from training.train_diffusion import DiffusionTrainConfig, diffusion_loss
+    from training.diffusion_loss import diffusion_loss
 
     folder = _unclip_style_folder(tmp_path / "sd21unclip")
-    cfg = make_diffusion_config("paper", pretrained=str(folder), image_size=32, gradient_checkpointing=False)
+    cfg = override(
+        DIFFUSION_PRESETS["paper"].model, dict(pretrained=str(folder), image_size=32, gradient_checkpointing=False)
+    )
     c = build_components(cfg)
     assert c.unet.config.in_channels == 8 and c.unet.conv_in.weight[:, 4:].abs().max() == 0
     assert c.noise_scheduler.config.prediction_type == "v_prediction" and c.frozen_conditioning
@@ -335,7 +337,7 @@ def test_an_unclip_style_checkpoint_gets_facelifts_surgery(tmp_path):
         p.requires_grad for p in den.image_encoder.parameters()
     )
     batch = {"views": torch.rand(2, NUM_VIEWS, 3, 32, 32)}
-    loss = diffusion_loss(den, c.vae, c.noise_scheduler, batch, make_train_config("tiny"), True, torch.float32)
+    loss = diffusion_loss(den, c.vae, c.noise_scheduler, batch, DIFFUSION_PRESETS["tiny"].config, True, torch.float32)
     loss.backward()
     assert (
         torch.isfinite(loss) and den.unet.conv_in.weight.grad[:, 4:].abs().sum() > 0
@@ -343,7 +345,7 @@ def test_an_unclip_style_checkpoint_gets_facelifts_surgery(tmp_path):
     pipe = make_pipeline(den, c.vae, c.noise_scheduler, cfg)
     pipe.set_progress_bar_config(disable=True)
     assert pipe(torch.rand(3, 32, 32), num_inference_steps=2, output_type="pt").images.shape == (NUM_VIEWS, 3, 32, 32)
-    assert isinstance(make_train_config("paper"), DiffusionTrainConfig)
+    assert isinstance(DIFFUSION_PRESETS["paper"].config, DiffusionTrainConfig)
 
 
 # ----------------------------------------------------------------------------- the CLI on real shards

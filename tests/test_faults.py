@@ -302,13 +302,13 @@ def _tiny_checkpoint(out: Path) -> Path:
 
     import torch
 
-    from facelift_models.lrm import GSLRM, make_lrm_config
+    from facelift_models.lrm import GSLRM
     from training.checkpoints import save_checkpoint
-    from training.train_lrm import make_train_config
+    from training.presets import LRM_PRESETS
 
-    cfg = make_lrm_config("tiny")
+    cfg = LRM_PRESETS["tiny"].model
     torch.manual_seed(0)
-    meta = {"model": dataclasses.asdict(cfg), "train": dataclasses.asdict(make_train_config("tiny"))}
+    meta = {"model": dataclasses.asdict(cfg), "train": dataclasses.asdict(LRM_PRESETS["tiny"].config)}
     return Path(save_checkpoint(str(out), 1, GSLRM(cfg), {"step": 1}, meta))
 
 

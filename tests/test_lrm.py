@@ -14,14 +14,14 @@ from facelift_models.lrm import (
     GSLRM,
     OPACITY_SHIFT,
     activate,
-    make_lrm_config,
     pixel_rays,
     ray_channels,
 )
+from presets import override
 from training.loop import warmup_cosine
 from training.lrm_data import ViewPick, pick_views
+from training.presets import LRM_PRESETS
 from training.shards import DataError
-from training.train_lrm import make_train_config
 
 
 def fixed_cameras(size: int, views=(0, 2, 3, 4)):
@@ -54,7 +54,7 @@ def test_ray_encodings():
     plucker = ray_channels(o, d, "plucker")
     torch.testing.assert_close(plucker[..., :3], torch.cross(o, d, dim=-1))
     with pytest.raises(ValueError, match="ray_encoding 'polar'"):
-        make_lrm_config("tiny", ray_encoding="polar")
+        override(LRM_PRESETS["tiny"].model, {"ray_encoding": "polar"})
 
 
 def test_activations_keep_splats_on_their_rays_within_the_documented_bounds():
@@ -82,7 +82,7 @@ def test_activations_keep_splats_on_their_rays_within_the_documented_bounds():
 
 
 def test_model_maps_views_to_one_gaussian_per_pixel():
-    cfg = make_lrm_config("tiny")
+    cfg = LRM_PRESETS["tiny"].model
     model = GSLRM(cfg)
     c2w, K = fixed_cameras(cfg.image_size)
     images = torch.rand(2, 4, 3, cfg.image_size, cfg.image_size)
@@ -115,7 +115,7 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="--steps 0"):
-        make_train_config("tiny", steps=0)
+        override(LRM_PRESETS["tiny"].config, {"steps": 0})
 
 
 def _meta(out, step):
@@ -151,7 +151,7 @@ def test_train_lrm_runs_checkpoints_logs_and_resumes(dataset_a, tmp_path):
     from safetensors.torch import load_file
 
     weights = load_file(str(out / "checkpoints" / "step-00000012" / "model.safetensors"))
-    assert set(weights) == set(GSLRM(make_lrm_config("tiny")).state_dict())
+    assert set(weights) == set(GSLRM(LRM_PRESETS["tiny"].model).state_dict())
     # Resume: continues at step 13 on the same schedule and finishes the 20.
     r = facelift(
         "train",
@@ -171,7 +171,7 @@ def test_train_lrm_runs_checkpoints_logs_and_resumes(dataset_a, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "step 20" in r.stdout
-    cfg = make_train_config("tiny", steps=20)
+    cfg = override(LRM_PRESETS["tiny"].config, {"steps": 20})
     schedule = warmup_cosine(cfg.warmup_steps, cfg.steps)
     for step in (12, 15, 20):
         assert _meta(out, step)["lr"] == pytest.approx(cfg.lr * schedule(step), rel=1e-9)

@@ -28,20 +28,6 @@ def warmup_constant(warmup: int):
     return factor
 
 
-def check_overrides(overrides: dict, at_least_1=(), at_least_0=(), positive_finite=()) -> None:
-    """One-line ValueError for a training option out of its range (None means "the preset's")."""
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        flag = f"--{k.replace('_', '-')}"
-        if k in at_least_1 and v < 1:
-            raise ValueError(f"{flag} {v} is not allowed (must be at least 1)")
-        if k in at_least_0 and v < 0:
-            raise ValueError(f"{flag} {v} is not allowed (must be 0 or more)")
-        if k in positive_finite and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{flag} {v} is not allowed (must be a finite number above 0)")
-
-
 def check_stop_at(stop_at: int | None) -> None:
     if stop_at is not None and stop_at < 1:
         raise ValueError(f"--stop-at {stop_at} is not allowed (must be at least 1: the step to leave after)")
