@@ -23,6 +23,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 # Relative imports only: these files are copied beside model_index.json (see `save_pretrained`).
+from .configs import ATTENTION_MODES
 from .mv_attention import set_multiview_attention
 from .mv_conditioning import embed_image, predict_v
 
@@ -32,7 +33,7 @@ PIPELINE_CODE = (
     "mv_pipeline.py",
     "mv_attention.py",
     "mv_conditioning.py",
-    "configs.py",  # mv_attention's modes
+    "configs.py",
 )  # (diffusers copies direct relative imports only)
 COMPONENT_CODE = ("mv_conditioning.py",)
 
@@ -82,6 +83,8 @@ class MultiViewPipeline(DiffusionPipeline):
         face_alignment: dict | None = None,
     ):
         super().__init__()
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention {attention!r} is not one of {', '.join(ATTENTION_MODES)}")
         if view_embeddings.config.num_views != num_views:
             raise ValueError(
                 f"the pipeline generates {num_views} views but has {view_embeddings.config.num_views} view embeddings"
