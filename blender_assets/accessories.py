@@ -1,4 +1,4 @@
-"""Glasses, earrings and hats from an accessories spec (`clothing_styles.sample_accessories`).
+"""Glasses, earrings and hats from an accessories spec (`datagen.samplers.clothing.sample_accessories`).
 
 Everything is built in the head's rest space (`geo.rest`, before pose and expression) around the
 identity's own eyes, nose, ears and scalp, then placed with `geo.head_matrix`, so it turns with the
@@ -15,8 +15,8 @@ import bpy
 import numpy as np
 
 from blender_assets.clothing import cut_region_by, fabric_material, grid_faces, offset_shell, tube
-from blender_assets.clothing_styles import validate_accessories
 from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
+from datagen.catalogues.clothing import validate_accessories
 
 LENS_GAP = 0.07  # lens plane this far in front of the cornea (≈ 11 mm vertex distance)
 FRAME_CLEARANCE = 0.02  # rims and bridge at least this far off the skin

@@ -1,4 +1,4 @@
-"""Garments on the neck and shoulders, built from a clothing spec (`clothing_styles.sample_clothing`).
+"""Garments on the neck and shoulders, built from a clothing spec (`datagen.samplers.clothing.sample_clothing`).
 
 Each garment is a shell copied from the skin below a neckline: the skin's faces under the neckline
 height h(θ) (θ = angle around the neck axis, decided on the rest mesh so the choice never depends on
@@ -17,8 +17,8 @@ import bpy
 import numpy as np
 
 from blender_assets import shape
-from blender_assets.clothing_styles import validate_clothing
 from blender_assets.mesh import link_object, mesh_from_arrays
+from datagen.catalogues.clothing import validate_clothing
 
 SMOOTH_ITERATIONS = 12  # Laplacian passes: enough to bridge clavicle hollows, not enough to lose the shoulders
 SMOOTH_STEP = 0.5
