@@ -61,7 +61,7 @@ def world_vertices(objects) -> np.ndarray:
 
 
 def skin_normals(geo) -> np.ndarray:
-    from blender_assets.clothing import vertex_normals
+    from blender_assets.surface import vertex_normals
 
     faces = np.array([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
     return vertex_normals(geo.vertices, faces)

@@ -10,7 +10,7 @@ from datagen.config import DatagenConfig, user_hdris
 from datagen.samplers.rounding import spec_float
 from datagen.samplers.subject import Subject
 
-# The ambient world (see lighting.py): brightest/darkest radiance, and a soft key lobe around a
+# The ambient world (see blender_assets/lighting.py): brightest/darkest radiance, and a soft key lobe around a
 # direction in front of the face and above it, as an overcast sun or a window lights a portrait. A
 # linear top/bottom ramp (DESIGN §6's sky, sharpness 1) leaves the face flat: dlib's recognizer then
 # reads our different identities as one person (32 % of 8 neutral fronts' pairs at >= 0.6; a lobe
