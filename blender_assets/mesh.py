@@ -46,3 +46,31 @@ def set_matrix_world(obj: bpy.types.Object, matrix: np.ndarray) -> None:
     obj.matrix_world = np.asarray(
         matrix
     ).T.tolist()  # mathutils takes rows; our numpy matrices are column-vector style
+
+
+def mesh_object(
+    name: str,
+    vertices: np.ndarray,
+    faces: Sequence[np.ndarray],
+    material: bpy.types.Material,
+    matrix: np.ndarray | None = None,
+    solidify: float = 0.0,
+    even_thickness: bool = False,
+    subdivide: bool = False,
+) -> bpy.types.Object:
+    """A linked object of one material: placed by `matrix` (None: the vertices are world positions),
+    thickened outward by `solidify` (evenly at sharp corners with `even_thickness`), subdivided once
+    at render with `subdivide`."""
+    mesh = mesh_from_arrays(name, vertices, list(faces))
+    mesh.materials.append(material)
+    obj = link_object(name, mesh)
+    if matrix is not None:
+        set_matrix_world(obj, matrix)
+    if solidify:
+        mod = obj.modifiers.new("thickness", "SOLIDIFY")
+        mod.thickness, mod.offset = solidify, 1.0  # grow outward, never into the skin
+        mod.use_even_offset = even_thickness
+    if subdivide:
+        sub = obj.modifiers.new("subdivision", "SUBSURF")
+        sub.levels, sub.render_levels = 0, 1
+    return obj

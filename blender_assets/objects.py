@@ -1,4 +1,4 @@
-"""Build an objects scene (`object_styles.sample_objects`) in the current Blender scene."""
+"""Build an objects scene (`datagen.samplers.objects.sample_objects`) in the current Blender scene."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 
 from blender_assets.mesh import link_object
-from blender_assets.object_styles import validate_objects
+from datagen.catalogues.objects import validate_objects
 
 
 def _torus(bm, major: float = 0.7, minor: float = 0.3, rings: int = 32, sides: int = 16) -> None:

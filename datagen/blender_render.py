@@ -25,7 +25,7 @@ from datagen.config import DEVICES
 from datagen.devices import GPU_BACKENDS, GpuAssignment, choose_gpu_devices
 from datagen.errors import DatagenError
 from datagen.sample import cameras_json, dumps, landmarks_json, view_files
-from datagen.spec import hdri_paths_for_spec
+from datagen.samplers.lighting import hdri_paths_for_spec
 from facelift_models import cameras
 
 

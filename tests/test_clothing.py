@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from blender_assets import clothing_styles as styles
-from datagen.spec import sample_identity
+from datagen.catalogues import clothing as styles
+from datagen.samplers import draw
+from datagen.samplers.clothing import sample_accessories, sample_clothing
+from datagen.samplers.subject import Subject
 
 bpy = pytest.importorskip("bpy")
 
@@ -22,7 +24,7 @@ POSES = ({"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, {"yaw": 30.0, "pitch": -20.0, 
 
 @pytest.fixture(scope="module")
 def identity():
-    return sample_identity(0, 0)
+    return draw("identity", Subject(0, 0))
 
 
 @pytest.fixture(scope="module", params=POSES, ids=("neutral", "posed"))
@@ -42,7 +44,7 @@ def outfit(garment: str, identity: dict) -> dict:
     """A sampled outfit whose garment is `garment` (draws until one comes up)."""
     rng = np.random.default_rng(7)
     for _ in range(500):
-        spec = styles.sample_clothing(rng, identity)
+        spec = sample_clothing(rng, Subject(0, 0, drawn={"identity": identity}))
         if spec["garment"] == garment:
             return spec
     raise AssertionError(f"{garment} never drawn")
@@ -59,7 +61,7 @@ def world_vertices(objects) -> np.ndarray:
 
 
 def skin_normals(geo) -> np.ndarray:
-    from blender_assets.clothing import vertex_normals
+    from blender_assets.surface import vertex_normals
 
     faces = np.array([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
     return vertex_normals(geo.vertices, faces)
@@ -71,12 +73,14 @@ def skin_normals(geo) -> np.ndarray:
 def test_samplers_are_deterministic_json_safe_and_valid(identity):
     seen = set()
     for seed in range(300):
-        a = styles.sample_clothing(np.random.default_rng(seed), identity)
-        assert a == styles.sample_clothing(np.random.default_rng(seed), identity)
+        a = sample_clothing(np.random.default_rng(seed), Subject(0, 0, drawn={"identity": identity}))
+        assert a == sample_clothing(np.random.default_rng(seed), Subject(0, 0, drawn={"identity": identity}))
         assert json.loads(json.dumps(a)) == a
         styles.validate_clothing(a)
         seen.add(a["garment"])
-        acc = styles.sample_accessories(np.random.default_rng(seed), identity, "short")
+        acc = sample_accessories(
+            np.random.default_rng(seed), Subject(0, 0, drawn={"identity": identity, "hair": {"style": "short"}})
+        )
         assert json.loads(json.dumps(acc)) == acc
         styles.validate_accessories(acc)
     assert seen == set(styles.GARMENTS)
@@ -87,12 +91,22 @@ def test_samplers_are_deterministic_json_safe_and_valid(identity):
 
 def test_accessory_probabilities_and_hat_only_over_short_hair(identity):
     female = {"macro": {"gender": 0.0}}
-    draws = [styles.sample_accessories(np.random.default_rng(s), female, "buzz") for s in range(3000)]
+    draws = [
+        sample_accessories(
+            np.random.default_rng(s), Subject(0, 0, drawn={"identity": female, "hair": {"style": "buzz"}})
+        )
+        for s in range(3000)
+    ]
     rate = {k: np.mean([d[k] is not None for d in draws]) for k in ("glasses", "earrings", "hat")}
     assert rate["glasses"] == pytest.approx(styles.GLASSES_PROBABILITY, abs=0.03)
     assert rate["earrings"] == pytest.approx(styles.EARRINGS_PROBABILITY_FEMALE, abs=0.03)
     assert rate["hat"] == pytest.approx(styles.HAT_PROBABILITY, abs=0.03)
-    long_hair = [styles.sample_accessories(np.random.default_rng(s), female, "long_wavy") for s in range(300)]
+    long_hair = [
+        sample_accessories(
+            np.random.default_rng(s), Subject(0, 0, drawn={"identity": female, "hair": {"style": "long_wavy"}})
+        )
+        for s in range(300)
+    ]
     assert all(d["hat"] is None for d in long_hair)
     # Hairstyle never shifts the other draws.
     assert [d["glasses"] for d in long_hair] == [d["glasses"] for d in draws[:300]]
@@ -147,7 +161,9 @@ def all_accessories() -> dict:
     female = {"macro": {"gender": 0.0}}
     found: dict = {}
     for s in range(500):
-        d = styles.sample_accessories(np.random.default_rng(s), female, "short")
+        d = sample_accessories(
+            np.random.default_rng(s), Subject(0, 0, drawn={"identity": female, "hair": {"style": "short"}})
+        )
         found.update({k: v for k, v in d.items() if v is not None and k not in found})
     return found
 

@@ -8,9 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from blender_assets import hair_styles as hs
-from datagen.seeding import component_rng
-from datagen.spec import sample_identity
+from blender_assets import hair_geometry as hs
+from blender_assets.surface import triangles
+from datagen.catalogues import hair as hair_catalogue
+from datagen.samplers import draw as draw_field
+from datagen.samplers.subject import Subject
 
 bpy = pytest.importorskip("bpy")
 
@@ -22,15 +24,16 @@ SMILE = {"units": {"mouthSmileLeft": 0.7, "mouthSmileRight": 0.7, "browInnerUp":
 
 
 def draw(seed: int, i: int, j: int, identity: dict | None = None) -> dict:
-    identity = identity or sample_identity(seed, i)
-    return hs.sample_hair(component_rng(seed, i, j, "hair"), component_rng(seed, i, 0, "hair_traits"), identity)
+    subject = Subject(seed, i, j)
+    subject.drawn["identity"] = identity or draw_field("identity", subject)
+    return draw_field("hair", subject)
 
 
 def spec_for(style: str, facial: str = "none", density: str = "low") -> dict:
     """A drawn spec forced to one style (its default shape parameters) and facial hair."""
     h = draw(0, 0, 0)
-    lo, hi = hs.STYLE_SHAPE[style][0] if style != "bald" else (0.0, 0.0)
-    _, _, curl_r, curl_f, frizz, clump = hs.STYLE_SHAPE.get(style, (0, 0, 0.0, 0.0, 0.0, 0.0))
+    lo, hi = hair_catalogue.STYLE_SHAPE[style][0] if style != "bald" else (0.0, 0.0)
+    _, _, curl_r, curl_f, frizz, clump = hair_catalogue.STYLE_SHAPE.get(style, (0, 0, 0.0, 0.0, 0.0, 0.0))
     h.update(
         style=style,
         length=(lo + hi) / 2,
@@ -47,7 +50,7 @@ def spec_for(style: str, facial: str = "none", density: str = "low") -> dict:
 
 @pytest.fixture(scope="module")
 def identity():
-    return sample_identity(0, 0)
+    return draw_field("identity", Subject(0, 0))
 
 
 @pytest.fixture(scope="module", params=POSES, ids=("neutral", "posed"))
@@ -68,7 +71,7 @@ def test_sampler_is_deterministic_json_safe_and_covers_the_catalogue():
     assert specs == [draw(7, i, j) for i in range(60) for j in range(4)]
     for h in specs:
         assert json.loads(json.dumps(h)) == h
-        hs.validate_hair(h)
+        hair_catalogue.validate_hair(h)
     assert {h["style"] for h in specs} >= {
         "bald",
         "buzz",
@@ -86,7 +89,7 @@ def test_sampler_is_deterministic_json_safe_and_covers_the_catalogue():
 
 
 def test_identity_traits_stay_across_appearances():
-    identity = sample_identity(3, 5)
+    identity = draw_field("identity", Subject(3, 5))
     specs = [draw(3, 5, j, identity) for j in range(8)]
     for key in ("eyebrows", "eyelashes"):
         assert all(h[key] == specs[0][key] for h in specs)
@@ -98,7 +101,7 @@ def test_identity_traits_stay_across_appearances():
 def test_facial_hair_is_for_men_only_at_about_45_percent():
     male, female = [], []
     for i in range(150):
-        identity = sample_identity(11, i)
+        identity = draw_field("identity", Subject(11, i))
         (male if identity["macro"]["gender"] >= 0.5 else female).append(
             draw(11, i, 0, identity)["facial_hair"]["style"]
         )
@@ -120,13 +123,13 @@ def test_bad_values_fail_with_one_clear_line():
             target = target[key]
         target[path[-1]] = bad
         with pytest.raises(ValueError, match=f"{word}.*{bad}.*allowed"):
-            hs.validate_hair(broken)
+            hair_catalogue.validate_hair(broken)
 
 
 # ---------------------------------------------------------------- geometry (numpy)
 
 
-@pytest.mark.parametrize("style", [s for s in hs.HAIRSTYLES if s != "bald"])
+@pytest.mark.parametrize("style", [s for s in hair_catalogue.HAIRSTYLES if s != "bald"])
 def test_guides_grow_on_the_scalp_and_stay_off_the_face(style, geo):
     f = hs.rest_frame(geo)
     guides = hs.scalp_guides(spec_for(style), geo)
@@ -153,7 +156,7 @@ def test_bald_has_no_scalp_hair(geo):
     assert hs.scalp_weights(spec_for("bald"), geo).max() == 0
 
 
-@pytest.mark.parametrize("facial", hs.FACIAL_HAIR)
+@pytest.mark.parametrize("facial", hair_catalogue.FACIAL_HAIR)
 def test_facial_hair_only_where_the_spec_says(facial, geo):
     f = hs.rest_frame(geo)
     strands = hs.beard_strands(spec_for("short", facial), geo)
@@ -210,7 +213,7 @@ def scalp_surface_points(geo, weights: np.ndarray) -> np.ndarray:
     """Points covering the skin faces that have a weighted corner (the surface scalp hair may grow on),
     in the frame `to_rest` maps the roots to: the skull's quads are up to ~0.15 units across, so
     distances to the vertices alone overstate gaps."""
-    tris = hs._triangles(
+    tris = triangles(
         [f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0 and weights[f].max() > 0]
     )
     steps = np.linspace(0.0, 1.0, 7)
@@ -221,7 +224,7 @@ def scalp_surface_points(geo, weights: np.ndarray) -> np.ndarray:
 
 def test_every_style_builds_dense_scalp_hair_on_the_scalp(identity):
     pose = POSES[1]
-    for style in hs.HAIRSTYLES:
+    for style in hair_catalogue.HAIRSTYLES:
         head = _head(identity, pose)
         geo = head.geometry
         objs = build_hair(spec_for(style, "full_beard" if style == "short" else "none"), head.objects[0], geo)

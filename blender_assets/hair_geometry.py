@@ -1,10 +1,10 @@
-"""Hair as numbers: the hair spec sampler and the guide/strand geometry (numpy only, no bpy).
+"""Hair as numbers: the guide and strand geometry of a hair spec (numpy only, no bpy).
 
-The datagen driver imports this without Blender to draw specs; the render worker's `hair.py` turns
-the arrays into hair-curves objects. Geometry is designed on the rest head (`geo.rest`, scene space:
-face toward −Y, +Z up, subject's left +X, 1 unit = 0.161 m) relative to the identity's own landmarks,
-then mapped to the world with the head bone's matrix so hair follows the pose. Strands rooted on the
-face (brows, lashes, beard) sit on the final, expressed surface through barycentric roots.
+The render worker's `hair.py` turns the arrays into hair-curves objects. Geometry is designed on the
+rest head (`geo.rest`, scene space: face toward −Y, +Z up, subject's left +X, 1 unit = 0.161 m)
+relative to the identity's own landmarks, then mapped to the world with the head bone's matrix so
+hair follows the pose. Strands rooted on the face (brows, lashes, beard) sit on the final, expressed
+surface through barycentric roots.
 """
 
 from __future__ import annotations
@@ -14,188 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from blender_assets import anny_data as data
-from blender_assets.catalogue import age_param_to_years
 from blender_assets.face_regions import rest_landmarks
 from blender_assets.shape import HeadGeometry
+from blender_assets.surface import triangles, vertex_normals
+from datagen.catalogues.hair import STYLE_SHAPE, validate_hair
 
-HAIRSTYLES: tuple[str, ...] = (
-    "bald",
-    "buzz",
-    "short",
-    "medium",
-    "long_straight",
-    "long_wavy",
-    "curly",
-    "afro",
-    "ponytail",
-    "bun",
-)
-FACIAL_HAIR: tuple[str, ...] = ("none", "stubble", "moustache", "goatee", "short_beard", "full_beard")
-DENSITIES: tuple[str, ...] = ("low", "medium", "high")
-# Interpolated scalp strands per scene unit² of scalp (≈ 1.6 units² of scalp → 13 k / 22 k / 35 k strands).
-# Real heads hold ~100 k hairs; fewer, thicker strands read the same at 512² for far less render time.
-DENSITY_PER_AREA = {"low": 8000.0, "medium": 14000.0, "high": 22000.0}
-DYES = {
-    "platinum": (0.95, 0.9, 0.8),
-    "copper": (0.95, 0.45, 0.2),
-    "burgundy": (0.6, 0.1, 0.2),
-    "blue": (0.25, 0.4, 0.9),
-    "pink": (0.95, 0.4, 0.6),
-    "ash": (0.75, 0.75, 0.8),
-}
-DYE_PROBABILITY = 0.08
-
-# Per style: (guide length range in scene units, points per guide, curl radius, curl frequency, frizz, clump).
-STYLE_SHAPE = {
-    "buzz": ((0.02, 0.035), 3, 0.0, 0.0, 0.002, 0.0),
-    "short": ((0.12, 0.28), 6, 0.0, 0.0, 0.006, 0.35),
-    "medium": ((0.45, 0.7), 10, 0.0, 0.0, 0.01, 0.45),
-    "long_straight": ((1.0, 1.5), 18, 0.0, 0.0, 0.008, 0.4),
-    "long_wavy": ((1.0, 1.4), 18, 0.04, 1.0, 0.012, 0.55),  # waves: a long period; a short one reads as ringlets
-    "curly": ((0.35, 0.6), 12, 0.035, 8.0, 0.02, 0.6),
-    "afro": ((0.3, 0.5), 10, 0.03, 20.0, 0.03, 0.0),
-    "ponytail": ((0.8, 1.2), 18, 0.0, 0.0, 0.008, 0.5),
-    "bun": ((0.6, 0.8), 18, 0.0, 0.0, 0.006, 0.3),
-}
-BASE_STYLE_WEIGHT = {
-    #              female  male
-    "bald": (0.005, 0.04),
-    "buzz": (0.02, 0.16),
-    "short": (0.07, 0.38),
-    "medium": (0.16, 0.14),
-    "long_straight": (0.22, 0.04),
-    "long_wavy": (0.17, 0.03),
-    "curly": (0.1, 0.08),
-    "afro": (0.04, 0.04),
-    "ponytail": (0.11, 0.02),
-    "bun": (0.1, 0.02),
-}
 AFRO_LEAN = np.array([0.0, 0.25, 0.35])
 HAIR_RADIUS = 0.0013  # scene units at the root (≈ 0.2 mm): a strand stands for a few real hairs
 GUIDE_SPACING = 0.07  # mean distance between scalp guide roots
-
-
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
-def _age_years(identity: dict) -> float:
-    return float(age_param_to_years(identity["macro"]["age"]))
-
-
-def sample_hair(rng: np.random.Generator, brow_rng: np.random.Generator, identity: dict) -> dict:
-    """The hair spec of one appearance; `brow_rng` draws the identity's own traits (same every appearance)."""
-    gender = float(identity["macro"]["gender"])
-    african = float(identity["macro"].get("african", 0.0))
-    tone = float(identity["skin"]["tone"])
-    age = _age_years(identity)
-    male = gender >= 0.5
-
-    # Identity-level draws first, always the same count, so they never depend on the appearance.
-    traits = brow_rng.random(12)
-    brow_traits = brow_rng.random(5)  # brow shape beyond size and arch
-    melanin = float(np.clip(0.35 + 0.55 * tone + 0.35 * (traits[0] - 0.5) + 0.3 * african, 0.05, 1.0))
-    redness = float(np.clip(0.2 + 0.6 * traits[1] ** 3 * (1.0 - tone), 0.0, 1.0))
-    grey_onset = 30.0 + 25.0 * traits[2]  # years at which greying starts
-    grey = float(np.clip((age - grey_onset) / 30.0, 0.0, 0.95))
-    texture = float(np.clip(african + 0.25 * (traits[3] - 0.5), 0.0, 1.0))  # curl tendency
-    # Brow centre line ≈ 1.3-1.8 cm above the eyeball centre, 0.6-1.1 cm tall, hairs 5-8 mm.
-    eyebrows = {
-        "thickness": _r(0.028 + 0.042 * traits[4] + 0.012 * gender),  # fine pencil lines to bushy
-        "density": _r(0.35 + 0.65 * traits[5]),
-        "length": _r(0.03 + 0.015 * traits[6] + 0.008 * gender),
-        "arch": _r(0.01 + 0.035 * traits[7] * (1.2 - 0.5 * gender)),
-        "height": _r(0.075 + 0.03 * traits[8]),
-        # Where the head starts (half the gap between brows, 8-14 mm), how far the tail runs past
-        # the eye, how far the tail drops (or rises) from the head, how much thinner the tail is, and how much
-        # darker than the scalp hair: brow shape is among the strongest cues a face recognizer reads.
-        "inner": _r(0.045 + 0.03 * brow_traits[0]),
-        "tail": _r(0.1 + 0.05 * brow_traits[1]),
-        "tilt": _r(-0.03 + 0.045 * brow_traits[2]),
-        "taper": _r(0.3 + 0.45 * brow_traits[3]),
-        "shade": _r(0.9 + 0.8 * brow_traits[4]),
-    }
-    eyelashes = {"length": _r(0.035 + 0.02 * traits[9] * (1.3 - 0.6 * gender)), "density": _r(0.7 + 0.3 * traits[10])}
-    pattern_baldness = float(np.clip((age - 25.0) / 45.0 + 0.4 * (traits[11] - 0.5), 0.0, 1.0)) if male else 0.0
-
-    weights = np.array([BASE_STYLE_WEIGHT[s][1 if male else 0] for s in HAIRSTYLES])
-    weights[HAIRSTYLES.index("afro")] *= 0.2 + 12.0 * texture**2  # afro-textured hair needs the curl tendency
-    weights[HAIRSTYLES.index("curly")] *= 1.0 + 3.0 * texture
-    weights[HAIRSTYLES.index("long_straight")] *= 1.0 - 0.7 * texture
-    weights[HAIRSTYLES.index("bald")] *= 1.0 + 8.0 * pattern_baldness**2
-    style = HAIRSTYLES[int(rng.choice(len(HAIRSTYLES), p=weights / weights.sum()))]
-    shape = STYLE_SHAPE.get(style)
-    length = rng.uniform(*shape[0]) if shape else 0.0
-    density = DENSITIES[int(rng.choice(3, p=[0.3, 0.5, 0.2]))]
-    recession = (
-        pattern_baldness * rng.uniform(0.5, 1.0)
-        if style in ("buzz", "short", "medium", "curly") and rng.random() < pattern_baldness
-        else 0.0
-    )
-    part = rng.uniform(-0.25, 0.25) if rng.random() < 0.8 else 0.0
-    dyed = rng.random() < DYE_PROBABILITY
-    dye_name = str(rng.choice(list(DYES)))
-    dye_amount = rng.uniform(0.5, 0.9)
-    colour = {
-        "melanin": _r(melanin),
-        "melanin_redness": _r(redness),
-        "grey": _r(grey),
-        "dye": {"name": dye_name, "tint": list(DYES[dye_name]), "amount": _r(dye_amount)} if dyed else None,
-        "roughness": _r(rng.uniform(0.25, 0.4)),
-        "tip_lightening": _r(rng.uniform(0.0, 0.2)),
-    }
-
-    facial_roll, facial_pick, facial_len, facial_den = rng.random(4)
-    facial = "none"
-    if male and facial_roll < 0.45:
-        facial = FACIAL_HAIR[1 + int(facial_pick * (len(FACIAL_HAIR) - 1))]
-    facial_length = {
-        "none": 0.0,
-        "stubble": 0.01,
-        "moustache": 0.06,
-        "goatee": 0.07,
-        "short_beard": 0.05,
-        "full_beard": 0.16,
-    }[facial]
-    return {
-        "style": style,
-        "length": _r(length),
-        "density": density,
-        "recession": _r(recession),
-        "part": _r(part),
-        "curl_radius": _r(shape[2] * rng.uniform(0.8, 1.2) if shape else 0.0),
-        "curl_frequency": _r(shape[3] if shape else 0.0),
-        "frizz": _r(shape[4] * rng.uniform(0.7, 1.4) if shape else 0.0),
-        "clump": _r(shape[5] if shape else 0.0),
-        "color": colour,
-        "eyebrows": eyebrows,
-        "eyelashes": eyelashes,
-        "facial_hair": {
-            "style": facial,
-            "length": _r(facial_length * (0.7 + 0.6 * facial_len)),
-            "density": _r(0.6 + 0.4 * facial_den),
-        },
-        "seed": int(rng.integers(0, 2**31 - 1)),
-    }
-
-
-def validate_hair(spec: dict) -> None:
-    """A clear one-line ValueError for values the builder cannot honour."""
-    checks = (
-        ("style", spec.get("style"), HAIRSTYLES),
-        ("density", spec.get("density"), DENSITIES),
-        ("facial_hair.style", spec.get("facial_hair", {}).get("style"), FACIAL_HAIR),
-    )
-    for name, value, allowed in checks:
-        if value not in allowed:
-            raise ValueError(f"hair {name} {value!r} is not allowed (allowed: {', '.join(allowed)})")
-    dye = spec.get("color", {}).get("dye")
-    if dye is not None and dye.get("name") not in DYES:
-        raise ValueError(f"hair dye {dye.get('name')!r} is not allowed (allowed: {', '.join(DYES)})")
-    if spec["style"] != "bald" and not spec.get("length", 0) > 0:
-        raise ValueError(
-            f"hair length {spec.get('length')!r} is not allowed for style {spec['style']!r} (must be > 0)"
-        )
 
 
 # ---------------------------------------------------------------- rest-frame head measurements
@@ -290,26 +116,9 @@ def scalp_weights(spec: dict, geo: HeadGeometry) -> np.ndarray:
 # ---------------------------------------------------------------- surface sampling helpers
 
 
-def vertex_normals(vertices: np.ndarray, faces) -> np.ndarray:
-    tris = _triangles(faces)
-    n = np.cross(vertices[tris[:, 1]] - vertices[tris[:, 0]], vertices[tris[:, 2]] - vertices[tris[:, 0]])
-    out = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(out, tris[:, k], n)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-
 def skin_normals(geo: HeadGeometry) -> np.ndarray:
     """Rest-frame vertex normals of the skin surface."""
     return vertex_normals(geo.rest, [f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
-
-
-def _triangles(faces) -> np.ndarray:
-    quads = np.array([f for f in faces if len(f) == 4], dtype=np.int64).reshape(-1, 4)
-    tris = [np.array([f for f in faces if len(f) == 3], dtype=np.int64).reshape(-1, 3)]
-    if len(quads):
-        tris += [quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]
-    return np.concatenate(tris)
 
 
 def sample_surface(
@@ -323,7 +132,7 @@ def sample_surface(
     over the nose tip on many identities. With `inside`, twice `count` roots are drawn and the
     first `count` that pass are kept (fewer when fewer pass).
     """
-    tris = _triangles([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
+    tris = triangles([f for f, p in zip(geo.topology.faces, geo.topology.face_part) if p == 0])
     v = geo.rest
     area = 0.5 * np.linalg.norm(np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]]), axis=1)
     p = area * weights[tris].mean(axis=1)
