@@ -9,7 +9,8 @@ import pytest
 
 from datagen.config import make_config
 from datagen.errors import DatagenError
-from datagen.seeding import component_rng, component_seed, subject_key
+from datagen.seeding import component_rng, component_seed
+from datagen.shard_format import subject_key
 from datagen.spec import SPEC_VERSION, make_spec, sample_identity, skin_tone_linear
 
 
