@@ -50,29 +50,12 @@ def input_view(views: torch.Tensor) -> torch.Tensor:
 
 
 def diffusion_loader(
-    data: str | Sequence[str] | Sequence[Source],
-    size: int,
-    batch_size: int,
-    workers: int = 0,
-    seed: int = 0,
-    epochs: int | None = None,
-    verify_data: bool = False,
-    weights: Sequence[float] | None = None,
-    start_epoch: int = 0,
+    data: str | Sequence[str] | Sequence[Source], size: int, batch_size: int, workers: int = 0, seed: int = 0, **stream
 ) -> torch.utils.data.DataLoader:
     """Batches of {"views": (B, 6, 3, S, S)} in [0, 1] (input = `input_view`), "background": (B,),
-    over one or more sources (`training.stream`: split between processes, mixed by weight)."""
-    return shard_loader(
-        data,
-        functools.partial(diffusion_sample, size=size),
-        batch_size,
-        workers,
-        seed,
-        epochs,
-        verify_data,
-        weights,
-        start_epoch,
-    )
+    over one or more sources (`training.stream`: split between processes, mixed by weight);
+    `stream`: `shard_loader`'s epochs, verify_data, weights, start_epoch."""
+    return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, **stream)
 
 
 def face_statistics(sources: Sequence[Source], weights: Sequence[float]) -> dict | None:
