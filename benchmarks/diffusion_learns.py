@@ -43,7 +43,7 @@ class TimeUp(Exception):
 
 def training_subjects(data: str, size: int) -> dict:
     """All subjects of the folder, on white, as one batch."""
-    from datagen.sample import read_samples
+    from datagen.shard_format import read_samples
 
     samples = []
     for url in shard_urls(data):

@@ -16,9 +16,10 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from datagen.shard_format import CARD_NAME, FIXED_VIEW_FILES, load_card, read_samples, shard_path  # noqa: E402
 from facelift_models.cameras import FIXED_VIEWS  # noqa: E402
 
-FIXED_FILES = {v.name: f"fixed_{k:02d}.png" for k, v in enumerate(FIXED_VIEWS)}
+FIXED_FILES = {v.name: name for v, name in zip(FIXED_VIEWS, FIXED_VIEW_FILES)}
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 
 
@@ -33,17 +34,15 @@ def dataset_views(out: str, limit: int) -> Iterator[tuple[dict, dict[str, bytes]
     """(spec, files) of the first `limit` samples of a datagen output folder."""
     import json
 
-    from datagen.card import SHARD_DIR, load_card
-    from datagen.sample import read_samples
     from datagen.storage import Storage
 
     storage = Storage(out)
     card = load_card(storage)
     if card is None:
-        sys.exit(f"error: {out} has no dataset.json; run facelift datagen first")
+        sys.exit(f"error: {out} has no {CARD_NAME}; run facelift datagen first")
     count = 0
     for entry in card["shards"]:
-        with storage.open_read(f"{SHARD_DIR}/{entry['name']}") as f:
+        with storage.open_read(shard_path(entry["name"])) as f:
             for _, files in read_samples(f):
                 yield json.loads(files["spec.json"]), files
                 count += 1
@@ -67,14 +66,14 @@ def rendered_views(
     for i in identities:
         for j in range(appearances):
             spec = make_spec(cfg, i, j)
-            spec["views"] = [spec["views"][int(name[6:8])] for name in order]
+            spec["views"] = [spec["views"][FIXED_VIEW_FILES.index(name)] for name in order]
             files = render_subject(spec, threads=os.cpu_count() or 1).files
             # render_subject numbers views by their order in the trimmed list: map back to the fixed names
             yield (
                 spec,
                 {
                     "spec.json": files["spec.json"],
-                    **{name: files[f"fixed_{k:02d}.png"] for k, name in enumerate(order)},
+                    **{name: files[FIXED_VIEW_FILES[k]] for k, name in enumerate(order)},
                 },
             )
 

@@ -138,6 +138,7 @@ SCALE_LEVERS = ("another-identity", "another-appearance")
 def neutral_look(spec: dict, light: str, sky: tuple[float, ...] = (3.0, 0.0, 90.0, 1.0)) -> dict:
     """The spec with a neutral face, a straight pose and the benchmark's one light."""
     from datagen.samplers.lighting import metering_ev
+    from datagen.shard_format import FIXED_VIEW_FILES
 
     spec = copy.deepcopy(spec)
     spec["expression"] = {"archetypes": ["neutral"], "gaze_deg": [0.0, 0.0], "units": {}}
@@ -163,7 +164,7 @@ def neutral_look(spec: dict, light: str, sky: tuple[float, ...] = (3.0, 0.0, 90.
             "strength": 1.0,
             "exposure_ev": exposure,
         }
-    front = int(FIXED_FILES["front"][6:8])
+    front = FIXED_VIEW_FILES.index(FIXED_FILES["front"])
     spec["views"] = [spec["views"][front]]
     return spec
 
@@ -177,10 +178,11 @@ class FrontEmbedder:
 
     def __call__(self, spec: dict) -> np.ndarray | None:
         from datagen.blender_render import render_subject
+        from datagen.shard_format import FIXED_VIEW_FILES
 
         files = render_subject(spec, threads=os.cpu_count() or 1).files
         self.renders += 1
-        img = composite(files["fixed_00.png"], "white")
+        img = composite(files[FIXED_VIEW_FILES[0]], "white")  # the spec's one view, the front
         if self.save:
             os.makedirs(self.save, exist_ok=True)
             img.save(os.path.join(self.save, f"{self.renders:03d}_{spec['key']}.png"))

@@ -44,7 +44,7 @@ class TimeUp(Exception):
 def eval_set(data: str, size: int) -> tuple[list[dict], torch.Tensor]:
     """Per subject: inputs (4 fixed views) and the held-out views within 60° of them; and the
     per-pixel mean image of all training views of all subjects."""
-    from datagen.sample import read_samples
+    from datagen.shard_format import read_samples
 
     subjects, train_sum, train_n = [], torch.zeros(3, size, size), 0
     for url in shard_urls(data):

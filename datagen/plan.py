@@ -5,12 +5,9 @@ shard must contain, and a 100-million-subject plan costs no memory.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from datagen.seeding import subject_key
-
-_KEY = re.compile(r"^id(\d{5})_ap(\d{3})$")
+from datagen.shard_format import key_subject, subject_key
 
 
 @dataclass(frozen=True)
@@ -45,10 +42,10 @@ class Plan:
 
     def index_of(self, key: str) -> int | None:
         """The subject's position in plan order, or None if the key is not planned."""
-        m = _KEY.match(key)
-        if not m:
+        subject = key_subject(key)
+        if subject is None:
             return None
-        i, j = int(m.group(1)), int(m.group(2))
+        i, j = subject
         return i * self.appearances + j if i < self.identities and j < self.appearances else None
 
     def shard_of(self, key: str) -> int | None:

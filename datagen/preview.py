@@ -8,12 +8,10 @@ import posixpath
 
 from PIL import Image, ImageDraw
 
-from blender_assets import catalogue
-from datagen.card import SHARD_DIR
+from datagen.catalogues.head import age_param_to_years
 from datagen.errors import DatagenError
-from datagen.sample import read_samples
+from datagen.shard_format import FIXED_VIEW_FILES, read_samples, require_card, shard_path
 from datagen.storage import Storage
-from datagen.verify import require_card
 from facelift_models import cameras
 
 BACKGROUND = (128, 128, 128)
@@ -30,16 +28,15 @@ def _contact_sheet(storage: Storage, out: str, max_subjects: int, tile: int) -> 
         raise DatagenError(
             f"--subjects {max_subjects} / --tile {tile} not allowed (at least 1 subject, tile at least 16 px)"
         )
-    fixed = [f"fixed_{k:02d}.png" for k in range(len(cameras.FIXED_VIEWS))]
     rows: list[tuple[str, list[str], list[Image.Image]]] = []
     for entry in card["shards"]:
-        rel = f"{SHARD_DIR}/{entry['name']}"
+        rel = shard_path(entry["name"])
         try:
             with storage.open_read(rel) as f:
                 for key, files in read_samples(f):
                     if key not in entry["keys"]:
                         continue  # members the card does not list as a subject
-                    rows.append(_row(rel, key, files, fixed, tile))
+                    rows.append(_row(rel, key, files, tile))
                     if len(rows) == max_subjects:
                         break
         except DatagenError:
@@ -54,7 +51,7 @@ def _contact_sheet(storage: Storage, out: str, max_subjects: int, tile: int) -> 
     if not rows:
         raise DatagenError(f"{out} holds no finished shard yet; run datagen first")
     header = 20
-    sheet = Image.new("RGB", (LABEL_W + tile * len(fixed), header + tile * len(rows)), (40, 40, 40))
+    sheet = Image.new("RGB", (LABEL_W + tile * len(FIXED_VIEW_FILES), header + tile * len(rows)), (40, 40, 40))
     draw = ImageDraw.Draw(sheet)
     for c, view in enumerate(cameras.FIXED_VIEWS):
         draw.text((LABEL_W + c * tile + 4, 4), f"{c} {view.name} az {view.azimuth_deg:+.0f}", fill=(230, 230, 230))
@@ -68,17 +65,15 @@ def _contact_sheet(storage: Storage, out: str, max_subjects: int, tile: int) -> 
     return sheet
 
 
-def _row(
-    rel: str, key: str, files: dict[str, bytes], fixed: list[str], tile: int
-) -> tuple[str, list[str], list[Image.Image]]:
-    lacking = [n for n in ["spec.json", *fixed] if n not in files]
+def _row(rel: str, key: str, files: dict[str, bytes], tile: int) -> tuple[str, list[str], list[Image.Image]]:
+    lacking = [n for n in ["spec.json", *FIXED_VIEW_FILES] if n not in files]
     if lacking:
         raise DatagenError(f"{rel}: sample {key} has no {lacking[0]}; run `facelift datagen verify` on the folder")
     try:
         lines = summary(json.loads(files["spec.json"]))
     except (ValueError, KeyError, TypeError, AttributeError):
         lines = ["(spec unreadable)"]
-    return key, lines, [_on_background(files[n], tile) for n in fixed]
+    return key, lines, [_on_background(files[n], tile) for n in FIXED_VIEW_FILES]
 
 
 def summary(spec: dict) -> list[str]:
@@ -88,7 +83,7 @@ def summary(spec: dict) -> list[str]:
     lines = []
     if macro:
         sex = "female" if macro["gender"] < 0.5 else "male"
-        lines.append(f"{sex} {catalogue.age_param_to_years(macro['age']):.0f}y tone {ident['skin']['tone']:.2f}")
+        lines.append(f"{sex} {age_param_to_years(macro['age']):.0f}y tone {ident['skin']['tone']:.2f}")
     hair = spec.get("hair")
     if hair:
         lines.append(f"hair {hair.get('style', '?')}")

@@ -14,15 +14,15 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from datagen import face_stats
-from datagen.card import SHARD_DIR, STAGING_DIR, open_card, save_card
+from datagen.card import STAGING_DIR, open_card, save_card
 from datagen.config import DatagenConfig, RunOptions
 from datagen.devices import gpus_per_worker, worker_slots
 from datagen.errors import DatagenError, DatagenInterrupted, StorageError
 from datagen.lock import OutputLock
 from datagen.progress import SubjectProgress
 from datagen.ray_cluster import cluster_nodes, code_fingerprint, node_gone, resolve_ray_address, start_ray
-from datagen.seeding import subject_key
 from datagen.shard_book import ShardBook
+from datagen.shard_format import FACE_STATS_FIELD, SHARD_DIR, subject_key
 from datagen.spec import make_spec
 from datagen.storage import Storage, check_output_url
 from datagen.worker import RenderWorker
@@ -157,7 +157,7 @@ def _run_locked(
         if farm:
             farm.stop()
     if face_stats.needs_update(card):  # after the farm: the detector gets the CPUs the renders had
-        card[face_stats.FIELD] = face_stats.measure(storage, card)
+        card[FACE_STATS_FIELD] = face_stats.measure(storage, card)
         save_card(storage, card, cfg)
     summary.failed = {k: v["error"] for k, v in card["failed"].items()}
     summary.seconds = time.time() - t0

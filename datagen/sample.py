@@ -1,18 +1,15 @@
-"""One webdataset sample = one subject (DESIGN §4): its file names, JSON members and tar packing."""
+"""Writing one webdataset sample = one subject (DESIGN §4): its JSON members and tar packing (names and
+the reader: `datagen.shard_format`)."""
 
 from __future__ import annotations
 
 import io
 import json
-import tarfile
-from collections.abc import Iterator
 
-from blender_assets.anny_data import SCENE_UNIT_M
-from datagen.config import DatagenConfig
-from datagen.spec import view_file_stem
+from datagen.catalogues.head import SCENE_UNIT_M
+from datagen.shard_format import view_file, view_file_stem
 from facelift_models import cameras
 
-JSON_MEMBERS = ("spec.json", "cameras.json", "landmarks.json")
 LANDMARK_UNITS = f"scene units (1 unit = {SCENE_UNIT_M:.4f} m), Blender world: Z up, head faces -Y"
 
 
@@ -23,17 +20,7 @@ def dumps(obj) -> bytes:
 
 def view_files(spec: dict) -> list[str]:
     """Image file names of the subject's views, in spec order."""
-    return [view_file_stem(k, v["kind"]) + ".png" for k, v in enumerate(spec["views"])]
-
-
-def expected_members(cfg: DatagenConfig) -> list[str]:
-    """Every member name (without the key) a sample of this config holds."""
-    stems = [f"fixed_{k:02d}" for k in range(len(cameras.FIXED_VIEWS))] + [
-        f"random_{k:02d}" for k in range(cfg.views_random)
-    ]
-    names = list(JSON_MEMBERS) + [s + ".png" for s in stems]
-    names += [f"{s}.{p}.exr" for s in stems for p in cfg.passes]
-    return sorted(names)
+    return [view_file(view_file_stem(k, v["kind"])) for k, v in enumerate(spec["views"])]
 
 
 def cameras_json(spec: dict) -> dict:
@@ -71,24 +58,3 @@ def write_samples(fileobj, samples) -> int:
             sink.write({"__key__": key, **files})
             count += 1
     return count
-
-
-def read_samples(fileobj) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {member: bytes}) for each sample of a tar stream, grouped as webdataset groups them."""
-    key, files = None, {}
-    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            base = info.name.rsplit("/", 1)[-1]
-            k, _, member = base.partition(".")
-            data = tar.extractfile(info).read()
-            if k != key and key is not None:
-                yield key, files
-                files = {}
-            key = k
-            if member in files:
-                raise ValueError(f"sample {k} holds {member} twice")
-            files[member] = data
-    if key is not None:
-        yield key, files

@@ -41,8 +41,3 @@ def component_seed(run_seed: int, identity: int, appearance: int, component: str
 
 def component_rng(run_seed: int, identity: int, appearance: int, component: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(component_seed(run_seed, identity, appearance, component)))
-
-
-def subject_key(identity: int, appearance: int) -> str:
-    """The webdataset key of subject (i, j) (DESIGN §4: no dots)."""
-    return f"id{identity:05d}_ap{appearance:03d}"

@@ -22,11 +22,11 @@ import io
 import logging
 from dataclasses import dataclass, field
 
-from datagen.card import SHARD_DIR, STAGING_DIR, save_card, shard_index, shard_name, staged_key, staging_name
+from datagen.card import STAGING_DIR, save_card, staged_key, staging_name
 from datagen.config import DatagenConfig
 from datagen.plan import Plan
-from datagen.sample import read_samples, write_samples
-from datagen.seeding import subject_key
+from datagen.sample import write_samples
+from datagen.shard_format import CARD_NAME, SHARD_DIR, read_samples, shard_index, shard_name, shard_path, subject_key
 from datagen.storage import Storage
 from datagen.verify import sample_problems
 
@@ -72,7 +72,7 @@ class ShardBook:
         entries = {e["index"]: e for e in self.card["shards"] if 0 <= e["index"] < plan.shard_count}
         on_disk = storage.sizes(SHARD_DIR)
         for k, entry in sorted(entries.items()):
-            rel = f"{SHARD_DIR}/{entry['name']}"
+            rel = shard_path(entry["name"])
             listed = set(entry["keys"])
             if entry["name"] not in on_disk:
                 log.warning("%s is recorded but missing: its subjects are rendered again", rel)
@@ -92,7 +92,7 @@ class ShardBook:
             if entry:
                 self.recorded[k] = entry
             else:
-                self._set_aside(f"{SHARD_DIR}/{name}", problem)
+                self._set_aside(shard_path(name), problem)
         inside = {key for e in self.recorded.values() for key in e["keys"]}
         for name in storage.listdir(STAGING_DIR):
             key = staged_key(name)
@@ -124,7 +124,7 @@ class ShardBook:
 
     def _adoptable(self, k: int) -> tuple[dict | None, str]:
         """A card entry for an unrecorded shard file that passes every sample check, else (None, why)."""
-        rel = f"{SHARD_DIR}/{shard_name(k)}"
+        rel = shard_path(shard_name(k))
         data = self.storage.read_bytes(rel)
         planned = self.plan.shard_keys(k)
         order = {key: n for n, key in enumerate(planned)}
@@ -192,7 +192,7 @@ class ShardBook:
             self.storage.remove(staging_name(key))
         self.duplicates.clear()
         owned = {
-            "": lambda n: n == "dataset.json",
+            "": lambda n: n == CARD_NAME,
             SHARD_DIR: lambda n: shard_index(n) is not None,
             STAGING_DIR: lambda n: staged_key(n) is not None,
         }
@@ -235,7 +235,7 @@ class ShardBook:
 
     def _write_shard(self, k: int, keys: list[str], have: set[str]) -> None:
         storage = self.storage
-        rel = f"{SHARD_DIR}/{shard_name(k)}"
+        rel = shard_path(shard_name(k))
 
         def samples():
             old = read_samples(storage.open_read(rel)) if have else iter(())

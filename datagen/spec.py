@@ -8,21 +8,15 @@ SPEC_VERSION when a draw changes meaning.
 
 from __future__ import annotations
 
-from importlib import metadata
-
-from datagen import __version__
 from datagen.config import DatagenConfig
 from datagen.samplers import SPEC_FIELDS, draw
 from datagen.samplers.subject import Subject
-from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_seed, subject_key
+from datagen.seeding import HEAD_COMPONENTS, OBJECT_COMPONENTS, component_seed
+from datagen.shard_format import subject_key
+from datagen.versions import RENDER_PACKAGES, software_versions
 from facelift_models import cameras
 
 SPEC_VERSION = 9
-
-
-def view_file_stem(index: int, kind: str, fixed_count: int = len(cameras.FIXED_VIEWS)) -> str:
-    """`fixed_00` … `fixed_05`, `random_00` …: the file stem of view `index` in spec order."""
-    return f"fixed_{index:02d}" if kind == "fixed" else f"random_{index - fixed_count:02d}"
 
 
 def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:
@@ -39,10 +33,6 @@ def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:
         "hdri_dir": cfg.hdri_dir,
         "cycles_seed": component_seed(cfg.draw_seed, i, j, "render") % (2**31 - 1),
     }
-
-
-def versions() -> dict:
-    return {"facelift": __version__, "blender": _version("bpy"), "anny": _version("anny")}
 
 
 def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
@@ -63,12 +53,5 @@ def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:
         },
         **{field: draw(field, subject) for field in SPEC_FIELDS[cfg.kind]},
         "render": render_settings(cfg, i, j),
-        "versions": versions(),
+        "versions": software_versions(RENDER_PACKAGES),
     }
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"

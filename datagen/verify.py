@@ -11,10 +11,9 @@ import numpy as np
 from PIL import Image
 
 from datagen import face_stats
-from datagen.card import CARD_NAME, SHARD_DIR, load_card
-from datagen.errors import DatagenError, StorageError
+from datagen.errors import StorageError
 from datagen.plan import Plan
-from datagen.sample import read_samples
+from datagen.shard_format import SHARD_DIR, read_samples, require_card, shard_path
 from datagen.storage import Storage
 from facelift_models import cameras
 
@@ -42,14 +41,6 @@ class Verdict:
         return f"FAILED: {out}: {len(self.problems)} problems: {shown}{more}"
 
 
-def require_card(storage: Storage) -> dict:
-    """The folder's card, or a one-line DatagenError saying it is not a datagen output."""
-    card = load_card(storage)
-    if card is None:
-        raise DatagenError(f"{storage.url} has no {CARD_NAME}; is it a facelift datagen output folder?")
-    return card
-
-
 def verify(out: str) -> Verdict:
     storage = Storage(out)
     card = require_card(storage)
@@ -69,7 +60,7 @@ def verify(out: str) -> Verdict:
         v.problems.append(stats_problem)
     present = storage.sizes(SHARD_DIR)  # one listing, not a request per shard (object stores)
     for entry in card["shards"]:
-        rel = f"{SHARD_DIR}/{entry['name']}"
+        rel = shard_path(entry["name"])
         if entry["name"] not in present:
             v.problems.append(f"{entry['name']} missing")
             continue

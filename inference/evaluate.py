@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from datagen.errors import DatagenError
-from datagen.sample import read_samples
+from datagen.shard_format import read_samples
 from facelift_models import cameras
 from facelift_models.gaussian_render import render_gaussians
 from facelift_models.lrm import GSLRM

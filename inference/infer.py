@@ -21,12 +21,12 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 
 import numpy as np
 import torch
 from PIL import Image
 
+from datagen.versions import software_versions
 from facelift_models import cameras
 from facelift_models.export import filter_for_export, save_ply, save_turntable, turntable
 from inference.errors import InferError
@@ -89,13 +89,7 @@ def unique_names(paths: list[str]) -> list[str]:
 
 
 def versions() -> dict:
-    def v(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {p: v(p) for p in ("facelift", "torch", "diffusers", "facenet-pytorch", "ai-edge-litert")}
+    return software_versions({p: p for p in ("torch", "diffusers", "facenet-pytorch", "ai-edge-litert")})
 
 
 def check_out(out: str) -> None:

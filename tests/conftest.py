@@ -141,9 +141,9 @@ def write_card_listing(folder: Path, like: Path) -> None:
     import hashlib
     import json
 
-    from datagen.card import save_card, shard_name
+    from datagen.card import save_card
     from datagen.config import make_config
-    from datagen.sample import read_samples
+    from datagen.shard_format import read_samples, shard_name
     from datagen.storage import Storage
 
     card = json.loads((like / "dataset.json").read_text())
@@ -186,7 +186,7 @@ def foreign_tar() -> bytes:
 
 def keys_in(out: Path) -> list[str]:
     """The sample keys of a local datagen output's shards, in shard order (duplicates kept)."""
-    from datagen.sample import read_samples
+    from datagen.shard_format import read_samples
 
     keys = []
     for shard in sorted((out / "shards").glob("heads-*.tar")):

@@ -18,7 +18,7 @@ import webdataset as wds
 from PIL import Image
 
 from conftest import FACELIFT, facelift
-from datagen.sample import read_samples
+from datagen.shard_format import read_samples
 from facelift_models import cameras
 
 

@@ -26,7 +26,8 @@ import pytest
 from PIL import Image
 
 from conftest import FACELIFT, facelift, foreign_tar, keys_in, silent_port
-from datagen.sample import pack_sample, read_samples
+from datagen.sample import pack_sample
+from datagen.shard_format import read_samples
 
 SMALL = [
     "--kind",

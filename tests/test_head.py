@@ -69,7 +69,7 @@ def test_landmarks_sit_where_a_face_has_them(identity):
     face = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right", "chin")
     assert min(face, key=lambda k: m[k][1]) == "nose_tip"  # the nose points at the front camera (−Y)
     assert m["head_top"][2] > m["eye_left"][2] > m["nose_tip"][2] > m["mouth_left"][2] > m["chin"][2]
-    eye_gap_m = np.linalg.norm(m["eye_left"] - m["eye_right"]) * anny_data.BUILD_UNIT_M
+    eye_gap_m = np.linalg.norm(m["eye_left"] - m["eye_right"]) * catalogue.BUILD_UNIT_M
     assert 0.05 < eye_gap_m < 0.075  # adult interpupillary distance
     head_box = g.vertices[g.topology.head_region]
     centre = (head_box.min(0) + head_box.max(0)) / 2
@@ -95,7 +95,7 @@ def test_front_view_matches_facelift_face_box():
     for i in range(6):
         m = shape.head_geometry(draw("identity", Subject(0, i)), {"units": {}}, NEUTRAL_POSE).landmarks
         px = {
-            k: project_front(np.asarray(m[k]) * anny_data.FRAMING_SCALE)
+            k: project_front(np.asarray(m[k]) * catalogue.FRAMING_SCALE)
             for k in ("eye_left", "eye_right", "mouth_left", "mouth_right")
         }
         eyes = np.linalg.norm(px["eye_left"] - px["eye_right"])
@@ -110,7 +110,7 @@ def test_chest_cut_is_level(identity):
     skin = g.vertices[g.topology.skin]
     bottom = skin[:, 2].min()
     assert (skin[:, 2] < bottom + 1e-6).sum() > 50  # a whole ring of vertices on the cut plane
-    assert bottom * anny_data.FRAMING_SCALE < -2.7 * np.sin(
+    assert bottom * catalogue.FRAMING_SCALE < -2.7 * np.sin(
         np.radians(30)
     )  # below the lowest camera (el −30°): the opening is never seen
 
@@ -210,7 +210,7 @@ def test_eye_spacing_of_many_identities_is_adult():
     ipd_mm = []
     for i in range(40):
         m = geometry(draw("identity", Subject(0, i))).landmarks
-        ipd_mm.append(np.linalg.norm(m["eye_left"] - m["eye_right"]) * anny_data.BUILD_UNIT_M * 1000)
+        ipd_mm.append(np.linalg.norm(m["eye_left"] - m["eye_right"]) * catalogue.BUILD_UNIT_M * 1000)
     ipd_mm = np.array(ipd_mm)
     assert 53.0 < ipd_mm.min() and ipd_mm.max() < 71.0, ipd_mm.round(1)
     assert 58.0 < ipd_mm.mean() < 66.0 and 2.0 < ipd_mm.std() < 5.0, (ipd_mm.mean(), ipd_mm.std())
@@ -238,7 +238,7 @@ def _skin_inside_eyeballs(geo) -> int:
 def test_relief_reshapes_the_face_and_keeps_eyes_under_the_lids():
     """An identity's relief moves its face by millimetres, differently per identity, and the
     eyeballs and teeth move with the skin around them (no eyeball showing through a lid)."""
-    mm = anny_data.BUILD_UNIT_M * 1000
+    mm = catalogue.BUILD_UNIT_M * 1000
     moved = []
     for i in range(12):
         ident = draw("identity", Subject(0, i))

@@ -57,7 +57,7 @@ def test_objects_render_in_the_heads_format(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert facelift("datagen", "verify", str(out)).returncode == 0
-    from datagen.sample import read_samples
+    from datagen.shard_format import read_samples
 
     shard = next((out / "shards").iterdir())
     with open(shard, "rb") as f:

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from conftest import FACELIFT, foreign_tar, silent_port
-from datagen.sample import read_samples
+from datagen.shard_format import read_samples
 from datagen.storage import TMP_MARK
 
 RUN = [

@@ -12,7 +12,8 @@ from datagen.errors import DatagenError
 from datagen.samplers import draw
 from datagen.samplers.identity import skin_tone_linear
 from datagen.samplers.subject import Subject
-from datagen.seeding import component_rng, component_seed, subject_key
+from datagen.seeding import component_rng, component_seed
+from datagen.shard_format import subject_key
 from datagen.spec import SPEC_VERSION, make_spec
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from datagen.card import load_card, open_card, save_card
+from datagen.card import open_card, save_card
 from datagen.config import make_config
 from datagen.errors import DatagenError
+from datagen.shard_format import load_card
 from datagen.storage import TMP_MARK, Storage
 
 

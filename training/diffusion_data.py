@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from datagen.shard_format import FACE_STATS_FIELD, FIXED_VIEW_FILES, view_file_stem
 from facelift_models.cameras import FIXED_VIEWS
-from training.shards import DataError, Source, decode_view, missing_member
+from training.shards import REQUIRED, DataError, Source, decode_view, missing_member
 from training.stream import shard_loader
 
 BACKGROUNDS = (1.0, 0.0, 0.5)  # white, black, grey
-FIXED_FILES = tuple(f"fixed_{k:02d}.png" for k in range(len(FIXED_VIEWS)))
 
 
 def diffusion_sample(
@@ -30,16 +30,17 @@ def diffusion_sample(
     background: float | None = None,
 ) -> dict:
     """One subject; `background` None draws it from BACKGROUNDS (training), a value fixes it (evaluation)."""
-    missing_member(files, ("cameras.json", FIXED_FILES[0]))
-    have = sum(f in files for f in FIXED_FILES)
+    missing_member(files, REQUIRED)
+    have = sum(f in files for f in FIXED_VIEW_FILES)
     if have < num_views:
         raise DataError(
             f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} has {have} fixed views; "
-            f"the multi-view model needs {num_views} (fixed_00..fixed_{num_views - 1:02d})"
+            f"the multi-view model needs {num_views} "
+            f"({view_file_stem(0, 'fixed')}..{view_file_stem(num_views - 1, 'fixed')})"
         )
     if background is None:
         background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
-    views = torch.stack([decode_view(files[f], size, background) for f in FIXED_FILES[:num_views]])
+    views = torch.stack([decode_view(files[f], size, background) for f in FIXED_VIEW_FILES[:num_views]])
     return {"key": files.get("__key__", "?"), "views": views, "background": torch.tensor(background)}
 
 
@@ -49,43 +50,24 @@ def input_view(views: torch.Tensor) -> torch.Tensor:
 
 
 def diffusion_loader(
-    data: str | Sequence[str] | Sequence[Source],
-    size: int,
-    batch_size: int,
-    workers: int = 0,
-    seed: int = 0,
-    epochs: int | None = None,
-    verify_data: bool = False,
-    weights: Sequence[float] | None = None,
-    start_epoch: int = 0,
+    data: str | Sequence[str] | Sequence[Source], size: int, batch_size: int, workers: int = 0, seed: int = 0, **stream
 ) -> torch.utils.data.DataLoader:
     """Batches of {"views": (B, 6, 3, S, S)} in [0, 1] (input = `input_view`), "background": (B,),
-    over one or more sources (`training.stream`: split between processes, mixed by weight)."""
-    return shard_loader(
-        data,
-        functools.partial(diffusion_sample, size=size),
-        batch_size,
-        workers,
-        seed,
-        epochs,
-        verify_data,
-        weights,
-        start_epoch,
-    )
+    over one or more sources (`training.stream`: split between processes, mixed by weight);
+    `stream`: `shard_loader`'s epochs, verify_data, weights, start_epoch."""
+    return shard_loader(data, functools.partial(diffusion_sample, size=size), batch_size, workers, seed, **stream)
 
 
 def face_statistics(sources: Sequence[Source], weights: Sequence[float]) -> dict | None:
     """The face statistics the pipeline carries (`facelift infer` aligns photos to them): one source's
     card's as they are; several sources' pooled, each weighted by its share of the training mix (the
     faces the model saw). Sources without statistics (objects, or not measured) do not count."""
-    from datagen import face_stats
-
     if len(sources) == 1:
-        return sources[0].card.get(face_stats.FIELD)
+        return sources[0].card.get(FACE_STATS_FIELD)
     measured = [
-        (s.url, s.card[face_stats.FIELD], w)
+        (s.url, s.card[FACE_STATS_FIELD], w)
         for s, w in zip(sources, weights)
-        if isinstance(s.card.get(face_stats.FIELD), dict) and s.card[face_stats.FIELD].get("face_size")
+        if isinstance(s.card.get(FACE_STATS_FIELD), dict) and s.card[FACE_STATS_FIELD].get("face_size")
     ]
     if len(measured) <= 1:
         return measured[0][1] if measured else None

@@ -101,22 +101,11 @@ def lrm_loader(
     batch_size: int,
     workers: int = 0,
     seed: int = 0,
-    epochs: int | None = None,
+    *,
     holdout: tuple[str, ...] = (),
-    verify_data: bool = False,
-    weights: Sequence[float] | None = None,
-    start_epoch: int = 0,
+    **stream,
 ) -> torch.utils.data.DataLoader:
-    """LRM batches over one or more sources (`training.stream`: split between processes, mixed by weight)."""
-    pick = ViewPick(holdout=tuple(holdout))
-    return shard_loader(
-        data,
-        functools.partial(lrm_sample, size=size, pick=pick),
-        batch_size,
-        workers,
-        seed,
-        epochs,
-        verify_data,
-        weights,
-        start_epoch,
-    )
+    """LRM batches over one or more sources (`training.stream`: split between processes, mixed by weight);
+    `holdout`: view files never drawn; `stream`: `shard_loader`'s epochs, verify_data, weights, start_epoch."""
+    sample = functools.partial(lrm_sample, size=size, pick=ViewPick(holdout=tuple(holdout)))
+    return shard_loader(data, sample, batch_size, workers, seed, **stream)

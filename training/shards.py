@@ -1,6 +1,7 @@
 """Datagen output as training and evaluation read it (DESIGN §4): a *source* is a `facelift datagen`
 output folder or any fsspec URL (`s3://bucket/prefix`, `gs://…`). Everything about one source is
-checked before any work, through datagen's own `Storage` and card code: the location answers
+checked before any work, through `datagen.shard_format` (the only part of datagen training imports,
+and so the same code datagen reads its output with): the location answers
 (`Storage.check`: a dead endpoint, a missing bucket or refused credentials is one line in seconds),
 the card is present and valid, its shards are listed, of the recorded sizes (one listing request),
 optionally of the recorded sha256, and the first sample is a facelift subject. Shards are opened
@@ -24,7 +25,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-REQUIRED = ("cameras.json", "fixed_00.png")  # what every facelift head sample holds
+from datagen.shard_format import (
+    CARD_NAME,
+    FRONT_VIEW_FILE,
+    SHARD_DIR,
+    datagen_errors_as,
+    open_location,
+    require_card,
+    shard_path,
+)
+
+REQUIRED = ("cameras.json", FRONT_VIEW_FILE)  # what every facelift head sample holds
 READ_BLOCK = 8 << 20  # bytes an object-store read fetches ahead: streams a shard without holding it
 
 
@@ -56,27 +67,21 @@ class Source:
 
 def open_source(data: str, verify_data: bool = False) -> Source:
     """A checked source of any split (what evaluation reads); DataError in one line otherwise."""
-    from datagen.card import CARD_NAME, SHARD_DIR, load_card
-    from datagen.errors import DatagenError
-
     storage = location(data)
     if storage.local and not os.path.isdir(storage.root):
         raise DataError(f"--data {data!r} is not a folder; give a `facelift datagen` output folder")
-    try:
-        card = load_card(storage)
-        if card is None:
-            raise DataError(f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
+    # an invalid card (the message names it), or a read that failed: one line
+    with datagen_errors_as(DataError):
+        card = require_card(storage, f"--data {data!r} has no {CARD_NAME}: not a `facelift datagen` output folder")
         entries = [s for s in card["shards"] if s["samples"] > 0]
         if not entries:
             raise DataError(
                 f"--data {data!r} lists no finished shards yet; run `facelift datagen --out {data}` to completion"
             )
         sizes = storage.sizes(SHARD_DIR)  # one listing, also of thousands of shards in a bucket
-    except DatagenError as e:  # an invalid card (the message names it), or a read that failed (StorageError)
-        raise DataError(str(e)) from None
     shards = []
     for entry in entries:
-        url = storage.url_of(f"{SHARD_DIR}/{entry['name']}")
+        url = storage.url_of(shard_path(entry["name"]))
         problem = shard_problem(url, sizes.get(entry["name"]), entry, verify_data)
         if problem:
             raise DataError(
@@ -92,19 +97,12 @@ def location(data: str):
     """datagen's Storage for `data`, proven to answer: a remote one is asked one question with short
     timeouts first (`Storage.check`), so a missing bucket, refused credentials or an endpoint that
     does not answer is one line in seconds, not minutes of retries. Local folders need no probe."""
-    from datagen.errors import DatagenError
-    from datagen.storage import Storage
-
     if not isinstance(data, str) or not data.strip():
         raise DataError(
             f"--data {data!r} is not allowed (give a `facelift datagen` output folder or an fsspec URL such as s3://bucket/prefix)"
         )
-    try:
-        storage = Storage(data)
-        storage.check()
-    except DatagenError as e:
-        raise DataError(f"--data {e}") from None
-    return storage
+    with datagen_errors_as(DataError, "--data "):
+        return open_location(data)
 
 
 def training_source(data: str, verify_data: bool = False) -> Source:
@@ -152,9 +150,9 @@ def open_shard(url: str) -> IO[bytes]:
 def shard_problem(url: str, size: int | None, entry: dict, verify_data: bool) -> str | None:
     """Why a card-listed shard cannot be trained on, or None. `size`: as listed (None: absent)."""
     if size is None:
-        return "is listed in dataset.json but missing"
+        return f"is listed in {CARD_NAME} but missing"
     if size != entry["bytes"]:
-        return f"is {size} bytes, dataset.json says {entry['bytes']} (truncated or replaced)"
+        return f"is {size} bytes, {CARD_NAME} says {entry['bytes']} (truncated or replaced)"
     if verify_data:
         sha = hashlib.sha256()
         try:
@@ -164,7 +162,7 @@ def shard_problem(url: str, size: int | None, entry: dict, verify_data: bool) ->
         except OSError as e:
             return f"cannot be read ({e.__class__.__name__}: {first_line(e)})"
         if sha.hexdigest() != entry["sha256"]:
-            return "has another sha256 than dataset.json records (corrupt)"
+            return f"has another sha256 than {CARD_NAME} records (corrupt)"
     return None
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from webdataset import tariterators
 
+from datagen.shard_format import CARD_NAME, SHARD_DIR
 from training.shards import DataError, Shard, Source, first_line, open_shard, training_sources
 
 RECORD_ENV = "FACELIFT_RECORD_KEYS"
@@ -73,7 +74,9 @@ def epoch_plan(
 def shard_read_error(exn: Exception) -> bool:
     """webdataset handler: a shard that fails mid-run is one DataError naming it (webdataset
     appends the url to the exception's args)."""
-    url = next((a for a in reversed(exn.args) if isinstance(a, str) and (a.endswith(".tar") or "/shards/" in a)), None)
+    url = next(
+        (a for a in reversed(exn.args) if isinstance(a, str) and (a.endswith(".tar") or f"/{SHARD_DIR}/" in a)), None
+    )
     raise DataError(
         f"shard {url or '?'} could not be read ({exn.__class__.__name__}: "
         f"{first_line(exn.args[0]) if exn.args else ''}); "
@@ -110,7 +113,7 @@ def source_samples(
         if not found:  # else an endless stream that never yields: every other process would wait on this one forever
             raise DataError(
                 f"--data {source.url!r}: reader {reader} of {readers} found none of its subjects in epoch {epoch}: "
-                "the shards do not hold the keys dataset.json lists; check the data with `facelift datagen verify`"
+                f"the shards do not hold the keys {CARD_NAME} lists; check the data with `facelift datagen verify`"
             )
         epoch += 1
 
@@ -147,7 +150,7 @@ class SeededMap:
             more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
             raise DataError(
                 f"sample {files.get('__key__', '?')!r} in {files.get('__url__', 'a shard')} "
-                f"lacks {lacking[0]}{more} that dataset.json lists: "
+                f"lacks {lacking[0]}{more} that {CARD_NAME} lists: "
                 "the shard is damaged; check the data with `facelift datagen verify`"
             )
         try:

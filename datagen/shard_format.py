@@ -1,0 +1,208 @@
+"""The shard format (DESIGN §4), as every reader and writer spells it: an output folder holds the
+card `dataset.json` and `shards/heads-{k:06d}.tar`; a shard holds webdataset samples, one per
+subject, keyed `id{i:05d}_ap{j:03d}`, whose members are three JSON files and, per view,
+`fixed_00.png` … / `random_00.png` … with optional passes `<view>.depth.exr`, `<view>.normal.exr`.
+
+This module reads the format: the card (loaded and checked) and the samples of a shard. Training
+and evaluation reach datagen only through it; writers (`datagen.card`, `datagen.sample`,
+`datagen.shard_book`) take their names from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tarfile
+from collections.abc import Iterator, Sequence
+
+from datagen.errors import DatagenError
+from datagen.storage import Storage
+from facelift_models.cameras import FIXED_VIEWS
+
+# ----------------------------------------------------------------------------- the folder
+
+CARD_NAME = "dataset.json"
+SHARD_DIR = "shards"
+_SHARD_NAME = re.compile(r"^heads-(\d{6})\.tar$")
+
+
+def shard_name(index: int) -> str:
+    return f"heads-{index:06d}.tar"
+
+
+def shard_index(name: str) -> int | None:
+    """k for `heads-{k:06d}.tar`, None for any other name."""
+    m = _SHARD_NAME.match(name)
+    return int(m.group(1)) if m else None
+
+
+def shard_path(name: str) -> str:
+    """Where the shard file `name` lies, relative to the output folder."""
+    return f"{SHARD_DIR}/{name}"
+
+
+# ----------------------------------------------------------------------------- one sample
+
+_KEY = re.compile(r"^id(\d{5})_ap(\d{3})$")
+JSON_MEMBERS = ("spec.json", "cameras.json", "landmarks.json")
+
+
+def subject_key(identity: int, appearance: int) -> str:
+    """The webdataset key of subject (i, j) (DESIGN §4: no dots)."""
+    return f"id{identity:05d}_ap{appearance:03d}"
+
+
+def key_subject(key: str) -> tuple[int, int] | None:
+    """(i, j) of a subject key, None for any other name."""
+    m = _KEY.match(key)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def view_file_stem(index: int, kind: str, fixed_count: int = len(FIXED_VIEWS)) -> str:
+    """`fixed_00` … `fixed_05`, `random_00` …: the file stem of view `index` in spec order."""
+    return f"fixed_{index:02d}" if kind == "fixed" else f"random_{index - fixed_count:02d}"
+
+
+def view_file(stem: str) -> str:
+    return f"{stem}.png"
+
+
+def pass_file(stem: str, name: str) -> str:
+    """A render pass of a view (`--passes depth,normal`): `fixed_00.depth.exr`."""
+    return f"{stem}.{name}.exr"
+
+
+FIXED_VIEW_FILES = tuple(view_file(view_file_stem(k, "fixed")) for k in range(len(FIXED_VIEWS)))
+FRONT_VIEW_FILE = FIXED_VIEW_FILES[0]  # view 0: the diffusion's input, the face statistics' view
+
+
+def sample_members(views_random: int, passes: Sequence[str]) -> list[str]:
+    """Every member name (without the key) a sample with these views and passes holds, sorted."""
+    kinds = ["fixed"] * len(FIXED_VIEWS) + ["random"] * views_random
+    stems = [view_file_stem(k, kind) for k, kind in enumerate(kinds)]
+    names = list(JSON_MEMBERS) + [view_file(s) for s in stems]
+    names += [pass_file(s, p) for s in stems for p in passes]
+    return sorted(names)
+
+
+def read_samples(fileobj) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {member: bytes}) for each sample of a tar stream, grouped as webdataset groups them."""
+    key, files = None, {}
+    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            base = info.name.rsplit("/", 1)[-1]
+            k, _, member = base.partition(".")
+            data = tar.extractfile(info).read()
+            if k != key and key is not None:
+                yield key, files
+                files = {}
+            key = k
+            if member in files:
+                raise ValueError(f"sample {k} holds {member} twice")
+            files[member] = data
+    if key is not None:
+        yield key, files
+
+
+# ----------------------------------------------------------------------------- the card
+
+FORMAT = "facelift-heads-webdataset"
+FORMAT_VERSION = 1
+FACE_STATS_FIELD = "face_alignment"  # the front views' face statistics (`datagen.face_stats`)
+
+# What a card must hold for any reader to trust it: field → type.
+_CARD_FIELDS = {
+    "format": str,
+    "format_version": int,
+    "fingerprint": str,
+    "config": dict,
+    "members_per_sample": list,
+    "counts": dict,
+    "shards": list,
+    "failed": dict,
+    "runs": list,
+    "complete": bool,
+}
+_SHARD_FIELDS = {"index": int, "name": str, "samples": int, "sha256": str, "bytes": int, "keys": list}
+_CONFIG_FIELDS = {"identities": int, "appearances": int, "subjects_per_shard": int, "size": int, "views_random": int}
+
+
+def card_problem(card) -> str | None:
+    """Why a parsed card cannot be trusted, or None."""
+    if not isinstance(card, dict):
+        return f"a JSON {type(card).__name__}, not an object"
+    for table, fields, where in ((card, _CARD_FIELDS, ""), (card.get("config"), _CONFIG_FIELDS, "config.")):
+        for name, kind in fields.items():
+            value = table.get(name) if isinstance(table, dict) else None
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                return (
+                    f"{where}{name} is "
+                    f"{'missing' if value is None else type(value).__name__ + ', expected ' + kind.__name__}"
+                )
+    for n, entry in enumerate(card["shards"]):
+        if not isinstance(entry, dict):
+            return f"shards[{n}] is not an object"
+        for name, kind in _SHARD_FIELDS.items():
+            if not isinstance(entry.get(name), kind):
+                return f"shards[{n}].{name} is {'missing' if name not in entry else 'not ' + kind.__name__}"
+        if entry["name"] != shard_name(entry["index"]):
+            return f"shards[{n}] is named {entry['name']!r} but has index {entry['index']}"
+    for key, value in card["failed"].items():
+        if not isinstance(value, dict) or not isinstance(value.get("error"), str):
+            return f"failed[{key!r}] has no error text"
+    return None
+
+
+def load_card(storage: Storage) -> dict | None:
+    """The folder's card, checked; None when it has none."""
+    storage.check()  # an object store that is missing, refuses us or does not answer: one line first
+    if not storage.exists(CARD_NAME):
+        return None
+    try:
+        card = json.loads(storage.read_bytes(CARD_NAME))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DatagenError(
+            f"{storage.url_of(CARD_NAME)} is not a readable dataset card ({e}); use another --out"
+        ) from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        found = card.get("format") if isinstance(card, dict) else f"a JSON {type(card).__name__}"
+        raise DatagenError(
+            f"{storage.url_of(CARD_NAME)} is not a facelift dataset card (format {found!r}, expected {FORMAT!r})"
+        )
+    problem = card_problem(card)
+    if problem:
+        raise DatagenError(f"{storage.url_of(CARD_NAME)} is not a valid facelift dataset card ({problem})")
+    return card
+
+
+def require_card(storage: Storage, missing: str | None = None) -> dict:
+    """The folder's card, or a one-line DatagenError: `missing`, by default that the folder is not a
+    datagen output."""
+    card = load_card(storage)
+    if card is None:
+        raise DatagenError(missing or f"{storage.url} has no {CARD_NAME}; is it a facelift datagen output folder?")
+    return card
+
+
+# ----------------------------------------------------------------------------- readers outside datagen
+
+
+def open_location(url: str) -> Storage:
+    """The folder or fsspec URL, proven to answer (`Storage.check`: a missing bucket, refused
+    credentials or an endpoint that does not answer is one line in seconds); DatagenError otherwise."""
+    storage = Storage(url)
+    storage.check()
+    return storage
+
+
+@contextlib.contextmanager
+def datagen_errors_as(error: type[Exception], prefix: str = "") -> Iterator[None]:
+    """Datagen's one-line errors (an unusable location, an invalid card, a failed read) raised as
+    `error(prefix + message)`: how training and evaluation report them as their own."""
+    try:
+        yield
+    except DatagenError as e:
+        raise error(prefix + str(e)) from None
