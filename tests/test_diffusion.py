@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import facelift, write_card_listing
+from conftest import facelift, train_args, write_card_listing
 from facelift_models.mv_attention import MultiViewAttnProcessor, set_multiview_attention
 from facelift_models.mv_conditioning import class_vector
 from facelift_models.mv_diffusion import (
@@ -363,24 +363,9 @@ def _fewer_fixed_views(dataset_a, folder, keep=4):
 
 def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and_resumes(dataset_a, tmp_path):
     out = tmp_path / "run"
-    args = (
-        "train",
-        "diffusion",
-        "--preset",
-        "tiny",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(out),
-        "--vae-steps",
-        "5",
-        "--checkpoint-every",
-        "2",
-        "--validate-every",
-        "2",
-        "--batch-size",
-        "2",
-        "--no-progress",
+    every_2 = ("--checkpoint-every", "2", "--validate-every", "2")
+    args = train_args(
+        "diffusion", dataset_a, out, "--preset", "tiny", "--vae-steps", "5", "--batch-size", "2", *every_2
     )
     r = facelift(*args, "--steps", "4", "--stop-at", "3")
     assert r.returncode == 0, r.stderr
@@ -407,20 +392,7 @@ def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and
 
 def test_train_diffusion_bad_inputs_are_one_line_errors(dataset_a, tmp_path):
     def fails(*extra, data=dataset_a):
-        r = facelift(
-            "train",
-            "diffusion",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "r"),
-            "--steps",
-            "1",
-            "--vae-steps",
-            "1",
-            "--no-progress",
-            *extra,
-        )
+        r = facelift(*train_args("diffusion", data, tmp_path / "r", "--steps", "1", "--vae-steps", "1", *extra))
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         return r.stderr
 
