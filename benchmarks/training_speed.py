@@ -44,9 +44,10 @@ def views_per_second(loader, views_per_subject: int, batches: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def median_step(train, steps: int, warmup: int = 5) -> float:
+def median_step(train, *args, warmup: int = 5) -> float:
+    """Median seconds between steps after `warmup` steps of `train(*args)` (a trainer's entry point)."""
     stamps = []
-    train(lambda *a: stamps.append(time.perf_counter()))
+    train(*args, progress=False, callback=lambda *_: stamps.append(time.perf_counter()))
     gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])]
     return statistics.median(gaps)
 
@@ -75,33 +76,13 @@ def main() -> None:
                 )
             print(line, flush=True)
         steps = args.steps
-        lrm_cfg = override(LRM_PRESETS["tiny"].config, dict(steps=steps, checkpoint_every=10**9))
-        lrm_s = median_step(
-            lambda cb: tl.train_lrm(
-                lrm_cfg,
-                data,
-                os.path.join(tmp, "lrm"),
-                LRM_PRESETS["tiny"].model,
-                progress=False,
-                callback=lambda step, model: cb(),
-            ),
-            steps,
-        )
+        lrm, diffusion = LRM_PRESETS["tiny"], DIFFUSION_PRESETS["tiny"]
+        lrm_cfg = override(lrm.config, dict(steps=steps, checkpoint_every=10**9))
+        lrm_s = median_step(tl.train_lrm, lrm_cfg, data, os.path.join(tmp, "lrm"), lrm.model)
         mv_cfg = override(
-            DIFFUSION_PRESETS["tiny"].config,
-            dict(steps=steps, checkpoint_every=10**9, validate_every=10**9, vae_steps=5),
+            diffusion.config, dict(steps=steps, checkpoint_every=10**9, validate_every=10**9, vae_steps=5)
         )
-        mv_s = median_step(
-            lambda cb: td.train_diffusion(
-                mv_cfg,
-                data,
-                os.path.join(tmp, "mv"),
-                DIFFUSION_PRESETS["tiny"].model,
-                progress=False,
-                callback=lambda step, loss, run: cb(),
-            ),
-            steps,
-        )
+        mv_s = median_step(td.train_diffusion, mv_cfg, data, os.path.join(tmp, "mv"), diffusion.model)
         print(
             f"tiny LRM step (batch {lrm_cfg.batch_size}, 32², 4 + 4 views): "
             f"{lrm_s * 1000:.0f} ms median over {steps - 6} steps ({1 / lrm_s:.1f} steps/s)"

@@ -90,13 +90,9 @@ class MultiViewPipeline(DiffusionPipeline):
                 f"the pipeline generates {num_views} views but has {view_embeddings.config.num_views} view embeddings"
             )
         self.register_modules(
-            unet=unet,
-            vae=vae,
-            scheduler=scheduler,
-            image_encoder=image_encoder,
-            view_embeddings=view_embeddings,
-            feature_extractor=feature_extractor,
+            unet=unet, vae=vae, scheduler=scheduler, image_encoder=image_encoder, view_embeddings=view_embeddings
         )
+        self.register_modules(feature_extractor=feature_extractor)  # optional: None where the encoder is not CLIP
         # face_alignment: the training data's front-view face box statistics (its dataset card), which
         # `facelift infer` aligns photos to; None: FaceLift's constants
         self.register_to_config(

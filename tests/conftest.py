@@ -43,24 +43,35 @@ def facelift(*args: str, env: dict | None = None, timeout: float = 900) -> subpr
     )
 
 
+def datagen_args(out, identities: int, appearances: int, *options: str) -> list[str]:
+    """The arguments of `facelift datagen` for identities × appearances subjects at the test preset
+    into `out` (a folder or a URL), without a progress bar; `options` add the case's own."""
+    subjects = ["--identities", str(identities), "--appearances", str(appearances)]
+    return ["datagen", *subjects, "--preset", "test", "--out", str(out), *options, "--no-progress"]
+
+
+def train_args(model: str, data, out, *options: str) -> list[str]:
+    """The arguments of `facelift train MODEL` on `data` (a folder or a URL) into `out`, without a
+    progress bar; `options` add the case's own."""
+    return ["train", model, "--data", str(data), "--out", str(out), *options, "--no-progress"]
+
+
+def eval_args(data, out, *options: str) -> list[str]:
+    """The arguments of `facelift eval` on `data` (a folder or a URL) into `out`; `options` name the
+    models and add the case's own."""
+    return ["eval", "--data", str(data), "--out", str(out), *options]
+
+
+def trained_models(trained: dict) -> list[str]:
+    """The `--lrm` and `--diffusion` options that name the models of the `trained` fixture."""
+    return ["--lrm", str(trained["lrm"]), "--diffusion", str(trained["pipeline"])]
+
+
 @pytest.fixture(scope="session")
 def dataset_a(tmp_path_factory) -> Path:
     """The issue's acceptance run: 3 identities × 2 appearances, test preset, 2 workers."""
     out = tmp_path_factory.mktemp("datagen") / "a"
-    r = facelift(
-        "datagen",
-        "--identities",
-        "3",
-        "--appearances",
-        "2",
-        "--preset",
-        "test",
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(out, 3, 2, "--workers", "2"))
     assert r.returncode == 0, r.stderr + r.stdout
     return out
 
@@ -69,24 +80,7 @@ def dataset_a(tmp_path_factory) -> Path:
 def dataset_heldout(tmp_path_factory) -> Path:
     """A held-out split: 2 identities × 1 appearance, test preset, 4 random views each."""
     out = tmp_path_factory.mktemp("datagen") / "heldout"
-    r = facelift(
-        "datagen",
-        "--identities",
-        "2",
-        "--appearances",
-        "1",
-        "--preset",
-        "test",
-        "--views-random",
-        "4",
-        "--split",
-        "test",
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(out, 2, 1, "--views-random", "4", "--split", "test", "--workers", "2"))
     assert r.returncode == 0, r.stderr + r.stdout
     return out
 
@@ -95,37 +89,12 @@ def dataset_heldout(tmp_path_factory) -> Path:
 def trained(dataset_a, tmp_path_factory) -> dict:
     """A tiny diffusion pipeline and a tiny LRM checkpoint, each trained 2 steps on dataset_a."""
     root = tmp_path_factory.mktemp("trained")
+    tiny_steps = ("--preset", "tiny", "--steps", "2")
     r = facelift(
-        "train",
-        "diffusion",
-        "--preset",
-        "tiny",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(root / "mv"),
-        "--steps",
-        "2",
-        "--vae-steps",
-        "2",
-        "--batch-size",
-        "2",
-        "--no-progress",
+        *train_args("diffusion", dataset_a, root / "mv", *tiny_steps, "--vae-steps", "2", "--batch-size", "2")
     )
     assert r.returncode == 0, r.stderr
-    r = facelift(
-        "train",
-        "lrm",
-        "--preset",
-        "tiny",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(root / "lrm"),
-        "--steps",
-        "2",
-        "--no-progress",
-    )
+    r = facelift(*train_args("lrm", dataset_a, root / "lrm", *tiny_steps))
     assert r.returncode == 0, r.stderr
     return {
         "pipeline": root / "mv" / "pipeline",

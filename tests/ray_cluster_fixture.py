@@ -174,39 +174,19 @@ class RayTestCluster:
         )
         return [x for name in names for x in (name, str(free_port()))]
 
+    def _node_args(self, num_cpus: int, num_gpus: int) -> list[str]:
+        """What every node is started with: its CPUs and GPUs, a small object store, no usage
+        stats, and free ports of its own."""
+        resources = ["--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus)]
+        return [*resources, "--object-store-memory", str(200 * 2**20), "--disable-usage-stats", *self._ports()]
+
     def start_head(self, num_cpus: int, num_gpus: int = 0) -> RayNode:
-        args = [
-            "--head",
-            "--port",
-            str(self.port),
-            "--ray-client-server-port",
-            str(free_port()),
-            "--include-dashboard",
-            "false",
-            "--num-cpus",
-            str(num_cpus),
-            "--num-gpus",
-            str(num_gpus),
-            "--object-store-memory",
-            str(200 * 2**20),
-            "--disable-usage-stats",
-            *self._ports(),
-        ]
+        ports = ["--port", str(self.port), "--ray-client-server-port", str(free_port())]
+        args = ["--head", *ports, "--include-dashboard", "false", *self._node_args(num_cpus, num_gpus)]
         return self._add("head", args, self.node_env)
 
     def add_node(self, name: str, num_cpus: int, num_gpus: int = 0, env: dict | None = None) -> RayNode:
-        args = [
-            "--address",
-            self.address,
-            "--num-cpus",
-            str(num_cpus),
-            "--num-gpus",
-            str(num_gpus),
-            "--object-store-memory",
-            str(200 * 2**20),
-            "--disable-usage-stats",
-            *self._ports(),
-        ]
+        args = ["--address", self.address, *self._node_args(num_cpus, num_gpus)]
         return self._add(name, args, {**self.node_env, **(env or {})})
 
     def _add(self, name: str, args: list[str], env: dict) -> RayNode:

@@ -17,7 +17,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from conftest import FACELIFT, facelift
+from conftest import FACELIFT, datagen_args, facelift
 from datagen.shard_format import read_samples
 from facelift_models import cameras
 
@@ -114,20 +114,7 @@ def test_same_seed_gives_same_dataset(dataset_a, tmp_path):
     # Two of dataset_a's subjects again, by a run of another size with another worker count: a
     # subject's bytes depend on the seed and its (identity, appearance) only.
     out_b = tmp_path / "b"
-    r = facelift(
-        "datagen",
-        "--identities",
-        "2",
-        "--appearances",
-        "1",
-        "--preset",
-        "test",
-        "--out",
-        str(out_b),
-        "--workers",
-        "1",
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(out_b, 2, 1, "--workers", "1"))
     assert r.returncode == 0, r.stderr
     a, b = samples_of(dataset_a), samples_of(out_b)
     assert sorted(b) == ["id00000_ap000", "id00001_ap000"]
@@ -144,18 +131,7 @@ def test_same_seed_gives_same_dataset(dataset_a, tmp_path):
 
 def test_rerun_of_finished_dataset_renders_nothing(dataset_a):
     before = tree_digest(dataset_a)
-    r = facelift(
-        "datagen",
-        "--identities",
-        "3",
-        "--appearances",
-        "2",
-        "--preset",
-        "test",
-        "--out",
-        str(dataset_a),
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(dataset_a, 3, 2))
     assert r.returncode == 0, r.stderr
     assert "0 subjects rendered, 0 shards written" in r.stdout
     after = tree_digest(dataset_a)
@@ -166,24 +142,7 @@ def test_rerun_of_finished_dataset_renders_nothing(dataset_a):
 
 def test_kill_9_mid_run_then_rerun_completes_without_duplicates(tmp_path):
     out = tmp_path / "k"
-    args = [
-        "datagen",
-        "--identities",
-        "4",
-        "--appearances",
-        "2",
-        "--preset",
-        "test",
-        "--views-random",
-        "4",
-        "--subjects-per-shard",
-        "2",
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--no-progress",
-    ]
+    args = datagen_args(out, 4, 2, "--views-random", "4", "--subjects-per-shard", "2", "--workers", "2")
     proc = subprocess.Popen(
         [FACELIFT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -217,27 +176,8 @@ def test_failing_subject_is_recorded_and_a_crashed_worker_is_replaced(tmp_path):
     crash_dir.mkdir()
     env = {"FACELIFT_TEST_FAIL_KEYS": "id00000_ap001", "FACELIFT_TEST_CRASH_ONCE": f"id00000_ap000@{crash_dir}"}
     # objects subjects: the same workers, retries and card as heads, a fraction of the render time
-    r = facelift(
-        "datagen",
-        "--kind",
-        "objects",
-        "--identities",
-        "1",
-        "--appearances",
-        "3",
-        "--preset",
-        "test",
-        "--views-random",
-        "2",
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-        "--retries",
-        "1",
-        "--no-progress",
-        env=env,
-    )
+    args = datagen_args(out, 1, 3, "--kind", "objects", "--views-random", "2", "--workers", "1")
+    r = facelift(*args, "--retries", "1", env=env)
     assert r.returncode == 0, r.stderr
     assert "1 failed" in r.stdout
     assert (crash_dir / "id00000_ap000").exists(), "the worker crash was injected"
@@ -252,24 +192,6 @@ def test_failing_subject_is_recorded_and_a_crashed_worker_is_replaced(tmp_path):
     assert v.returncode == 0 and "1 subjects recorded as failed" in v.stdout, v.stdout
     # --keep-failed leaves the failure as it is; a plain rerun retries it (its cause is gone now)
     # and rewrites the shard with it.
-    args = [
-        "datagen",
-        "--kind",
-        "objects",
-        "--identities",
-        "1",
-        "--appearances",
-        "3",
-        "--preset",
-        "test",
-        "--views-random",
-        "2",
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-        "--no-progress",
-    ]
     r = facelift(*args, "--keep-failed")
     assert r.returncode == 0 and "0 subjects rendered, 0 shards written" in r.stdout and "1 failed" in r.stdout, (
         r.stdout + r.stderr
@@ -331,18 +253,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_out_intact(dataset_a, args, mes
 def test_unwritable_out_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = facelift(
-        "datagen",
-        "--identities",
-        "1",
-        "--appearances",
-        "1",
-        "--preset",
-        "test",
-        "--out",
-        str(blocker / "sub"),
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(blocker / "sub", 1, 1))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "is not writable" in r.stderr, r.stderr
 
 
@@ -350,22 +261,7 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
     import OpenEXR
 
     out = tmp_path / "p"
-    r = facelift(
-        "datagen",
-        "--identities",
-        "1",
-        "--appearances",
-        "1",
-        "--preset",
-        "test",
-        "--views-random",
-        "1",
-        "--passes",
-        "depth,normal",
-        "--out",
-        str(out),
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(out, 1, 1, "--views-random", "1", "--passes", "depth,normal"))
     assert r.returncode == 0, r.stderr
     assert facelift("datagen", "verify", str(out)).returncode == 0
     files = samples_of(out)["id00000_ap000"]
@@ -389,38 +285,12 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU for Cycles")
 def test_device_gpu_without_a_gpu_is_one_line(tmp_path):
-    r = facelift(
-        "datagen",
-        "--identities",
-        "1",
-        "--appearances",
-        "1",
-        "--preset",
-        "test",
-        "--device",
-        "gpu",
-        "--out",
-        str(tmp_path / "g"),
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(tmp_path / "g", 1, 1, "--device", "gpu"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--device gpu" in r.stderr, r.stderr
     assert not (tmp_path / "g").exists(), "the device check comes before OUT is created"
 
 
 def test_more_workers_than_cpus_is_one_line(tmp_path):
-    r = facelift(
-        "datagen",
-        "--identities",
-        "1",
-        "--appearances",
-        "1",
-        "--preset",
-        "test",
-        "--workers",
-        "999",
-        "--out",
-        str(tmp_path / "w"),
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(tmp_path / "w", 1, 1, "--workers", "999"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--workers 999" in r.stderr, r.stderr
     assert not (tmp_path / "w").exists(), "the CPU check comes before OUT is created"

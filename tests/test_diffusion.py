@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import facelift, write_card_listing
+from conftest import facelift, train_args, write_card_listing
 from facelift_models.mv_attention import MultiViewAttnProcessor, set_multiview_attention
 from facelift_models.mv_conditioning import class_vector
 from facelift_models.mv_diffusion import (
@@ -120,11 +120,12 @@ def test_cfg_dropout_drops_embedding_both_and_latent_each_at_its_rate():
         assert abs(float(rate) - 0.05) < 0.003
 
 
-def test_conv_in_expansion_and_new_class_embedding_keep_a_pretrained_unet_unchanged():
+def _small_sd_unet(**config):
+    """A randomly initialised UNet2DConditionModel shaped like Stable Diffusion's (4 latent channels,
+    cross-attention blocks), small enough for a test; `config` adds to its settings."""
     from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(2)
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
         out_channels=4,
@@ -135,7 +136,13 @@ def test_conv_in_expansion_and_new_class_embedding_keep_a_pretrained_unet_unchan
         attention_head_dim=8,
         down_block_types=("CrossAttnDownBlock2D",) * 2,
         up_block_types=("CrossAttnUpBlock2D",) * 2,
+        **config,
     )
+
+
+def test_conv_in_expansion_and_new_class_embedding_keep_a_pretrained_unet_unchanged():
+    torch.manual_seed(2)
+    unet = _small_sd_unet()
     x, t, ctx = torch.randn(2, 4, 8, 8), torch.tensor([10, 700]), torch.randn(2, 3, 16)
     with torch.no_grad():
         before = unet(x, t, ctx).sample
@@ -249,7 +256,7 @@ def _clip_tokenizer():
 def _unclip_style_folder(root):
     """A tiny SD 2.1-unCLIP-shaped diffusers folder: 4-channel UNet with a 2·E projection class
     embedding, VAE, scheduler, CLIP image encoder + feature extractor, CLIP text encoder + tokenizer."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler
     from transformers import (
         CLIPImageProcessor,
         CLIPTextConfig,
@@ -259,20 +266,9 @@ def _unclip_style_folder(root):
     )
 
     torch.manual_seed(4)
-    UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        norm_num_groups=8,
-        cross_attention_dim=16,
-        attention_head_dim=8,
-        class_embed_type="projection",
-        projection_class_embeddings_input_dim=32,
-        down_block_types=("CrossAttnDownBlock2D",) * 2,
-        up_block_types=("CrossAttnUpBlock2D",) * 2,
-    ).save_pretrained(root / "unet")
+    _small_sd_unet(class_embed_type="projection", projection_class_embeddings_input_dim=32).save_pretrained(
+        root / "unet"
+    )
     AutoencoderKL(
         block_out_channels=(16, 32),
         down_block_types=("DownEncoderBlock2D",) * 2,
@@ -369,24 +365,9 @@ def _fewer_fixed_views(dataset_a, folder, keep=4):
 
 def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and_resumes(dataset_a, tmp_path):
     out = tmp_path / "run"
-    args = (
-        "train",
-        "diffusion",
-        "--preset",
-        "tiny",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(out),
-        "--vae-steps",
-        "5",
-        "--checkpoint-every",
-        "2",
-        "--validate-every",
-        "2",
-        "--batch-size",
-        "2",
-        "--no-progress",
+    every_2 = ("--checkpoint-every", "2", "--validate-every", "2")
+    args = train_args(
+        "diffusion", dataset_a, out, "--preset", "tiny", "--vae-steps", "5", "--batch-size", "2", *every_2
     )
     r = facelift(*args, "--steps", "4", "--stop-at", "3")
     assert r.returncode == 0, r.stderr
@@ -413,20 +394,7 @@ def test_train_diffusion_saves_a_pipeline_that_turns_an_image_into_six_views_and
 
 def test_train_diffusion_bad_inputs_are_one_line_errors(dataset_a, tmp_path):
     def fails(*extra, data=dataset_a):
-        r = facelift(
-            "train",
-            "diffusion",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "r"),
-            "--steps",
-            "1",
-            "--vae-steps",
-            "1",
-            "--no-progress",
-            *extra,
-        )
+        r = facelift(*train_args("diffusion", data, tmp_path / "r", "--steps", "1", "--vae-steps", "1", *extra))
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         return r.stderr
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from conftest import FACELIFT, facelift
+from conftest import FACELIFT, eval_args, facelift, train_args
 from s3_server import S3Server, free_port
 from training.diffusion_data import face_statistics
 from training.shards import Source, open_source
@@ -185,28 +185,17 @@ def timed(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProc
 
 def test_a_missing_bucket_refused_credentials_and_a_dead_endpoint_are_one_line(s3_heads, tmp_path):
     out = tmp_path / "run"
-    r, s = timed(
-        "train", "lrm", "--data", "s3://no-such-bucket/heads", "--out", str(out), "--steps", "1", "--no-progress"
-    )
+    r, s = timed(*train_args("lrm", "s3://no-such-bucket/heads", out, "--steps", "1"))
     assert_refused(r, out, "the bucket 'no-such-bucket' does not exist", s)
     dead = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}  # nothing listens there
-    r, s = timed("train", "lrm", "--data", s3_heads, "--out", str(out), "--steps", "1", "--no-progress", env=dead)
+    r, s = timed(*train_args("lrm", s3_heads, out, "--steps", "1"), env=dead)
     assert_refused(r, out, "does not answer", s)
-    r, s = timed("eval", "--lrm", str(tmp_path / "no-lrm"), "--data", s3_heads, "--out", str(out), env=dead)
+    r, s = timed(*eval_args(s3_heads, out, "--lrm", str(tmp_path / "no-lrm")), env=dead)
     assert_refused(r, out, "does not answer", s)
     strict = S3Server(tmp_path, auth=True)  # checks credentials: the test keys are unknown to it
     try:
         r, s = timed(
-            "train",
-            "diffusion",
-            "--data",
-            s3_heads,
-            "--out",
-            str(out),
-            "--steps",
-            "1",
-            "--no-progress",
-            env={"AWS_ENDPOINT_URL": strict.endpoint},
+            *train_args("diffusion", s3_heads, out, "--steps", "1"), env={"AWS_ENDPOINT_URL": strict.endpoint}
         )
         assert_refused(r, out, "refused the credentials", s)
     finally:
@@ -225,9 +214,7 @@ def test_mixing_weights_out_of_range_and_more_readers_than_subjects_are_one_line
     ):
         r, s = timed("train", model, *two, *itertools.chain.from_iterable(("--data-weight", w) for w in weights))
         assert_refused(r, out, message, s)
-    r, s = timed(
-        "train", "lrm", "--data", str(dataset_b), "--workers", "3", "--out", str(out), "--steps", "1", "--no-progress"
-    )
+    r, s = timed(*train_args("lrm", dataset_b, out, "--workers", "3", "--steps", "1"))
     assert_refused(r, out, "has 2 subjects, fewer than the 3 readers (1 process(es) × 3 loader worker(s))", s)
 
 
@@ -237,24 +224,8 @@ def test_mixing_weights_out_of_range_and_more_readers_than_subjects_are_one_line
 def test_train_lrm_streams_two_sources_one_from_s3_mixed_by_weight(dataset_a, s3_heads, tmp_path):
     out, seen = tmp_path / "run", tmp_path / "seen"
     seen.mkdir()
-    r = facelift(
-        "train",
-        "lrm",
-        "--data",
-        str(dataset_a),
-        "--data",
-        s3_heads,
-        "--data-weight",
-        "3",
-        "--data-weight",
-        "1",
-        "--out",
-        str(out),
-        "--steps",
-        "12",
-        "--no-progress",
-        env={RECORD_ENV: str(seen)},
-    )
+    weighted = ("--data", s3_heads, "--data-weight", "3", "--data-weight", "1")
+    r = facelift(*train_args("lrm", dataset_a, out, *weighted, "--steps", "12"), env={RECORD_ENV: str(seen)})
     assert r.returncode == 0, r.stderr
     rows = records(seen)[0]
     assert len(rows) == 12 and {s for _, s, _ in rows} == {0, 1}
@@ -272,19 +243,8 @@ def test_eval_reads_a_held_out_split_from_s3(trained, dataset_heldout, s3, tmp_p
         str(dataset_heldout), "training-heldout/test", recursive=True
     )
     out = tmp_path / "eval"
-    r = facelift(
-        "eval",
-        "--lrm",
-        str(trained["lrm"]),
-        "--data",
-        "s3://training-heldout/test",
-        "--out",
-        str(out),
-        "--preset",
-        "quick",
-        "--subjects",
-        "1",
-    )
+    quick_one = ("--preset", "quick", "--subjects", "1")
+    r = facelift(*eval_args("s3://training-heldout/test", out, "--lrm", str(trained["lrm"]), *quick_one))
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert (
@@ -302,19 +262,7 @@ def test_eval_reads_a_held_out_split_from_s3(trained, dataset_heldout, s3, tmp_p
 def test_torchrun_train_lrm_from_s3_splits_each_epoch_writes_on_rank_0_and_resumes(dataset_a, s3_heads, tmp_path):
     out, seen = tmp_path / "run", tmp_path / "seen"
     seen.mkdir()
-    args = (
-        "train",
-        "lrm",
-        "--data",
-        s3_heads,
-        "--out",
-        str(out),
-        "--steps",
-        "10",
-        "--checkpoint-every",
-        "3",
-        "--no-progress",
-    )
+    args = train_args("lrm", s3_heads, out, "--steps", "10", "--checkpoint-every", "3")
     r = torchrun(*args, "--stop-at", "6", env={RECORD_ENV: str(seen)})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 process(es) (MULTI_CPU)" in r.stderr  # DDP over gloo, not two lone runs
@@ -353,28 +301,9 @@ def test_torchrun_train_diffusion_with_loader_workers_splits_by_subject_and_writ
     out, seen = tmp_path / "run", tmp_path / "seen"
     seen.mkdir()
     # 2 processes × 2 workers = 4 readers for 2 shards: the epoch's subjects are dealt out one by one.
-    r = torchrun(
-        "train",
-        "diffusion",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(out),
-        "--steps",
-        "6",
-        "--batch-size",
-        "1",
-        "--vae-steps",
-        "2",
-        "--workers",
-        "2",
-        "--checkpoint-every",
-        "3",
-        "--validate-every",
-        "100",
-        "--no-progress",
-        env={RECORD_ENV: str(seen)},
-    )
+    options = ("--steps", "6", "--batch-size", "1", "--vae-steps", "2", "--workers", "2")
+    every = ("--checkpoint-every", "3", "--validate-every", "100")
+    r = torchrun(*train_args("diffusion", dataset_a, out, *options, *every), env={RECORD_ENV: str(seen)})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 process(es) (MULTI_CPU)" in r.stderr and r.stdout.count("done: step 6") == 1
     seen_rows = records(seen)

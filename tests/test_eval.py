@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import facelift
+from conftest import eval_args, facelift, train_args, trained_models
 from datagen.config import make_config
 from datagen.spec import make_spec
 
@@ -31,17 +31,7 @@ def test_a_test_split_holds_other_people_than_the_training_split_of_the_same_see
 
 def test_trainers_refuse_a_held_out_split(dataset_heldout, tmp_path):
     for model in ("lrm", "diffusion"):
-        r = facelift(
-            "train",
-            model,
-            "--data",
-            str(dataset_heldout),
-            "--out",
-            str(tmp_path / model),
-            "--steps",
-            "1",
-            "--no-progress",
-        )
+        r = facelift(*train_args(model, dataset_heldout, tmp_path / model, "--steps", "1"))
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert "is a 'test' split (held-out identities" in r.stderr
 
@@ -50,21 +40,7 @@ def test_eval_scores_both_protocols_and_the_baselines_and_its_numbers_can_be_rec
     trained, dataset_heldout, tmp_path
 ):
     out = tmp_path / "eval"
-    r = facelift(
-        "eval",
-        "--lrm",
-        str(trained["lrm"]),
-        "--diffusion",
-        str(trained["pipeline"]),
-        "--data",
-        str(dataset_heldout),
-        "--out",
-        str(out),
-        "--preset",
-        "quick",
-        "--steps",
-        "2",
-    )
+    r = facelift(*eval_args(dataset_heldout, out, *trained_models(trained), "--preset", "quick", "--steps", "2"))
     assert r.returncode == 0, r.stderr
     for row in ("| reconstruction |", "| full_pipeline |", "| mean_image |", "| untrained |"):
         assert row in r.stdout
@@ -105,20 +81,9 @@ def test_eval_scores_both_protocols_and_the_baselines_and_its_numbers_can_be_rec
 
 def test_eval_refuses_a_training_split_unless_told(trained, dataset_a, tmp_path):
     out = tmp_path / "eval"
-    r = facelift("eval", "--lrm", str(trained["lrm"]), "--data", str(dataset_a), "--out", str(out))
+    r = facelift(*eval_args(dataset_a, out, "--lrm", str(trained["lrm"])))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is a 'train' split" in r.stderr and not out.exists()
-    r = facelift(
-        "eval",
-        "--lrm",
-        str(trained["lrm"]),
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(out),
-        "--allow-train",
-        "--subjects",
-        "1",
-    )
+    r = facelift(*eval_args(dataset_a, out, "--lrm", str(trained["lrm"]), "--allow-train", "--subjects", "1"))
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "metrics.json").read_text())["data"]["split"] == "train"
 
@@ -142,7 +107,7 @@ def test_eval_reads_facelifts_camera_format(trained, dataset_heldout, tmp_path):
         frames.append({k: fr[k] for k in ("w", "h", "fx", "fy", "cx", "cy", "w2c")} | {"file_path": name})
     (capture / "opencv_cameras.json").write_text(json.dumps({"frames": frames}))
     out = tmp_path / "eval"
-    r = facelift("eval", "--lrm", str(trained["lrm"]), "--data", str(capture), "--out", str(out))
+    r = facelift(*eval_args(capture, out, "--lrm", str(trained["lrm"])))
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["kind"] == "opencv_cameras" and metrics["mean"]["reconstruction"]["views"] == 4

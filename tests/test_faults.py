@@ -25,28 +25,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FACELIFT, facelift, foreign_tar, keys_in, silent_port
+from conftest import FACELIFT, datagen_args, facelift, foreign_tar, keys_in, silent_port, train_args
 from datagen.sample import pack_sample
 from datagen.shard_format import read_samples
 
-SMALL = [
-    "--kind",
-    "objects",
-    "--identities",
-    "1",
-    "--appearances",
-    "4",
-    "--preset",
-    "test",
-    "--views-random",
-    "0",
-    "--subjects-per-shard",
-    "1",
-]
 
-
-def datagen_args(out, *extra) -> list[str]:
-    return ["datagen", *SMALL, "--out", str(out), "--no-progress", *extra]
+def small_args(out, *options: str) -> list[str]:
+    """The `facelift datagen` arguments of dataset_small into `out`; `options` add the case's own."""
+    return datagen_args(out, 1, 4, "--kind", "objects", "--views-random", "0", "--subjects-per-shard", "1", *options)
 
 
 def one_line(text: str) -> str:
@@ -104,7 +90,7 @@ def remount(path: Path, size: str) -> None:
 def dataset_small(tmp_path_factory) -> Path:
     """4 objects subjects, the 6 fixed views only, one subject per shard: 4 shards in ~15 s."""
     out = tmp_path_factory.mktemp("small") / "s"
-    r = facelift(*datagen_args(out, "--workers", "2"))
+    r = facelift(*small_args(out, "--workers", "2"))
     assert r.returncode == 0, r.stderr + r.stdout
     return out
 
@@ -122,26 +108,7 @@ def small_copy(dataset_small, tmp_path) -> Path:
 def test_disk_full_while_staging_stops_the_run_and_the_rerun_finishes(tmp_path):
     with tmpfs(tmp_path / "fs", "32k") as fs:  # room for the card and the lock, not for a subject
         out = fs / "ds"
-        args = [
-            "datagen",
-            "--kind",
-            "objects",
-            "--identities",
-            "1",
-            "--appearances",
-            "4",
-            "--preset",
-            "test",
-            "--views-random",
-            "0",
-            "--retries",
-            "1",
-            "--workers",
-            "2",
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
+        args = datagen_args(out, 1, 4, "--kind", "objects", "--views-random", "0", "--retries", "1", "--workers", "2")
         r = facelift(*args)
         assert r.returncode == 1, r.stdout + r.stderr
         line = one_line(r.stderr)
@@ -177,7 +144,7 @@ def test_disk_full_while_publishing_keeps_the_staged_subject(dataset_small, tmp_
     with tmpfs(tmp_path / "fs", str(used + staged_bytes // 2)) as fs:
         out = fs / "ds"
         shutil.copytree(src, out)
-        r = facelift(*datagen_args(out))
+        r = facelift(*small_args(out))
         assert r.returncode == 1, r.stdout + r.stderr
         line = one_line(r.stderr)
         assert "writing" in line and "heads-000000.tar" in line and "No space left on device" in line, line
@@ -185,7 +152,7 @@ def test_disk_full_while_publishing_keeps_the_staged_subject(dataset_small, tmp_
         assert not (out / "shards" / "heads-000000.tar").exists()
         assert not [p for p in out.rglob("*") if ".facelift-tmp-" in p.name], "no half-written shard is left"
         remount(fs, "64m")
-        r = facelift(*datagen_args(out))
+        r = facelift(*small_args(out))
         assert r.returncode == 0 and "0 subjects rendered, 1 shards written" in r.stdout, r.stdout + r.stderr
         assert facelift("datagen", "verify", str(out)).returncode == 0
 
@@ -232,7 +199,7 @@ def test_bad_environment_maps_are_refused_before_anything_is_touched(tmp_path):
     assert make_config("test", hdri_dir=str(good)).hdri_dir == str(good)
     # Through the CLI: one line, exit 2, OUT never created.
     out = tmp_path / "out"
-    r = facelift(*datagen_args(out, "--hdri-dir", str(tmp_path / "corrupt_exr")))
+    r = facelift(*small_args(out, "--hdri-dir", str(tmp_path / "corrupt_exr")))
     assert r.returncode == 2 and "corrupt.exr does not decode" in one_line(r.stderr), r.stderr
     assert not out.exists()
 
@@ -333,9 +300,7 @@ def test_resume_refuses_a_pickle_that_runs_code(dataset_a, tmp_path):
         capture_output=True,
     )
     assert probe.exists(), "control: the planted pickle does run code when unpickled unsafely"
-    r = facelift(
-        "train", "lrm", "--data", str(dataset_a), "--out", str(run), "--steps", "2", "--resume", "--no-progress"
-    )
+    r = facelift(*train_args("lrm", dataset_a, run, "--steps", "2", "--resume"))
     assert r.returncode == 2, r.stdout + r.stderr
     line = one_line(r.stderr)
     assert (
@@ -402,7 +367,7 @@ def test_corrupt_checkpoints_are_one_line(dataset_a, tmp_path, damage, flag, mes
 def test_a_full_disk_while_checkpointing_leaves_no_temporary(dataset_a, tmp_path):
     with tmpfs(tmp_path / "fs", "1m") as fs:
         run = fs / "run"
-        r = facelift("train", "lrm", "--data", str(dataset_a), "--out", str(run), "--steps", "1", "--no-progress")
+        r = facelift(*train_args("lrm", dataset_a, run, "--steps", "1"))
         assert r.returncode == 2, r.stdout + r.stderr
         line = error_line(r.stderr)
         assert "step-00000001" in line and "No space left on device" in line, r.stderr
@@ -432,7 +397,7 @@ def test_only_files_this_tool_made_are_ever_deleted(small_copy, tmp_path):
     for rel in ours:
         (out / rel).write_bytes(b"half-written")
     shards_before = {p.name: p.read_bytes() for p in (out / "shards").glob("heads-00000[0-3].tar")}
-    r = facelift(*datagen_args(out))
+    r = facelift(*small_args(out))
     assert r.returncode == 0 and "0 subjects rendered" in r.stdout, r.stdout + r.stderr
     for rel, data in user.items():
         assert (out / rel).read_bytes() == data, f"{rel} was touched"
@@ -447,7 +412,7 @@ def test_a_non_empty_folder_without_a_card_is_refused(tmp_path):
     (out / "staging").mkdir()
     (out / "staging" / "work.tar").write_bytes(b"tar")
     before = tree_digest(out)
-    r = facelift(*datagen_args(out))
+    r = facelift(*small_args(out))
     assert r.returncode == 2 and "is not empty and holds no dataset.json" in one_line(r.stderr), r.stderr
     assert tree_digest(out) == before and sorted(p.name for p in out.iterdir()) == ["holiday.jpg", "staging"]
 
@@ -462,24 +427,7 @@ def test_second_run_on_one_folder_is_refused_and_sigterm_stops_like_ctrl_c(tmp_p
     (out / ".facelift.lock").write_text(
         json.dumps({"host": socket.gethostname(), "pid": 999_999, "started": "yesterday"})
     )
-    args = [
-        "datagen",
-        "--identities",
-        "1",
-        "--appearances",
-        "2",
-        "--preset",
-        "test",
-        "--views-random",
-        "0",
-        "--subjects-per-shard",
-        "1",
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-        "--no-progress",
-    ]
+    args = datagen_args(out, 1, 2, "--views-random", "0", "--subjects-per-shard", "1", "--workers", "1")
     first = subprocess.Popen([FACELIFT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -533,7 +481,7 @@ def test_reruns_adopt_only_checked_shards_and_set_the_rest_aside(small_copy):
     card["shards"] = [s for s in card["shards"] if s["index"] == 0]
     card["complete"] = False
     write_card(out, card)
-    r = facelift(*datagen_args(out))
+    r = facelift(*small_args(out))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "4 subjects rendered, 4 shards written" in r.stdout and "5 bad files set aside" in r.stdout, r.stdout
     v = facelift("datagen", "verify", str(out))
@@ -554,7 +502,7 @@ def test_a_published_but_unrecorded_shard_is_adopted_without_rendering(small_cop
     card["shards"].remove(entry)
     card["complete"] = False
     write_card(out, card)
-    r = facelift(*datagen_args(out))
+    r = facelift(*small_args(out))
     assert r.returncode == 0 and "0 subjects rendered, 0 shards written" in r.stdout, r.stdout + r.stderr
     assert next(s for s in card_of(out)["shards"] if s["index"] == 2) == entry
     assert (out / "shards" / "heads-000002.tar").stat().st_mtime_ns == stamp
@@ -580,7 +528,7 @@ def test_ray_address_auto_without_a_cluster_of_ours_and_a_port_that_is_not_ray_f
         ]
         for extra, message in cases:
             t = time.time()
-            r = facelift(*datagen_args(out, *extra), env=env, timeout=60)
+            r = facelift(*small_args(out, *extra), env=env, timeout=60)
             assert r.returncode == 2 and message in one_line(r.stderr), r.stderr
             assert time.time() - t < 30, f"{extra} took {time.time() - t:.0f} s"
             assert not out.exists()
@@ -603,22 +551,8 @@ def test_training_checks_shards_before_and_names_them_when_reading_fails(small_c
     shards = data / "shards"
 
     def train(*extra):
-        r = facelift(
-            "train",
-            "diffusion",
-            "--data",
-            str(data),
-            "--out",
-            str(data.parent / "run"),
-            "--steps",
-            "2",
-            "--vae-steps",
-            "1",
-            "--batch-size",
-            "1",
-            "--no-progress",
-            *extra,
-        )
+        few_steps = ("--steps", "2", "--vae-steps", "1", "--batch-size", "1")
+        r = facelift(*train_args("diffusion", data, data.parent / "run", *few_steps, *extra))
         assert r.returncode == 2, r.stdout + r.stderr
         return error_line(r.stderr)
 
@@ -685,7 +619,7 @@ def test_a_hundred_million_subject_plan_costs_no_memory(tmp_path):
 )
 def test_bad_datagen_input_is_one_line_and_out_is_never_created(tmp_path, extra, message):
     out = tmp_path / "new"
-    r = facelift(*datagen_args(out, *extra), timeout=120)
+    r = facelift(*small_args(out, *extra), timeout=120)
     assert r.returncode == 2 and message in one_line(r.stderr), r.stderr
     assert not out.exists()
 
@@ -699,9 +633,7 @@ def test_bad_datagen_input_is_one_line_and_out_is_never_created(tmp_path, extra,
 )
 def test_output_locations_workers_cannot_share_are_refused(tmp_path, target, message):
     before = sorted(os.listdir(tmp_path))
-    r = subprocess.run(
-        [FACELIFT, "datagen", *SMALL, "--out", target, "--no-progress"], capture_output=True, text=True, cwd=tmp_path
-    )
+    r = subprocess.run([FACELIFT, *small_args(target)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and message in one_line(r.stderr), r.stderr
     assert sorted(os.listdir(tmp_path)) == before
 
@@ -788,7 +720,5 @@ def test_training_options_out_of_range_are_one_line(dataset_a, tmp_path):
         assert r.returncode == 2 and message in one_line(r.stderr), f"{extra}: {r.stderr}"
     assert not (tmp_path / "run").exists()
     with tmpfs(tmp_path / "ro", "1m", readonly=True) as ro:
-        r = facelift(
-            "train", "lrm", "--data", str(dataset_a), "--out", str(ro / "run"), "--steps", "1", "--no-progress"
-        )
+        r = facelift(*train_args("lrm", dataset_a, ro / "run", "--steps", "1"))
         assert r.returncode == 2 and "is not writable (Read-only file system)" in one_line(r.stderr), r.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import facelift
+from conftest import datagen_args, facelift, trained_models
 
 ASTRONAUT = os.path.join(importlib.util.find_spec("skimage").submodule_search_locations[0], "data", "astronaut.png")
 
@@ -32,18 +32,7 @@ def shard_views(dataset: Path) -> dict[str, bytes]:
 
 def infer(trained, *args):
     return facelift(
-        "infer",
-        *args,
-        "--lrm",
-        str(trained["lrm"]),
-        "--diffusion",
-        str(trained["pipeline"]),
-        "--preset",
-        "quick",
-        "--steps",
-        "2",
-        "--turntable-frames",
-        "12",
+        "infer", *args, *trained_models(trained), "--preset", "quick", "--steps", "2", "--turntable-frames", "12"
     )
 
 
@@ -187,20 +176,7 @@ def test_the_dataset_card_records_front_view_face_statistics_and_the_pipeline_ca
     (copy / "dataset.json").write_text(json.dumps({k: v for k, v in card.items() if k != "face_alignment"}))
     r = facelift("datagen", "verify", str(copy))
     assert r.returncode == 1 and "no face_alignment statistics" in r.stdout + r.stderr
-    r = facelift(
-        "datagen",
-        "--identities",
-        "3",
-        "--appearances",
-        "2",
-        "--preset",
-        "test",
-        "--out",
-        str(copy),
-        "--workers",
-        "2",
-        "--no-progress",
-    )
+    r = facelift(*datagen_args(copy, 3, 2, "--workers", "2"))
     assert r.returncode == 0 and "0 subjects rendered" in r.stdout, r.stderr
     assert json.loads((copy / "dataset.json").read_text())["face_alignment"] == stats
     assert facelift("datagen", "verify", str(copy)).returncode == 0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import facelift, foreign_tar, write_card_listing
+from conftest import facelift, foreign_tar, train_args, write_card_listing
 from facelift_models import cameras
 from facelift_models.lrm import (
     DEPTH_HALF_RANGE,
@@ -124,23 +124,8 @@ def _meta(out, step):
 
 def test_train_lrm_runs_checkpoints_logs_and_resumes(dataset_a, tmp_path):
     out = tmp_path / "run"
-    r = facelift(
-        "train",
-        "lrm",
-        "--preset",
-        "tiny",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(out),
-        "--steps",
-        "20",
-        "--stop-at",
-        "12",
-        "--checkpoint-every",
-        "5",
-        "--no-progress",
-    )
+    args = train_args("lrm", dataset_a, out, "--preset", "tiny", "--steps", "20", "--checkpoint-every", "5")
+    r = facelift(*args, "--stop-at", "12")
     assert r.returncode == 0, r.stderr
     assert "step 12" in r.stdout
     steps = sorted(p.name for p in (out / "checkpoints").iterdir())
@@ -153,22 +138,7 @@ def test_train_lrm_runs_checkpoints_logs_and_resumes(dataset_a, tmp_path):
     weights = load_file(str(out / "checkpoints" / "step-00000012" / "model.safetensors"))
     assert set(weights) == set(GSLRM(LRM_PRESETS["tiny"].model).state_dict())
     # Resume: continues at step 13 on the same schedule and finishes the 20.
-    r = facelift(
-        "train",
-        "lrm",
-        "--preset",
-        "tiny",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(out),
-        "--steps",
-        "20",
-        "--checkpoint-every",
-        "5",
-        "--resume",
-        "--no-progress",
-    )
+    r = facelift(*args, "--resume")
     assert r.returncode == 0, r.stderr
     assert "step 20" in r.stdout
     cfg = override(LRM_PRESETS["tiny"].config, {"steps": 20})
@@ -184,41 +154,19 @@ def _shard_of_another_format(folder, dataset_a):
 
 
 def test_bad_inputs_are_one_line_errors(dataset_a, tmp_path):
-    r = facelift("train", "lrm", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r"), "--no-progress")
+    r = facelift(*train_args("lrm", tmp_path / "missing", tmp_path / "r"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not a folder" in r.stderr
     other = tmp_path / "other"
     _shard_of_another_format(other, dataset_a)
-    r = facelift("train", "lrm", "--data", str(other), "--out", str(tmp_path / "r"), "--steps", "1", "--no-progress")
+    r = facelift(*train_args("lrm", other, tmp_path / "r", "--steps", "1"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: sample '000' ")
     assert "not a facelift head shard" in r.stderr
     # A checkpoint of another preset (here: another ray encoding) as --init-from or --resume.
     run = tmp_path / "plucker"
-    r = facelift(
-        "train",
-        "lrm",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(run),
-        "--steps",
-        "1",
-        "--ray-encoding",
-        "plucker",
-        "--no-progress",
-    )
+    r = facelift(*train_args("lrm", dataset_a, run, "--steps", "1", "--ray-encoding", "plucker"))
     assert r.returncode == 0, r.stderr
     ckpt = run / "checkpoints" / "step-00000001"
-    r = facelift(
-        "train",
-        "lrm",
-        "--data",
-        str(dataset_a),
-        "--out",
-        str(tmp_path / "r2"),
-        "--init-from",
-        str(ckpt),
-        "--no-progress",
-    )
+    r = facelift(*train_args("lrm", dataset_a, tmp_path / "r2", "--init-from", str(ckpt)))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ray_encoding='plucker'" in r.stderr
-    r = facelift("train", "lrm", "--data", str(dataset_a), "--out", str(tmp_path / "r3"), "--resume", "--no-progress")
+    r = facelift(*train_args("lrm", dataset_a, tmp_path / "r3", "--resume"))
     assert r.returncode == 2 and "holds no checkpoints" in r.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import facelift
+from conftest import datagen_args, facelift
 from datagen.catalogues import objects as object_catalogue
 from datagen.config import make_config
 from datagen.errors import DatagenError
@@ -36,24 +36,7 @@ def test_object_specs_are_seeded_valid_and_varied():
 def test_objects_render_in_the_heads_format(tmp_path):
     out = tmp_path / "objects"
     r = facelift(
-        "datagen",
-        "--kind",
-        "objects",
-        "--identities",
-        "2",
-        "--appearances",
-        "1",
-        "--preset",
-        "test",
-        "--size",
-        "32",
-        "--views-random",
-        "2",
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-        "--no-progress",
+        *datagen_args(out, 2, 1, "--kind", "objects", "--size", "32", "--views-random", "2", "--workers", "1")
     )
     assert r.returncode == 0, r.stderr
     assert facelift("datagen", "verify", str(out)).returncode == 0

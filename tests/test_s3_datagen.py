@@ -25,28 +25,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import FACELIFT, foreign_tar, silent_port
+from conftest import FACELIFT, datagen_args, foreign_tar, silent_port
 from datagen.shard_format import read_samples
 from datagen.storage import TMP_MARK
 
-RUN = [
-    "--identities",
-    "3",
-    "--appearances",
-    "2",
-    "--preset",
-    "test",
-    "--views-random",
-    "2",
-    "--subjects-per-shard",
-    "2",
-    "--workers",
-    "2",
-    "--no-progress",
-]
 PLANNED = [f"id{i:05d}_ap{j:03d}" for i in range(3) for j in range(2)]
 # Credentials only this file uses (moto's default server accepts any): none may end up in an object or a log.
 KEY_ID, SECRET = "AKIAFACELIFTS3TEST01", "facelift-s3-secret-never-stored-7f3a9c"
+
+
+def run_args(out: str, *options: str) -> list[str]:
+    """The `facelift datagen` arguments of this file's runs into `out`: the PLANNED subjects, 2 random
+    views each, 2 subjects a shard (3 shards), 2 workers."""
+    return datagen_args(out, 3, 2, "--views-random", "2", "--subjects-per-shard", "2", "--workers", "2", *options)
 
 
 def cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -187,7 +178,7 @@ def test_datagen_to_s3_publishes_only_whole_shards_and_verify_and_preview_read_i
     watcher.start()
     env = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
     run = subprocess.Popen(
-        [FACELIFT, "datagen", *RUN, "--out", out],
+        [FACELIFT, *run_args(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -249,14 +240,7 @@ def test_kill_9_of_the_whole_run_then_a_rerun_loses_and_duplicates_nothing(s3, t
     out = s3.make_bucket("facelift-kill") + "/objects"
     prefix = out[len("s3://") :]
     fs = client()
-    args = [
-        "datagen",
-        "--kind",
-        "objects",
-        *RUN,
-        "--out",
-        out,
-    ]  # the run's machinery, without heads' hair and face statistics
+    args = run_args(out, "--kind", "objects")  # the run's machinery, without heads' hair and face statistics
     run = subprocess.Popen(
         [FACELIFT, *args],
         stdout=subprocess.PIPE,
@@ -344,7 +328,7 @@ def _refuse_fast_and_write_nothing(s3, tmp_path, url: str, env: dict, message: s
     cwd.mkdir(parents=True)
     before = all_objects(s3.endpoint)
     calls = {
-        "datagen": ["datagen", *RUN, "--out", url],
+        "datagen": run_args(url),
         "verify": ["datagen", "verify", url],
         "preview": ["datagen", "preview", url],
     }
