@@ -50,7 +50,9 @@ def datagen(
     views_random: int | None = typer.Option(None, help="Random views per subject (default 32)."),
     lighting: str | None = typer.Option(None, help="ambient | hdr | mixed (default mixed)."),
     hdri_dir: str | None = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
-    passes: str = typer.Option("", help="Extra OpenEXR passes, comma-separated: depth,normal."),
+    passes: str = typer.Option(
+        "", help="Extra outputs, comma-separated: depth,normal,albedo (OpenEXR per view), mesh (head.ply per subject)."
+    ),
     kind: str = typer.Option(
         "heads", help="heads | objects (procedural general objects, same shard format, for the LRM's first stage)."
     ),

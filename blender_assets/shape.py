@@ -372,6 +372,10 @@ class HeadGeometry:
     rest: np.ndarray  # (N, 3) kept vertices before pose and expression: where region masks are decided
     head_matrix: np.ndarray  # 4×4 pose of the head bone: rest head space → world (hair, glasses, hats ride on it)
 
+    def gaze_directions(self) -> dict[str, np.ndarray]:
+        """Each eye's gaze as a world direction: its eyeball's local −Y."""
+        return {side: eye.matrix[:3, :3] @ np.array([0.0, -1.0, 0.0]) for side, eye in self.eyes.items()}
+
 
 def gum_weights(rest: np.ndarray, topo: Topology) -> np.ndarray:
     """Per kept vertex, 1 on the gum end of each tooth row (upper rows' tops, lower rows' bottoms), else 0."""

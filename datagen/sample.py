@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
+
 from datagen.catalogues.head import SCENE_UNIT_M
 from datagen.shard_format import view_file, view_file_stem
 from facelift_models import cameras
@@ -23,13 +25,25 @@ def view_files(spec: dict) -> list[str]:
     return [view_file(view_file_stem(k, v["kind"])) for k, v in enumerate(spec["views"])]
 
 
-def cameras_json(spec: dict) -> dict:
+def cameras_json(spec: dict, head_rotation=None, gaze_directions: dict | None = None) -> dict:
+    """The subject's cameras (FaceLift's fields); a head's frames also give its pose relative to the
+    camera (`head_pose_deg`) and each eye's gaze in the camera's frame (`gaze`), from the built head's
+    world rotation and eyes' world gaze directions."""
     size, fov = spec["render"]["size"], spec["render"]["fov_deg"]
     frames = []
     for view, file_name in zip(spec["views"], view_files(spec)):
         v = cameras.View(view["name"], view["kind"], view["azimuth_deg"], view["elevation_deg"], view["radius"])
-        frames.append(cameras.frame_dict(v, size, file_name, fov))
+        frame = cameras.frame_dict(v, size, file_name, fov)
+        if head_rotation is not None:
+            w2c = np.array(frame["w2c"])
+            frame["head_pose_deg"] = _rounded(cameras.head_pose_deg(w2c, head_rotation))
+            frame["gaze"] = {side: _rounded(cameras.gaze_in_camera(w2c, d)) for side, d in gaze_directions.items()}
+        frames.append(frame)
     return {"id": spec["key"], "frames": frames}
+
+
+def _rounded(values: dict) -> dict:
+    return {k: [round(c, 6) for c in v] if isinstance(v, list) else round(v, 4) for k, v in values.items()}
 
 
 def landmarks_json(key: str, landmarks: dict[str, tuple[float, float, float]]) -> dict:

@@ -69,8 +69,17 @@ def view_file(stem: str) -> str:
 
 
 def pass_file(stem: str, name: str) -> str:
-    """A render pass of a view (`--passes depth,normal`): `fixed_00.depth.exr`."""
+    """A render pass of a view (`--passes depth,normal,albedo`): `fixed_00.depth.exr`."""
     return f"{stem}.{name}.exr"
+
+
+# Passes that give one file per subject instead of one per view.
+SUBJECT_PASS_FILES = {"mesh": "head.ply"}
+
+
+def view_passes(passes: Sequence[str]) -> list[str]:
+    """The passes rendered with each view (the others are the subject's)."""
+    return [p for p in passes if p not in SUBJECT_PASS_FILES]
 
 
 FIXED_VIEW_FILES = tuple(view_file(view_file_stem(k, "fixed")) for k in range(len(FIXED_VIEWS)))
@@ -82,8 +91,73 @@ def sample_members(views_random: int, passes: Sequence[str]) -> list[str]:
     kinds = ["fixed"] * len(FIXED_VIEWS) + ["random"] * views_random
     stems = [view_file_stem(k, kind) for k, kind in enumerate(kinds)]
     names = list(JSON_MEMBERS) + [view_file(s) for s in stems]
-    names += [pass_file(s, p) for s in stems for p in passes]
+    names += [pass_file(s, p) for s in stems for p in view_passes(passes)]
+    names += [SUBJECT_PASS_FILES[p] for p in passes if p in SUBJECT_PASS_FILES]
     return sorted(names)
+
+
+HEAD_MESH_VERTEX = [
+    ("x", "<f4"),
+    ("y", "<f4"),
+    ("z", "<f4"),
+    ("red", "u1"),
+    ("green", "u1"),
+    ("blue", "u1"),
+    ("part", "u1"),
+]
+
+
+def head_mesh_bytes(xyz, rgb, part, faces, part_names: Sequence[str]) -> bytes:
+    """`head.ply`: binary little-endian PLY, vertices x y z (float32, world frame, scene units), red
+    green blue (uchar sRGB), part (uchar, an index into `part_names`, listed in a comment), and faces
+    as vertex index lists (quads and triangles)."""
+    import numpy as np
+
+    vertex = np.zeros(len(xyz), dtype=HEAD_MESH_VERTEX)
+    for k, c in enumerate("xyz"):
+        vertex[c] = xyz[:, k]
+    for k, c in enumerate(("red", "green", "blue")):
+        vertex[c] = rgb[:, k]
+    vertex["part"] = part
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        f"comment facelift head: world frame, scene units; part: {' '.join(part_names)}\n"
+        f"element vertex {len(vertex)}\n"
+        + "".join(f"property {'float' if t == '<f4' else 'uchar'} {name}\n" for name, t in HEAD_MESH_VERTEX)
+        + f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    encoded = [np.uint8(len(f)).tobytes() + np.asarray(f, dtype="<i4").tobytes() for f in faces]
+    return header.encode() + vertex.tobytes() + b"".join(encoded)
+
+
+def read_head_mesh(data: bytes):
+    """`head.ply` (`--passes mesh`) as (vertex record array with x y z red green blue part, list of
+    face index arrays); ValueError naming what is wrong when it is not one."""
+    import numpy as np
+
+    end = data.find(b"end_header\n")
+    if not data.startswith(b"ply\n") or end < 0:
+        raise ValueError("not a PLY file")
+    header = data[:end].decode("ascii", "replace").splitlines()
+    if "format binary_little_endian 1.0" not in header:
+        raise ValueError("not binary little-endian PLY")
+    counts = {line.split()[1]: int(line.split()[2]) for line in header if line.startswith("element ")}
+    body = memoryview(data)[end + len(b"end_header\n") :]
+    dtype = np.dtype(HEAD_MESH_VERTEX)
+    n = counts.get("vertex", 0)
+    if len(body) < n * dtype.itemsize:
+        raise ValueError(f"{n} vertices announced, {len(body)} bytes follow")
+    vertices = np.frombuffer(body[: n * dtype.itemsize], dtype=dtype)
+    faces, at = [], n * dtype.itemsize
+    for _ in range(counts.get("face", 0)):
+        if at >= len(body):
+            raise ValueError(f"{counts['face']} faces announced, {len(faces)} present")
+        k = body[at]
+        faces.append(np.frombuffer(body[at + 1 : at + 1 + 4 * k], dtype="<i4"))
+        at += 1 + 4 * k
+    if at != len(body) or any(len(f) < 3 or f.min() < 0 or f.max() >= n for f in faces if len(f)):
+        raise ValueError("faces do not index the vertices")
+    return vertices, faces
 
 
 def read_samples(fileobj) -> Iterator[tuple[str, dict[str, bytes]]]:

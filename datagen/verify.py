@@ -13,7 +13,7 @@ from PIL import Image
 from datagen import face_stats
 from datagen.errors import StorageError
 from datagen.plan import Plan
-from datagen.shard_format import SHARD_DIR, read_samples, require_card, shard_path
+from datagen.shard_format import SHARD_DIR, SUBJECT_PASS_FILES, read_head_mesh, read_samples, require_card, shard_path
 from datagen.storage import Storage
 from facelift_models import cameras
 
@@ -147,6 +147,13 @@ def _sample_problems(key: str, files: dict[str, bytes], expected: set[str], cfg:
         "points"
     ):
         problems.append(f"{key}: landmarks missing or not finite")
+    if SUBJECT_PASS_FILES["mesh"] in expected and SUBJECT_PASS_FILES["mesh"] in files:
+        try:
+            vertices, _ = read_head_mesh(files[SUBJECT_PASS_FILES["mesh"]])
+            if not all(np.isfinite(vertices[c]).all() for c in "xyz"):
+                raise ValueError("vertices not finite")
+        except ValueError as e:
+            problems.append(f"{key}: {SUBJECT_PASS_FILES['mesh']} is not a readable head mesh ({e})")
     size = cfg["size"]
     frames = cams.get("frames", [])
     fixed = [f for f in frames if f.get("kind") == "fixed"]

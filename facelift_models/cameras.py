@@ -133,6 +133,40 @@ def project(points: np.ndarray, w2c: np.ndarray, K: np.ndarray) -> tuple[np.ndar
     return uv[:, :2] / uv[:, 2:3], cam[:, 2]
 
 
+# The head's own axes as matrix columns (the subject's left, up, forward). At rest in the world
+# (DESIGN §3: facing −Y, Z up) and, in OpenCV's camera frame, a head looking straight into the camera
+# (its left on the image's right, up = −y, forward = −z: toward the camera).
+HEAD_AXES_AT_REST = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+HEAD_AXES_FACING_CAMERA = np.diag([1.0, -1.0, -1.0])
+
+
+def head_pose_deg(w2c: np.ndarray, head_rotation: np.ndarray) -> dict[str, float]:
+    """The head's yaw, pitch and roll relative to an OpenCV camera, in degrees: all 0 when it looks
+    straight into the camera, upright. Yaw > 0: turned to the subject's left; pitch > 0: chin up;
+    roll > 0: the top tilted to the subject's right (the spec's pose signs; for the front view these
+    are the head's pose on its neck). Intrinsic yaw, then pitch, then roll.
+    `head_rotation`: the world rotation of the head from its rest pose."""
+    r = HEAD_AXES_FACING_CAMERA.T @ np.asarray(w2c)[:3, :3] @ np.asarray(head_rotation)[:3, :3] @ HEAD_AXES_AT_REST
+    return {
+        "yaw": math.degrees(math.atan2(r[0, 2], r[2, 2])),
+        "pitch": math.degrees(math.asin(float(np.clip(r[1, 2], -1.0, 1.0)))),
+        "roll": math.degrees(math.atan2(r[1, 0], r[1, 1])),
+    }
+
+
+def gaze_in_camera(w2c: np.ndarray, direction: np.ndarray) -> dict:
+    """A world gaze direction in an OpenCV camera's frame: the unit vector and its yaw/pitch in
+    degrees (0, 0 looking straight into the camera; yaw > 0 toward the subject's left, pitch > 0 up)."""
+    d = np.asarray(w2c)[:3, :3] @ np.asarray(direction, dtype=np.float64)
+    d /= np.linalg.norm(d)
+    left, up, forward = HEAD_AXES_FACING_CAMERA.T @ d
+    return {
+        "vector": [float(c) for c in d],
+        "yaw_deg": math.degrees(math.atan2(left, forward)),
+        "pitch_deg": math.degrees(math.asin(float(np.clip(up, -1.0, 1.0)))),
+    }
+
+
 def check_extrinsics(w2c: np.ndarray, c2w: np.ndarray, atol: float = 1e-5) -> str | None:
     """None if the pair is a consistent rigid transform, else a short reason."""
     w2c, c2w = np.asarray(w2c, dtype=np.float64), np.asarray(c2w, dtype=np.float64)

@@ -110,6 +110,22 @@ def test_landmarks_project_inside_the_head_and_on_the_right_side(dataset_a):
             assert (alpha(files[image]) > 0)[int(vn), int(un)], f"{key}: {near} outside the mask in the {view} view"
 
 
+def test_every_view_carries_the_heads_pose_and_gaze_in_its_camera(dataset_a):
+    for key, files in samples_of(dataset_a).items():
+        spec = json.loads(files["spec.json"])
+        frames = {f["name"]: f for f in json.loads(files["cameras.json"])["frames"]}
+        assert all({"head_pose_deg", "gaze"} <= set(f) for f in frames.values()), key
+        # The spec's pose is split over four neck bones; their composition differs from one rotation by
+        # the spec's angles by up to 1.4° at the pose bounds (the exact values are what cameras.json holds).
+        front = frames["front"]["head_pose_deg"]
+        assert front == pytest.approx(spec["pose"], abs=2.0), key
+        back = frames["back"]["head_pose_deg"]["yaw"]
+        assert (back - spec["pose"]["yaw"]) % 360.0 == pytest.approx(180.0, abs=2.0), key
+        for eye in ("left", "right"):  # the drawn gaze (about the head) plus the head's own turn
+            gaze = frames["front"]["gaze"][eye]
+            assert gaze["yaw_deg"] == pytest.approx(spec["expression"]["gaze_deg"][0] + front["yaw"], abs=2.0), key
+
+
 def test_same_seed_gives_same_dataset(dataset_a, tmp_path):
     # Two of dataset_a's subjects again, by a run of another size with another worker count: a
     # subject's bytes depend on the seed and its (identity, appearance) only.
@@ -236,6 +252,8 @@ def test_preview_contact_sheet(dataset_a, tmp_path):
         (["--ray-address", "127.0.0.1:9"], "--ray-address 127.0.0.1:9 does not answer"),
         (["--size", "96"], "was made by a different config (size 64 vs 96"),
         (["--workers", "-3"], "--workers -3 is not allowed"),
+        (["--kind", "objects", "--passes", "mesh"], "--passes mesh is not allowed with --kind objects"),
+        (["--passes", "seg"], "--passes seg is not allowed (allowed: depth, normal, albedo, mesh)"),
         (["--identities", "many"], "Invalid value for '--identities'"),
     ],
 )
@@ -281,6 +299,59 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
             n = np.stack([data[c] for c in "XYZ"], -1)[mask]
             assert np.allclose(np.linalg.norm(n, axis=-1), 1, atol=0.05)
             assert n[:, 1].mean() < -0.3  # world-space normals of the front view mostly face the camera (−Y)
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    """Two bald subjects (seed 7) with the albedo and mesh passes."""
+    out = tmp_path_factory.mktemp("labels") / "run"
+    r = facelift(*datagen_args(out, 2, 1, "--seed", "7", "--views-random", "2", "--passes", "albedo,mesh"))
+    assert r.returncode == 0, r.stderr
+    assert facelift("datagen", "verify", str(out)).returncode == 0
+    samples = samples_of(out)
+    assert all(json.loads(f["spec.json"])["hair"]["style"] == "bald" for f in samples.values())
+    return samples
+
+
+def test_albedo_pass_is_the_lighting_free_diffuse_colour(labelled_run, tmp_path):
+    import OpenEXR
+
+    for key, files in labelled_run.items():
+        path = tmp_path / f"{key}.albedo.exr"
+        path.write_bytes(files["fixed_00.albedo.exr"])
+        with OpenEXR.File(str(path), separate_channels=True) as exr:
+            data = {k: np.array(v.pixels) for k, v in exr.channels().items()}
+        assert set(data) == set("RGB") and all(a.dtype == np.float32 and a.shape == (64, 64) for a in data.values())
+        rgb = np.stack([data[c] for c in "RGB"], -1)
+        a = alpha(files["fixed_00.png"])
+        assert (rgb[a == 0] == 0).all()  # background: no surface, no colour
+        skin = rgb[a > 250]
+        assert 0.02 < np.median(skin) < 0.9 and (skin <= 1.0 + 1e-4).all()  # a reflectance, not radiance
+        assert np.median(skin[:, 0]) > np.median(skin[:, 2])  # a bald head's front view: skin, red over blue
+
+
+def test_mesh_pass_projects_onto_every_views_alpha(labelled_run):
+    from PIL import ImageDraw
+
+    from datagen.shard_format import read_head_mesh
+
+    for key, files in labelled_run.items():
+        vertices, faces = read_head_mesh(files["head.ply"])
+        xyz = np.stack([vertices[c] for c in "xyz"], -1).astype(np.float64)
+        assert {"x", "y", "z", "red", "green", "blue", "part"} == set(vertices.dtype.names) and len(faces) > 1000
+        for frame in json.loads(files["cameras.json"])["frames"]:
+            ss = 4  # the mesh's silhouette drawn at 4× and box-filtered, like the render's pixel filter
+            K = cameras.frame_K(frame)
+            K[:2] *= ss
+            uv, _ = cameras.project(xyz, np.array(frame["w2c"]), K)
+            canvas = Image.new("L", (frame["w"] * ss, frame["h"] * ss), 0)
+            draw = ImageDraw.Draw(canvas)
+            for f in faces:
+                draw.polygon([tuple(uv[i]) for i in f], fill=255)
+            mesh = np.asarray(canvas.resize((frame["w"], frame["h"]), Image.Resampling.BOX)) > 127
+            mask = alpha(files[frame["file_path"]]) > 127
+            iou = (mesh & mask).sum() / (mesh | mask).sum()
+            assert iou >= 0.9, f"{key} {frame['name']}: mesh vs alpha IoU {iou:.3f}"
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU for Cycles")

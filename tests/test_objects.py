@@ -50,5 +50,7 @@ def test_objects_render_in_the_heads_format(tmp_path):
         spec = json.loads(files["spec.json"])
         marks = json.loads(files["landmarks.json"])["points"]
         assert len(marks) == len(spec["objects"])  # one landmark per object: its centre
+        frames = json.loads(files["cameras.json"])["frames"]
+        assert not any("head_pose_deg" in f or "gaze" in f for f in frames)  # no head, no head pose
         alpha = np.asarray(Image.open(io.BytesIO(files["fixed_00.png"])))[..., 3]
         assert 0.02 < (alpha > 0).mean() < 0.9  # something is in view, and not all of it
