@@ -12,6 +12,9 @@
 3. `--hair-cost`: seconds per view of the same subjects with their hair and with it removed
    (bald, no facial hair; brows and lashes stay), front and ±45° views, at the preset's settings.
    Target at `paper`: with hair under 2x without. `hair_cost.py` sweeps the scalp densities.
+4. `--pass-cost`: seconds per view of the same subjects (front and ±45° views) without extra passes
+   and with each `--passes` output alone (the render, the compositor's EXR, its split and encoding,
+   the mesh export): what each adds. Target at `paper` (issue 16): seg + landmarks2d under 10 %.
 """
 
 from __future__ import annotations
@@ -80,6 +83,28 @@ def hair_cost(cfg, subjects: int) -> tuple[float, float]:
     return with_s / views, without_s / views
 
 
+def pass_cost(cfg, subjects: int) -> dict[str, float]:
+    """Seconds per view (whole subject time / views) with no extra pass and with each pass alone."""
+    from datagen.blender_render import render_subject
+    from datagen.config import PASSES
+
+    threads = os.cpu_count() or 1
+    specs = []
+    for i in range(subjects):
+        spec = make_spec(cfg, i, 0)
+        spec["views"] = spec["views"][:2] + spec["views"][5:6]
+        specs.append(spec)
+    render_subject(specs[0], threads=threads)  # warm-up: kernels, asset caches
+    per_view = {}
+    for name in ("none", *PASSES):
+        total = 0.0
+        for spec in specs:
+            spec = {**spec, "render": {**spec["render"], "passes": [] if name == "none" else [name]}}
+            total += render_subject(spec, threads=threads).timing["total_s"]
+        per_view[name] = total / (3 * len(specs))
+    return per_view
+
+
 def throughput(cfg, workers: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         summary = run_datagen(cfg, RunOptions(workers=workers, threads_per_worker=1), out, show_progress=False)
@@ -96,6 +121,7 @@ def main() -> None:
     ap.add_argument("--skip-ray", action="store_true", help="only the overhead measurement")
     ap.add_argument("--skip-overhead", action="store_true", help="only the 1 vs 2 workers measurement")
     ap.add_argument("--hair-cost", action="store_true", help="only the with vs without hair measurement")
+    ap.add_argument("--pass-cost", action="store_true", help="only what each --passes output adds per view")
     args = ap.parse_args()
     cfg = make_config(
         args.preset,
@@ -113,6 +139,15 @@ def main() -> None:
         print(
             f"hair: {with_hair:.2f} s/view with hair, {without:.2f} s/view for the same heads without "
             f"({with_hair / without:.2f}x, target < 2x), {args.subjects} subjects x 3 views"
+        )
+        return
+    if args.pass_cost:
+        cost = pass_cost(cfg, args.subjects)
+        base = cost.pop("none")
+        print(
+            f"passes: none {base:.2f} s/view; "
+            + ", ".join(f"{name} +{100 * (s - base) / base:.1f} % ({s:.2f} s/view)" for name, s in cost.items())
+            + f" ({args.subjects} subjects x 3 views)"
         )
         return
     if not args.skip_overhead:
