@@ -94,8 +94,8 @@ def test_config_errors_are_one_line():
         make_config("test", appearances=-2)
     with pytest.raises(DatagenError, match="--hdri-dir /nonexistent"):
         make_config("test", hdri_dir="/nonexistent")
-    with pytest.raises(DatagenError, match="--passes albedo"):
-        make_config("test", passes=("albedo",))
+    with pytest.raises(DatagenError, match="--passes curvature"):  # (albedo was the example before it existed)
+        make_config("test", passes=("curvature",))
 
 
 def test_config_fingerprint_tracks_output_changing_fields():
