@@ -337,7 +337,7 @@ def _grow_strands(geo, tri, bary, dirs_rest, lengths, n_pts: int, bend: float) -
 BROW_HAIRS, BROW_HAIR_RADIUS = 1800, 0.0006
 
 
-def _brow_line(spec: dict, f: Frame, side: int):
+def brow_line(spec: dict, f: Frame, side: int):
     """Inner and outer ends of one brow in x, and its centre-line height function of u ∈ [0, 1].
 
     The tail ends `tail` past the eye centre (0.135: about 1 cm past the outer eye corner)."""
@@ -356,7 +356,7 @@ def brow_field(spec: dict, f: Frame, r: np.ndarray) -> np.ndarray:
     thick = spec["eyebrows"]["thickness"]
     w = np.zeros(len(r))
     for side in (1, -1):
-        inner, outer, line = _brow_line(spec, f, side)
+        inner, outer, line = brow_line(spec, f, side)
         u = (r[:, 0] - inner) / (outer - inner)
         half = thick * (1.0 - spec["eyebrows"]["taper"] * np.clip(u, 0, 1)) / 2  # thick at the head, thin at the tail
         inside = (u > -0.02) & (u < 1.0) & (np.abs(r[:, 2] - line(u)) < half) & (r[:, 1] < f.eye_y)
@@ -379,7 +379,7 @@ def eyebrow_strands(spec: dict, geo: HeadGeometry) -> Strands:
     count = len(tri)
     root = (geo.rest[tri] * bary[..., None]).sum(1)
     side = np.sign(root[:, 0])
-    (inner_l, outer_l, _), (inner_r, outer_r, _) = _brow_line(spec, f, 1), _brow_line(spec, f, -1)
+    (inner_l, outer_l, _), (inner_r, outer_r, _) = brow_line(spec, f, 1), brow_line(spec, f, -1)
     inner, outer = np.where(side > 0, inner_l, inner_r), np.where(side > 0, outer_l, outer_r)
     u = np.clip((root[:, 0] - inner) / (outer - inner), 0, 1)[:, None]
     # Hairs at the head of the brow stand up, the rest sweep outward and, past the arch, down.

