@@ -51,7 +51,9 @@ def datagen(
     lighting: str | None = typer.Option(None, help="ambient | hdr | mixed (default mixed)."),
     hdri_dir: str | None = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
     passes: str = typer.Option(
-        "", help="Extra outputs, comma-separated: depth,normal,albedo (OpenEXR per view), mesh (head.ply per subject)."
+        "",
+        help="Extra outputs, comma-separated: depth,normal,albedo (OpenEXR per view), seg (class PNG per view), "
+        "landmarks2d (68 points per view, landmarks2d.json), mesh (head.ply per subject).",
     ),
     kind: str = typer.Option(
         "heads", help="heads | objects (procedural general objects, same shard format, for the LRM's first stage)."
@@ -153,13 +155,16 @@ def datagen_preview(
     output: str | None = typer.Option(None, "--output", "-o", help="PNG path (default OUT/preview.png)."),
     subjects: int = typer.Option(24, help="Rows: the first N subjects."),
     tile: int = typer.Option(160, help="Tile size in pixels."),
+    labels: bool = typer.Option(
+        False, "--labels", help="Overlay the seg classes and 2D landmarks (default file OUT/preview-labels.png)."
+    ),
 ) -> None:
     """Write a contact sheet: subjects × the 6 fixed views."""
     from datagen.errors import StorageError
     from datagen.preview import write_contact_sheet
 
     try:
-        typer.echo(write_contact_sheet(out, output, subjects, tile))
+        typer.echo(write_contact_sheet(out, output, subjects, tile, labels))
     except (
         StorageError
     ) as e:  # main's advice for a storage failure (rerun datagen to finish) is the run's, not preview's

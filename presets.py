@@ -99,7 +99,9 @@ def markdown_table(presets: Mapping[str, Preset], fields: tuple[str, ...]) -> st
 
 
 def readme_tables() -> dict[str, str]:
-    """Every registry's README table, by the name of its marker in README.md."""
+    """Every generated README table (each registry's, the segmentation classes), by the name of its
+    marker in README.md."""
+    from blender_assets.seg_classes import markdown_table as seg_table
     from datagen.config import DATAGEN_PRESETS
     from inference.evaluate import EVAL_PRESETS
     from inference.infer import INFER_PRESETS
@@ -117,15 +119,16 @@ def readme_tables() -> dict[str, str]:
         ),
         "infer": markdown_table(INFER_PRESETS, ("steps", "guidance", "turntable_frames")),
         "eval": markdown_table(EVAL_PRESETS, ("subjects", "steps", "guidance")),
+        "seg classes": seg_table(),
     }
 
 
 def with_tables(readme: str, tables: Mapping[str, str]) -> str:
-    """`readme` with what stands between `<!-- presets: NAME -->` and the next `<!-- /presets -->` replaced."""
+    """`readme` with what stands between `<!-- table: NAME -->` and the next `<!-- /table -->` replaced."""
     for name, table in tables.items():
-        pattern = re.compile(rf"(<!-- presets: {re.escape(name)} -->\n).*?(<!-- /presets -->)", re.S)
+        pattern = re.compile(rf"(<!-- table: {re.escape(name)} -->\n).*?(<!-- /table -->)", re.S)
         if not pattern.search(readme):
-            raise ValueError(f"README has no <!-- presets: {name} --> … <!-- /presets --> block")
+            raise ValueError(f"README has no <!-- table: {name} --> … <!-- /table --> block")
         readme = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), readme, count=1)
     return readme
 

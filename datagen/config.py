@@ -19,7 +19,8 @@ from presets import Preset, configure, registry
 
 LIGHTING_KINDS = ("ambient", "hdr", "mixed")
 KINDS = ("heads", "objects")  # objects: procedural general objects for the reconstructor's first stage
-PASSES = ("depth", "normal", "albedo", "mesh")
+PASSES = ("depth", "normal", "albedo", "seg", "landmarks2d", "mesh")
+HEAD_ONLY_PASSES = ("seg", "landmarks2d", "mesh")  # labels of the head: refused with --kind objects
 DEVICES = ("auto", "cpu", "gpu")
 SPLITS = ("train", "test")  # test: held-out identities, drawn from their own seed stream
 MAX_RANDOM_VIEWS = 999  # the view file names' counter; a subject's views are held in memory at once
@@ -167,8 +168,12 @@ def validate(cfg: DatagenConfig) -> None:
     bad = [p for p in cfg.passes if p not in PASSES]
     if bad:
         raise DatagenError(f"--passes {','.join(bad)} is not allowed (allowed: {', '.join(PASSES)})")
-    if cfg.kind == "objects" and "mesh" in cfg.passes:
-        raise DatagenError("--passes mesh is not allowed with --kind objects (the mesh is the head's)")
+    head_only = [p for p in cfg.passes if p in HEAD_ONLY_PASSES]
+    if cfg.kind == "objects" and head_only:
+        raise DatagenError(
+            f"--passes {','.join(head_only)} is not allowed with --kind objects (labels of a head: "
+            f"{', '.join(HEAD_ONLY_PASSES)}; allowed: {', '.join(p for p in PASSES if p not in HEAD_ONLY_PASSES)})"
+        )
     if cfg.hdri_dir is not None:
         if not os.path.isdir(cfg.hdri_dir):
             raise DatagenError(f"--hdri-dir {cfg.hdri_dir} does not exist or is not a folder")

@@ -55,6 +55,24 @@ def landmarks_json(key: str, landmarks: dict[str, tuple[float, float, float]]) -
     }
 
 
+def landmarks2d_json(key: str, points_world: np.ndarray, frames: list[dict]) -> dict:
+    """The 68-point iBUG/300-W layout of one subject: its 3D points and, per view (cameras.json's
+    order), pixel positions and visibility."""
+    from blender_assets.landmarks68 import IBUG68_GROUPS
+
+    names = [f"{group}_{k - ks.start}" for group, ks in IBUG68_GROUPS.items() for k in ks]
+    return {
+        "id": key,
+        "layout": "ibug68",
+        "names": names,
+        "groups": {group: [ks.start, ks.stop - 1] for group, ks in IBUG68_GROUPS.items()},
+        "world": [[round(float(c), 6) for c in p] for p in points_world],
+        "units": LANDMARK_UNITS,
+        "pixels": "x right, y down, in the frame's intrinsics: pixel (i, j) spans [i, i+1) x [j, j+1)",
+        "frames": frames,
+    }
+
+
 def pack_sample(key: str, files: dict[str, bytes]) -> bytes:
     """A one-sample tar (the staging form of a rendered subject)."""
     buf = io.BytesIO()

@@ -1,7 +1,8 @@
 """The shard format (DESIGN §4), as every reader and writer spells it: an output folder holds the
 card `dataset.json` and `shards/heads-{k:06d}.tar`; a shard holds webdataset samples, one per
 subject, keyed `id{i:05d}_ap{j:03d}`, whose members are three JSON files and, per view,
-`fixed_00.png` … / `random_00.png` … with optional passes `<view>.depth.exr`, `<view>.normal.exr`.
+`fixed_00.png` … / `random_00.png` … with optional passes: per view `<view>.depth.exr`,
+`<view>.normal.exr`, `<view>.albedo.exr`, `<view>.seg.png`; per subject `head.ply`, `landmarks2d.json`.
 
 This module reads the format: the card (loaded and checked) and the samples of a shard. Training
 and evaluation reach datagen only through it; writers (`datagen.card`, `datagen.sample`,
@@ -68,13 +69,17 @@ def view_file(stem: str) -> str:
     return f"{stem}.png"
 
 
+# The file type of each per-view pass: float OpenEXR, or the class map's 8-bit greyscale PNG.
+VIEW_PASS_EXTENSIONS = {"depth": "exr", "normal": "exr", "albedo": "exr", "seg": "png"}
+
+
 def pass_file(stem: str, name: str) -> str:
-    """A render pass of a view (`--passes depth,normal,albedo`): `fixed_00.depth.exr`."""
-    return f"{stem}.{name}.exr"
+    """A render pass of a view (`--passes depth,normal,albedo,seg`): `fixed_00.depth.exr`, `fixed_00.seg.png`."""
+    return f"{stem}.{name}.{VIEW_PASS_EXTENSIONS[name]}"
 
 
 # Passes that give one file per subject instead of one per view.
-SUBJECT_PASS_FILES = {"mesh": "head.ply"}
+SUBJECT_PASS_FILES = {"mesh": "head.ply", "landmarks2d": "landmarks2d.json"}
 
 
 def view_passes(passes: Sequence[str]) -> list[str]:
@@ -158,6 +163,73 @@ def read_head_mesh(data: bytes):
     if at != len(body) or any(len(f) < 3 or f.min() < 0 or f.max() >= n for f in faces if len(f)):
         raise ValueError("faces do not index the vertices")
     return vertices, faces
+
+
+# The channels of each float pass's OpenEXR file.
+EXR_PASS_CHANNELS = {"depth": ("Z",), "normal": ("X", "Y", "Z"), "albedo": ("R", "G", "B")}
+
+
+def read_pass_exr(data: bytes, name: str) -> dict:
+    """A `<view>.<name>.exr` (depth, normal, albedo) as {channel: (H, W) float32 array}; ValueError
+    naming what is wrong when it is not one."""
+    import io
+
+    import numpy as np
+    import OpenEXR
+
+    try:
+        with OpenEXR.File(io.BytesIO(data), separate_channels=True) as exr:
+            channels = {k: np.array(v.pixels) for k, v in exr.channels().items()}
+    except Exception as e:  # OpenEXR raises plain exceptions for any undecodable stream
+        raise ValueError(f"not an OpenEXR image ({e})") from None
+    if set(channels) != set(EXR_PASS_CHANNELS[name]):
+        raise ValueError(f"channels {sorted(channels)}, expected {list(EXR_PASS_CHANNELS[name])}")
+    if any(c.dtype != np.float32 or not np.isfinite(c).all() for c in channels.values()):
+        raise ValueError("channels not finite float32")
+    return channels
+
+
+def seg_png_bytes(seg) -> bytes:
+    """`<view>.seg.png`: the class map (H, W) of indices into `SEG_CLASSES` as an 8-bit greyscale PNG,
+    so every decoder (PIL, webdataset's, Ray Data's) gives the indices themselves."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(seg, dtype=np.uint8), mode="L").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def read_seg(data: bytes):
+    """A `<view>.seg.png` as an (H, W) uint8 array of class indices; ValueError naming what is wrong."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from blender_assets.seg_classes import SEG_CLASSES
+
+    image = Image.open(io.BytesIO(data))
+    if image.format != "PNG" or image.mode != "L":
+        raise ValueError(f"a {image.format} image of mode {image.mode}, not an 8-bit greyscale PNG")
+    seg = np.asarray(image)
+    if seg.max() >= len(SEG_CLASSES):
+        raise ValueError(f"class {seg.max()} outside the {len(SEG_CLASSES)} classes")
+    return seg
+
+
+def read_landmarks2d(data: bytes, frames: int) -> dict:
+    """`landmarks2d.json` checked against the sample's view count; ValueError naming what is wrong."""
+    doc = json.loads(data)
+    count = len(doc["names"])
+    if len(doc["frames"]) != frames:
+        raise ValueError(f"{len(doc['frames'])} frames, the sample has {frames} views")
+    for frame in doc["frames"]:
+        if len(frame["xy"]) != count or len(frame["visible"]) != count:
+            raise ValueError(f"{frame['file_path']}: not {count} points and visibilities")
+    return doc
 
 
 def read_samples(fileobj) -> Iterator[tuple[str, dict[str, bytes]]]:

@@ -13,7 +13,19 @@ from PIL import Image
 from datagen import face_stats
 from datagen.errors import StorageError
 from datagen.plan import Plan
-from datagen.shard_format import SHARD_DIR, SUBJECT_PASS_FILES, read_head_mesh, read_samples, require_card, shard_path
+from datagen.shard_format import (
+    SHARD_DIR,
+    SUBJECT_PASS_FILES,
+    pass_file,
+    read_head_mesh,
+    read_landmarks2d,
+    read_pass_exr,
+    read_samples,
+    read_seg,
+    require_card,
+    shard_path,
+    view_passes,
+)
 from datagen.storage import Storage
 from facelift_models import cameras
 
@@ -192,4 +204,28 @@ def _sample_problems(key: str, files: dict[str, bytes], expected: set[str], cfg:
             problems.append(f"{key}: {frame['file_path']} is {img.mode} {img.size}, expected RGBA ({size}, {size})")
             continue
         decoded += 1
+        problems += _view_pass_problems(key, files, frame["file_path"], cfg, size)
+    if SUBJECT_PASS_FILES["landmarks2d"] in expected and SUBJECT_PASS_FILES["landmarks2d"] in files:
+        try:
+            points = read_landmarks2d(files[SUBJECT_PASS_FILES["landmarks2d"]], len(frames))
+            if not np.isfinite([xy for f in points["frames"] for xy in f["xy"]]).all():
+                raise ValueError("positions not finite")
+        except (KeyError, TypeError, ValueError) as e:
+            problems.append(f"{key}: {SUBJECT_PASS_FILES['landmarks2d']} is not readable ({e})")
     return decoded
+
+
+def _view_pass_problems(key: str, files: dict[str, bytes], view: str, cfg: dict, size: int) -> list[str]:
+    """Each per-view pass of `view` decodes to a full-size image of its kind."""
+    problems = []
+    for name in view_passes(cfg.get("passes", [])):
+        member = pass_file(view[: -len(".png")], name)
+        if member not in files:
+            continue  # reported with the members
+        try:
+            arrays = [read_seg(files[member])] if name == "seg" else read_pass_exr(files[member], name).values()
+            if any(a.shape != (size, size) for a in arrays):
+                raise ValueError(f"not {size}x{size}")
+        except ValueError as e:
+            problems.append(f"{key}: {member} is not a readable {name} pass ({e})")
+    return problems

@@ -188,3 +188,26 @@ def silent_port():
         for c in held:
             c.close()
         server.close()
+
+
+def samples_of(out: Path) -> dict[str, dict[str, bytes]]:
+    """Every sample of a local output folder's shards, by key (a key twice fails)."""
+    from datagen.shard_format import read_samples
+
+    result = {}
+    for shard in sorted((out / "shards").glob("heads-*.tar")):
+        with open(shard, "rb") as f:
+            for key, files in read_samples(f):
+                assert key not in result, f"duplicate key {key}"
+                result[key] = files
+    return result
+
+
+def alpha(png: bytes):
+    """The alpha channel (H, W) uint8 of an RGBA PNG."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)))[..., 3]

@@ -17,23 +17,12 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from conftest import FACELIFT, datagen_args, facelift
-from datagen.shard_format import read_samples
+from conftest import FACELIFT, alpha, datagen_args, facelift, samples_of
 from facelift_models import cameras
 
 
 def shard_files(out: Path) -> list[Path]:
     return sorted((out / "shards").glob("heads-*.tar"))
-
-
-def samples_of(out: Path) -> dict[str, dict[str, bytes]]:
-    result = {}
-    for shard in shard_files(out):
-        with open(shard, "rb") as f:
-            for key, files in read_samples(f):
-                assert key not in result, f"duplicate key {key}"
-                result[key] = files
-    return result
 
 
 def tree_digest(out: Path) -> dict[str, str]:
@@ -42,10 +31,6 @@ def tree_digest(out: Path) -> dict[str, str]:
         for p in sorted(out.rglob("*"))
         if p.is_file()
     }
-
-
-def alpha(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)))[..., 3]
 
 
 def test_acceptance_run_verifies(dataset_a):
@@ -252,8 +237,8 @@ def test_preview_contact_sheet(dataset_a, tmp_path):
         (["--ray-address", "127.0.0.1:9"], "--ray-address 127.0.0.1:9 does not answer"),
         (["--size", "96"], "was made by a different config (size 64 vs 96"),
         (["--workers", "-3"], "--workers -3 is not allowed"),
-        (["--kind", "objects", "--passes", "mesh"], "--passes mesh is not allowed with --kind objects"),
-        (["--passes", "seg"], "--passes seg is not allowed (allowed: depth, normal, albedo, mesh)"),
+        (["--kind", "objects", "--passes", "mesh,seg"], "--passes mesh,seg is not allowed with --kind objects"),
+        (["--passes", "uv"], "--passes uv is not allowed (allowed: depth, normal, albedo, seg, landmarks2d, mesh)"),
         (["--identities", "many"], "Invalid value for '--identities'"),
     ],
 )
@@ -299,59 +284,6 @@ def test_depth_and_normal_passes_are_openexr(tmp_path):
             n = np.stack([data[c] for c in "XYZ"], -1)[mask]
             assert np.allclose(np.linalg.norm(n, axis=-1), 1, atol=0.05)
             assert n[:, 1].mean() < -0.3  # world-space normals of the front view mostly face the camera (−Y)
-
-
-@pytest.fixture(scope="module")
-def labelled_run(tmp_path_factory):
-    """Two bald subjects (seed 7) with the albedo and mesh passes."""
-    out = tmp_path_factory.mktemp("labels") / "run"
-    r = facelift(*datagen_args(out, 2, 1, "--seed", "7", "--views-random", "2", "--passes", "albedo,mesh"))
-    assert r.returncode == 0, r.stderr
-    assert facelift("datagen", "verify", str(out)).returncode == 0
-    samples = samples_of(out)
-    assert all(json.loads(f["spec.json"])["hair"]["style"] == "bald" for f in samples.values())
-    return samples
-
-
-def test_albedo_pass_is_the_lighting_free_diffuse_colour(labelled_run, tmp_path):
-    import OpenEXR
-
-    for key, files in labelled_run.items():
-        path = tmp_path / f"{key}.albedo.exr"
-        path.write_bytes(files["fixed_00.albedo.exr"])
-        with OpenEXR.File(str(path), separate_channels=True) as exr:
-            data = {k: np.array(v.pixels) for k, v in exr.channels().items()}
-        assert set(data) == set("RGB") and all(a.dtype == np.float32 and a.shape == (64, 64) for a in data.values())
-        rgb = np.stack([data[c] for c in "RGB"], -1)
-        a = alpha(files["fixed_00.png"])
-        assert (rgb[a == 0] == 0).all()  # background: no surface, no colour
-        skin = rgb[a > 250]
-        assert 0.02 < np.median(skin) < 0.9 and (skin <= 1.0 + 1e-4).all()  # a reflectance, not radiance
-        assert np.median(skin[:, 0]) > np.median(skin[:, 2])  # a bald head's front view: skin, red over blue
-
-
-def test_mesh_pass_projects_onto_every_views_alpha(labelled_run):
-    from PIL import ImageDraw
-
-    from datagen.shard_format import read_head_mesh
-
-    for key, files in labelled_run.items():
-        vertices, faces = read_head_mesh(files["head.ply"])
-        xyz = np.stack([vertices[c] for c in "xyz"], -1).astype(np.float64)
-        assert {"x", "y", "z", "red", "green", "blue", "part"} == set(vertices.dtype.names) and len(faces) > 1000
-        for frame in json.loads(files["cameras.json"])["frames"]:
-            ss = 4  # the mesh's silhouette drawn at 4× and box-filtered, like the render's pixel filter
-            K = cameras.frame_K(frame)
-            K[:2] *= ss
-            uv, _ = cameras.project(xyz, np.array(frame["w2c"]), K)
-            canvas = Image.new("L", (frame["w"] * ss, frame["h"] * ss), 0)
-            draw = ImageDraw.Draw(canvas)
-            for f in faces:
-                draw.polygon([tuple(uv[i]) for i in f], fill=255)
-            mesh = np.asarray(canvas.resize((frame["w"], frame["h"]), Image.Resampling.BOX)) > 127
-            mask = alpha(files[frame["file_path"]]) > 127
-            iou = (mesh & mask).sum() / (mesh | mask).sum()
-            assert iou >= 0.9, f"{key} {frame['name']}: mesh vs alpha IoU {iou:.3f}"
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU for Cycles")
