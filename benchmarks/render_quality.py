@@ -1,0 +1,258 @@
+"""Render quality vs cost: seconds per view and error against converged references, over a grid of
+Cycles settings, fixed views (diffusion targets) apart from random views (LRM supervision).
+
+    .venv/bin/python benchmarks/render_quality.py [--preset paper] [--rows all] [--ref-spp 512]
+        [--out out/render_quality] [--threads 2]
+
+Subjects are picked from the preset's own specs to cover long hair, dark and light skin, glasses,
+ambient and HDR light (`CASES`); each gives one fixed view and its first random view that shows the
+face. The reference of a view is rendered far past any preset (`--ref-spp`, no adaptive stopping,
+no denoiser, `--ref-bounces` of every kind) as two independent halves with different seeds: their mean is the
+reference, their difference measures the reference's own noise (the mean's PSNR against the truth
+is the halves' PSNR + 6.02 dB), which is the ceiling of what this benchmark can resolve. References
+are cached under `--out`, keyed by the view's spec and the reference settings, so reruns only
+render the grid.
+
+Each row of `ROWS` overrides the preset's render settings; for each it prints wall and CPU seconds
+per view (`--threads` Cycles threads, scene already built, as a datagen worker renders its views) and
+the PSNR of the product's 8-bit PNG against the reference: on the whole image composited on white
+(the trainers' input), and inside the face (the convex hull of the 68 landmarks in the view).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+from scipy.spatial import ConvexHull  # noqa: E402
+
+from datagen.blender_render import build_scene, configure_render, quiet_fds  # noqa: E402
+from datagen.config import DATAGEN_PRESETS  # noqa: E402
+from datagen.labels import ViewLabels  # noqa: E402
+from datagen.sample import cameras_json  # noqa: E402
+from datagen.spec import make_spec  # noqa: E402
+from facelift_models import cameras  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    wants: dict  # what the subject's spec must show: hair, skin, glasses, light
+    fixed_view: str  # which of the 6 fixed views
+
+
+def shows(spec: dict, wants: dict) -> bool:
+    tone = spec["identity"]["skin"]["tone"]  # 0 light … 1 dark
+    checks = {
+        "hair": lambda v: spec["hair"]["style"].startswith(v),
+        "skin": lambda v: tone < 0.25 if v == "light" else tone > 0.7,
+        "glasses": lambda v: (spec["accessories"]["glasses"] is not None) == v,
+        "light": lambda v: spec["lighting"]["kind"] == v,
+    }
+    return all(checks[k](v) for k, v in wants.items())
+
+
+CASES = (
+    Case("long hair, light skin, HDR", {"hair": "long", "skin": "light", "light": "hdr"}, "front"),
+    Case("dark skin, ambient", {"skin": "dark", "light": "ambient", "glasses": False}, "front_right"),
+    Case("glasses, HDR", {"glasses": True, "light": "hdr"}, "front_left"),
+    Case("light skin, ambient", {"skin": "light", "light": "ambient", "glasses": False}, "right"),
+)
+
+# Render settings to try, as overrides of the preset's (`spec["render"]`); "preset" is the preset as is.
+ROWS: dict[str, dict] = {
+    "preset": {},
+    "128 spp, adaptive 0.01": {"samples": 128, "adaptive_threshold": 0.01},
+    "64 spp, adaptive 0.05": {"samples": 64, "adaptive_threshold": 0.05},
+    "32 spp": {"samples": 32},
+    "32 spp, adaptive 0.05": {"samples": 32, "adaptive_threshold": 0.05},
+    "16 spp": {"samples": 16},
+    "16 spp, adaptive 0.05": {"samples": 16, "adaptive_threshold": 0.05},
+    "32 spp, 4 bounces": {"samples": 32, "max_bounces": 4},
+    "32 spp, OIDN BALANCED": {"samples": 32, "denoise": True, "denoise_quality": "BALANCED"},
+    "32 spp, OIDN FAST": {"samples": 32, "denoise": True, "denoise_quality": "FAST"},
+    "64 spp, no denoiser": {"samples": 64, "denoise": False},
+}
+
+
+def pick_subjects(cfg, search: int = 400) -> list[tuple[Case, dict]]:
+    """The first identity (appearance 0) of the preset whose spec shows each case."""
+    picked, used = [], set()
+    for case in CASES:
+        for identity in range(search):
+            spec = make_spec(cfg, identity, 0)
+            if identity not in used and shows(spec, case.wants):
+                picked.append((case, spec))
+                used.add(identity)
+                break
+        else:
+            raise SystemExit(f"no subject among the first {search} shows {case.name!r}")
+    return picked
+
+
+def render_png(scene, path: str) -> tuple[np.ndarray, float]:
+    """(H, W, 4) float RGBA in [0, 1] of the 8-bit PNG Cycles writes, wall seconds of the render."""
+    scene.render.filepath = path
+    t = time.perf_counter()
+    with quiet_fds():
+        bpy.ops.render.render(write_still=True)
+    seconds = time.perf_counter() - t
+    return np.asarray(Image.open(path).convert("RGBA"), dtype=np.float64) / 255.0, seconds
+
+
+def on_white(rgba: np.ndarray) -> np.ndarray:
+    return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    d = (a - b) ** 2
+    mse = float(d[mask].mean()) if mask is not None else float(d.mean())
+    return 10.0 * np.log10(1.0 / max(mse, 1e-12))
+
+
+def face_mask(head, spec: dict, frame: dict, size: int) -> np.ndarray | None:
+    """Pixels inside the convex hull of the 68 landmarks projected in the view (None if the face is
+    turned away: fewer than half its points face the camera)."""
+    labels = ViewLabels.for_head(head, ("landmarks2d",), spec.get("hair") is None, spec["hair"]["eyebrows"])
+    w2c = np.array(frame["w2c"])
+    xy, z = cameras.project(labels.points, w2c, cameras.frame_K(frame))
+    centre = np.linalg.inv(w2c)[:3, 3]
+    facing = np.einsum("ij,ij->i", labels.normals, centre - labels.points) > 0
+    if facing.sum() < len(facing) / 2 or (z <= 0).any():
+        return None
+    hull = xy[ConvexHull(xy).vertices]
+    canvas = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(canvas).polygon([tuple(p) for p in hull], fill=1)
+    return np.asarray(canvas, dtype=bool)
+
+
+def reference(scene, spec: dict, frame: dict, args, cache: str) -> tuple[np.ndarray, float]:
+    """(the converged view, its PSNR against the truth estimated from its two halves)."""
+    key = json.dumps(
+        [
+            {k: v for k, v in spec.items() if k != "render"},
+            frame["c2w"],
+            spec["render"]["size"],
+            args.ref_spp,
+            args.ref_bounces,
+        ],
+        sort_keys=True,
+    )
+    path = os.path.join(cache, f"{spec['key']}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz")
+    if os.path.exists(path):
+        with np.load(path) as f:
+            return f["image"], float(f["ceiling_db"])
+    render = {**spec["render"], "samples": args.ref_spp // 2, "denoise": False, "max_bounces": args.ref_bounces}
+    halves = []
+    for half in range(2):
+        configure_render(
+            scene, {**render, "cycles_seed": render["cycles_seed"] + 7919 * (half + 1)}, args.threads, "cpu"
+        )
+        c = scene.cycles
+        c.use_adaptive_sampling = False
+        # Blender caps each kind of bounce apart from the total (diffuse and glossy at 4): lift them all.
+        c.diffuse_bounces = c.glossy_bounces = c.transmission_bounces = args.ref_bounces
+        c.transparent_max_bounces = 2 * args.ref_bounces
+        with tempfile.TemporaryDirectory() as tmp:
+            image, seconds = render_png(scene, os.path.join(tmp, "ref.png"))
+        print(f"  reference half {half + 1}: {seconds:.0f} s", flush=True)
+        halves.append(image)
+    image = (halves[0] + halves[1]) / 2
+    ceiling = psnr(on_white(halves[0]), on_white(halves[1])) + 6.02
+    os.makedirs(cache, exist_ok=True)
+    tmp_path = path + ".part.npz"
+    np.savez_compressed(tmp_path, image=image.astype(np.float32), ceiling_db=ceiling)
+    os.replace(tmp_path, path)
+    return image, ceiling
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="paper", choices=list(DATAGEN_PRESETS))
+    ap.add_argument("--rows", default="all", help=f"names of ROWS separated by ;, or all: {'; '.join(ROWS)}")
+    ap.add_argument("--cases", type=int, default=len(CASES), help="how many of CASES to measure")
+    ap.add_argument("--ref-spp", type=int, default=512, help="reference samples per pixel (two halves)")
+    ap.add_argument("--ref-bounces", type=int, default=16, help="reference light-path bounces")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", default="out/render_quality", help="reference cache")
+    args = ap.parse_args()
+    rows = list(ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(";")]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise SystemExit(f"unknown row {unknown[0]!r} (allowed: {'; '.join(ROWS)})")
+    cfg = DATAGEN_PRESETS[args.preset].config
+    results: dict[tuple[str, str], list[tuple[float, float, float | None]]] = {}
+    ceilings: dict[str, list[float]] = {"fixed": [], "random": []}
+    for case, spec in pick_subjects(cfg)[: args.cases]:
+        print(f"{case.name}: {spec['key']}", flush=True)
+        head, _, _ = build_scene(spec, args.threads, "cpu")
+        scene = bpy.context.scene
+        camera = scene.camera
+        geometry = head.geometry
+        frames = cameras_json(spec, geometry.head_matrix[:3, :3], geometry.gaze_directions())["frames"]
+        size = spec["render"]["size"]
+        names = [v["name"] for v in spec["views"]]
+        fixed = frames[names.index(case.fixed_view)]
+        randoms = [f for f, v in zip(frames, spec["views"]) if v["kind"] == "random"]
+        random = next((f for f in randoms if face_mask(head, spec, f, size) is not None), randoms[0])
+        for group, frame in (("fixed", fixed), ("random", random)):
+            camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
+            ref, ceiling = reference(scene, spec, frame, args, args.out)
+            ceilings[group].append(ceiling)
+            ref_white, face = on_white(ref), face_mask(head, spec, frame, size)
+            configure_render(scene, {**spec["render"], "samples": 1, "denoise": False}, args.threads, "cpu")
+            with tempfile.TemporaryDirectory() as tmp:
+                render_png(scene, os.path.join(tmp, "warm.png"))  # kernels and BVH, as a worker's first view
+                for row in rows:
+                    configure_render(scene, {**spec["render"], **ROWS[row]}, args.threads, "cpu")
+                    image, seconds = render_png(scene, os.path.join(tmp, "view.png"))
+                    whole = psnr(on_white(image), ref_white)
+                    in_face = psnr(on_white(image), ref_white, face) if face is not None else None
+                    results.setdefault((group, row), []).append((seconds, whole, in_face))
+                    face_txt = f"{in_face:.2f}" if in_face is not None else "—"
+                    print(
+                        f"  {group} {frame['file_path']} {row}: {seconds:.1f} s, {whole:.2f} dB, face {face_txt} dB",
+                        flush=True,
+                    )
+    print_table(args, cfg, rows, results, ceilings)
+
+
+def print_table(args, cfg, rows, results, ceilings) -> None:
+    base = DATAGEN_PRESETS[args.preset].config
+    print(
+        f"\n{args.preset} preset ({base.size}², {base.samples} spp, adaptive {base.adaptive_threshold}, "
+        f"denoise {base.denoise_quality if base.denoise else 'off'}, {base.max_bounces} bounces); "
+        f"{args.threads} threads; reference {args.ref_spp} spp, {args.ref_bounces} bounces, no denoiser"
+    )
+    for group in ("fixed", "random"):
+        c = ceilings[group]
+        print(f"\n{group} views ({len(c)}): reference ceiling {np.mean(c):.1f} dB (min {min(c):.1f})")
+        print("| settings | s/view | CPU-s/view | vs preset | PSNR dB (mean, min) | face PSNR dB (mean, min) |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        preset_s = np.mean([s for s, _, _ in results[(group, rows[0])]]) if rows[0] == "preset" else None
+        for row in rows:
+            r = results[(group, row)]
+            seconds = float(np.mean([s for s, _, _ in r]))
+            whole = [w for _, w, _ in r]
+            faces = [f for _, _, f in r if f is not None]
+            face_txt = f"{np.mean(faces):.2f}, {min(faces):.2f}" if faces else "—"
+            ratio = f"{preset_s / seconds:.2f}×" if preset_s else "—"
+            print(
+                f"| {row} | {seconds:.1f} | {seconds * args.threads:.1f} | {ratio} | "
+                f"{np.mean(whole):.2f}, {min(whole):.2f} | {face_txt} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
