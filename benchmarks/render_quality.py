@@ -184,6 +184,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=len(CASES), help="how many of CASES to measure")
     ap.add_argument("--ref-spp", type=int, default=512, help="reference samples per pixel (two halves)")
     ap.add_argument("--ref-bounces", type=int, default=16, help="reference light-path bounces")
+    ap.add_argument("--refs-only", action="store_true", help="only render (or find cached) the references")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default="out/render_quality", help="reference cache")
     args = ap.parse_args()
@@ -210,6 +211,9 @@ def main() -> None:
             camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
             ref, ceiling = reference(scene, spec, frame, args, args.out)
             ceilings[group].append(ceiling)
+            if args.refs_only:
+                print(f"  {group} {frame['file_path']}: reference ceiling {ceiling:.2f} dB", flush=True)
+                continue
             ref_white, face = on_white(ref), face_mask(head, spec, frame, size)
             configure_render(scene, {**spec["render"], "samples": 1, "denoise": False}, args.threads, "cpu")
             with tempfile.TemporaryDirectory() as tmp:
@@ -225,7 +229,8 @@ def main() -> None:
                         f"  {group} {frame['file_path']} {row}: {seconds:.1f} s, {whole:.2f} dB, face {face_txt} dB",
                         flush=True,
                     )
-    print_table(args, cfg, rows, results, ceilings)
+    if not args.refs_only:
+        print_table(args, cfg, rows, results, ceilings)
 
 
 def print_table(args, cfg, rows, results, ceilings) -> None:
