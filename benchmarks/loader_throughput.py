@@ -52,11 +52,13 @@ def main() -> None:
     pick = ViewPick()
     trainers = {
         "diffusion": (
+            diffusion,
             lambda w: diffusion_loader(args.data, diffusion.model.image_size, diffusion.config.batch_size, w),
             6,
             diffusion.config.batch_size / args.step_s,
         ),
         "lrm": (
+            lrm,
             lambda w: lrm_loader(args.data, lrm.model.image_size, lrm.config.batch_size, w),
             pick.num_input + pick.num_supervision,
             None,  # no measured paper step time yet
@@ -67,8 +69,7 @@ def main() -> None:
         "| trainer | image | batch | loader workers | subjects/s | decoded views/s | step needs subjects/s | margin |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, (make, views, need) in trainers.items():
-        preset = diffusion if name == "diffusion" else lrm
+    for name, (preset, make, views, need) in trainers.items():
         for workers in (int(w) for w in args.workers.split(",")):
             subjects_s, views_s = rate(make(workers), views, args.seconds)
             needs = f"{need:.2f}" if need else "not measured"

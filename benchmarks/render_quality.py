@@ -121,10 +121,9 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return 10.0 * np.log10(1.0 / max(mse, 1e-12))
 
 
-def face_mask(head, spec: dict, frame: dict, size: int) -> np.ndarray | None:
-    """Pixels inside the convex hull of the 68 landmarks projected in the view (None if the face is
-    turned away: fewer than half its points face the camera)."""
-    labels = ViewLabels.for_head(head, ("landmarks2d",), spec.get("hair") is None, spec["hair"]["eyebrows"])
+def face_mask(labels: ViewLabels, frame: dict, size: int) -> np.ndarray | None:
+    """Pixels inside the convex hull of the head's 68 landmarks (`labels`) projected in the view (None
+    if the face is turned away: fewer than half its points face the camera)."""
     w2c = np.array(frame["w2c"])
     xy, z = cameras.project(labels.points, w2c, cameras.frame_K(frame))
     centre = np.linalg.inv(w2c)[:3, 3]
@@ -203,18 +202,21 @@ def main() -> None:
         geometry = head.geometry
         frames = cameras_json(spec, geometry.head_matrix[:3, :3], geometry.gaze_directions())["frames"]
         size = spec["render"]["size"]
+        labels = ViewLabels.for_head(head, ("landmarks2d",), spec.get("hair") is None, spec["hair"]["eyebrows"])
         names = [v["name"] for v in spec["views"]]
         fixed = frames[names.index(case.fixed_view)]
         randoms = [f for f, v in zip(frames, spec["views"]) if v["kind"] == "random"]
-        random = next((f for f in randoms if face_mask(head, spec, f, size) is not None), randoms[0])
-        for group, frame in (("fixed", fixed), ("random", random)):
+        masks = ((f, face_mask(labels, f, size)) for f in randoms)
+        random, random_face = next(((f, m) for f, m in masks if m is not None), (randoms[0], None))
+        fixed_face = face_mask(labels, fixed, size)
+        for group, frame, face in (("fixed", fixed, fixed_face), ("random", random, random_face)):
             camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
             ref, ceiling = reference(scene, spec, frame, args, args.out)
             ceilings[group].append(ceiling)
             if args.refs_only:
                 print(f"  {group} {frame['file_path']}: reference ceiling {ceiling:.2f} dB", flush=True)
                 continue
-            ref_white, face = on_white(ref), face_mask(head, spec, frame, size)
+            ref_white = on_white(ref)
             configure_render(scene, {**spec["render"], "samples": 1, "denoise": False}, args.threads, "cpu")
             with tempfile.TemporaryDirectory() as tmp:
                 render_png(scene, os.path.join(tmp, "warm.png"))  # kernels and BVH, as a worker's first view
@@ -233,8 +235,7 @@ def main() -> None:
         print_table(args, cfg, rows, results, ceilings)
 
 
-def print_table(args, cfg, rows, results, ceilings) -> None:
-    base = DATAGEN_PRESETS[args.preset].config
+def print_table(args, base, rows, results, ceilings) -> None:
     print(
         f"\n{args.preset} preset ({base.size}², {base.samples} spp, adaptive {base.adaptive_threshold}, "
         f"denoise {base.denoise_quality if base.denoise else 'off'}, {base.max_bounces} bounces); "
