@@ -83,7 +83,44 @@ ROWS: dict[str, dict] = {
     "32 spp, OIDN BALANCED": {"samples": 32, "denoise": True, "denoise_quality": "BALANCED"},
     "32 spp, OIDN FAST": {"samples": 32, "denoise": True, "denoise_quality": "FAST"},
     "64 spp, no denoiser": {"samples": 64, "denoise": False},
+    # Hair dominates a haired head's cost: how its strands are intersected and shaded.
+    "hair ribbons": {"curve_shape": "RIBBONS"},
+    "hair linear segments": {"curve_shape": "THICK_LINEAR"},
+    "hair 1 subdivision": {"curve_subdivisions": 1},
+    "hair Huang BSDF": {"hair_model": "HUANG"},
+    "2 transmission bounces": {"transmission_bounces": 2},
+    "32 spp, hair linear segments": {"samples": 32, "curve_shape": "THICK_LINEAR"},
 }
+
+
+def set_hair_model(scene, model: str) -> None:
+    for mat in bpy.data.materials:
+        for node in mat.node_tree.nodes if mat.node_tree else ():
+            if node.bl_idname == "ShaderNodeBsdfHairPrincipled":
+                node.model = model
+
+
+def cycles_setting(owner: str, name: str):
+    """(read, set) of `scene.<owner>.<name>`."""
+    return (lambda s: getattr(getattr(s, owner), name), lambda s, v: setattr(getattr(s, owner), name, v))
+
+
+# Scene settings outside `spec["render"]` a row may set, as (read the built scene's value, set a value).
+# Every row sets all of them, so a row (or a reference rendered in the same run) never leaks into the next.
+LEVERS = {
+    "curve_shape": cycles_setting("cycles_curves", "shape"),
+    "curve_subdivisions": cycles_setting("cycles_curves", "subdivisions"),
+    "hair_model": (lambda s: "CHIANG", set_hair_model),  # the product builds every hair BSDF as Chiang
+    **{k: cycles_setting("cycles", k) for k in ("diffuse_bounces", "glossy_bounces", "transmission_bounces")},
+    "transparent_max_bounces": cycles_setting("cycles", "transparent_max_bounces"),
+}
+
+
+def configure_row(scene, spec: dict, row: dict, built: dict, threads: int) -> None:
+    """The preset's render settings with `row`'s overrides; levers the row leaves out go back to `built`."""
+    configure_render(scene, {**spec["render"], **{k: v for k, v in row.items() if k not in LEVERS}}, threads, "cpu")
+    for name, (_, set_value) in LEVERS.items():
+        set_value(scene, row.get(name, built[name]))
 
 
 def pick_subjects(cfg, search: int = 400) -> list[tuple[Case, dict]]:
@@ -199,6 +236,7 @@ def main() -> None:
         head, _, _ = build_scene(spec, args.threads, "cpu")
         scene = bpy.context.scene
         camera = scene.camera
+        built = {name: get_value(scene) for name, (get_value, _) in LEVERS.items()}
         geometry = head.geometry
         frames = cameras_json(spec, geometry.head_matrix[:3, :3], geometry.gaze_directions())["frames"]
         size = spec["render"]["size"]
@@ -217,11 +255,11 @@ def main() -> None:
                 print(f"  {group} {frame['file_path']}: reference ceiling {ceiling:.2f} dB", flush=True)
                 continue
             ref_white = on_white(ref)
-            configure_render(scene, {**spec["render"], "samples": 1, "denoise": False}, args.threads, "cpu")
+            configure_row(scene, spec, {"samples": 1, "denoise": False}, built, args.threads)
             with tempfile.TemporaryDirectory() as tmp:
                 render_png(scene, os.path.join(tmp, "warm.png"))  # kernels and BVH, as a worker's first view
                 for row in rows:
-                    configure_render(scene, {**spec["render"], **ROWS[row]}, args.threads, "cpu")
+                    configure_row(scene, spec, ROWS[row], built, args.threads)
                     image, seconds = render_png(scene, os.path.join(tmp, "view.png"))
                     whole = psnr(on_white(image), ref_white)
                     in_face = psnr(on_white(image), ref_white, face) if face is not None else None
