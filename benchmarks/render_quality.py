@@ -111,8 +111,10 @@ LEVERS = {
     "curve_shape": cycles_setting("cycles_curves", "shape"),
     "curve_subdivisions": cycles_setting("cycles_curves", "subdivisions"),
     "hair_model": (lambda s: "CHIANG", set_hair_model),  # the product builds every hair BSDF as Chiang
-    **{k: cycles_setting("cycles", k) for k in ("diffuse_bounces", "glossy_bounces", "transmission_bounces")},
-    "transparent_max_bounces": cycles_setting("cycles", "transparent_max_bounces"),
+    **{
+        k: cycles_setting("cycles", k)
+        for k in ("diffuse_bounces", "glossy_bounces", "transmission_bounces", "transparent_max_bounces")
+    },
 }
 
 
