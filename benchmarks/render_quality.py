@@ -76,13 +76,22 @@ CASES = (
 # Render settings to try, as overrides of the preset's (`spec["render"]`); "preset" is the preset as is.
 ROWS: dict[str, dict] = {
     "preset": {},
-    "128 spp, adaptive 0.01": {"samples": 128, "adaptive_threshold": 0.01},
     "64 spp, adaptive 0.05": {"samples": 64, "adaptive_threshold": 0.05},
     "32 spp": {"samples": 32},
+    "32 spp, 4 bounces": {"samples": 32, "max_bounces": 4},
+    # Noise a path tracer can trade for bias: eye, cornea and glasses caustics, indirect fireflies.
+    "32 spp, no caustics, indirect clamp 1": {
+        "samples": 32,
+        "caustics_reflective": False,
+        "caustics_refractive": False,
+        "sample_clamp_indirect": 1.0,
+    },
+    # Cycles' CPU path guiding learns where indirect light comes from: less noise per sample.
+    "32 spp, path guiding": {"samples": 32, "use_guiding": True},
+    "128 spp, adaptive 0.01": {"samples": 128, "adaptive_threshold": 0.01},
     "32 spp, adaptive 0.05": {"samples": 32, "adaptive_threshold": 0.05},
     "16 spp": {"samples": 16},
     "16 spp, adaptive 0.05": {"samples": 16, "adaptive_threshold": 0.05},
-    "32 spp, 4 bounces": {"samples": 32, "max_bounces": 4},
     "32 spp, OIDN BALANCED": {"samples": 32, "denoise": True, "denoise_quality": "BALANCED"},
     "32 spp, OIDN FAST": {"samples": 32, "denoise": True, "denoise_quality": "FAST"},
     "64 spp, no denoiser": {"samples": 64, "denoise": False},
@@ -116,7 +125,16 @@ LEVERS = {
     "hair_model": (lambda s: "CHIANG", set_hair_model),  # the product builds every hair BSDF as Chiang
     **{
         k: cycles_setting("cycles", k)
-        for k in ("diffuse_bounces", "glossy_bounces", "transmission_bounces", "transparent_max_bounces")
+        for k in (
+            "diffuse_bounces",
+            "glossy_bounces",
+            "transmission_bounces",
+            "transparent_max_bounces",
+            "caustics_reflective",
+            "caustics_refractive",
+            "sample_clamp_indirect",
+            "use_guiding",
+        )
     },
 }
 
