@@ -46,7 +46,10 @@ def datagen(
     out: str = typer.Option("data/heads", help="Output folder or fsspec URL (s3://..., gs://...)."),
     seed: int = typer.Option(0, help="Run seed; every draw derives from it per subject and component."),
     size: int | None = typer.Option(None, help="Override the preset's image size (pixels)."),
-    samples: int | None = typer.Option(None, help="Override the preset's Cycles samples per pixel."),
+    samples: int | None = typer.Option(None, help="Override the preset's Cycles samples per pixel (fixed views)."),
+    random_view_samples: int | None = typer.Option(
+        None, help="Override the preset's Cycles samples per pixel of the random views (0: as --samples)."
+    ),
     views_random: int | None = typer.Option(None, help="Random views per subject (default 32)."),
     lighting: str | None = typer.Option(None, help="ambient | hdr | mixed (default mixed)."),
     hdri_dir: str | None = typer.Option(None, help="Extra .exr/.hdr environments beside Blender's 8."),
@@ -100,6 +103,7 @@ def datagen(
         seed=seed,
         size=size,
         samples=samples,
+        random_view_samples=random_view_samples,
         views_random=views_random,
         lighting=lighting,
         hdri_dir=hdri_dir,

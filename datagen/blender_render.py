@@ -30,6 +30,7 @@ from datagen.labels import ViewLabels
 from datagen.sample import cameras_json, dumps, landmarks_json, view_files
 from datagen.samplers.lighting import hdri_paths_for_spec
 from datagen.shard_format import SUBJECT_PASS_FILES, head_mesh_bytes, pass_file, view_passes
+from datagen.spec import view_samples
 from facelift_models import cameras
 
 
@@ -229,6 +230,7 @@ def render_subject(
         passes_exr = add_pass_output(scene, sockets, tmp) if sockets else None
         for frame, file_name in zip(cams["frames"], view_files(spec)):
             camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
+            scene.cycles.samples = view_samples(render, frame["kind"])
             t = time.perf_counter()
             if os.path.exists(png):
                 os.unlink(png)  # a render that writes nothing must not hand on the previous view

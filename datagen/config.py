@@ -30,7 +30,7 @@ MAX_RANDOM_VIEWS = 999  # the view file names' counter; a subject's views are he
 class DatagenConfig:
     preset: str
     size: int  # square image side in pixels
-    samples: int  # Cycles max samples per pixel (adaptive sampling stops earlier)
+    samples: int  # Cycles max samples per pixel of the fixed views (adaptive sampling stops earlier)
     adaptive_threshold: float  # Cycles adaptive-sampling noise threshold
     denoise: bool  # OpenImageDenoise on the final image
     denoise_quality: str  # OIDN quality (HIGH, BALANCED, FAST); FAST also skips the albedo/normal prefilter
@@ -39,6 +39,10 @@ class DatagenConfig:
     # Cycles' world importance map side: 0 = Cycles' automatic choice (a full-size map: about 3 s of
     # one core per subject to build, nothing at 512² × 38 views, most of a 64² subject's time).
     world_map_resolution: int = 0
+    # Cycles max samples per pixel of the random views (the LRM's supervision); 0 = `samples`. They
+    # may be fewer than the fixed views' (the diffusion model's targets): a regression's L2 loss averages
+    # zero-mean noise in its targets out, a generative model learns to draw it (README: render quality).
+    random_view_samples: int = 0
     identities: int = 200
     appearances: int = 50
     seed: int = 0
@@ -131,6 +135,8 @@ def make_config(preset: str, **overrides) -> DatagenConfig:
     """A preset with overrides (None means "keep the preset's value"), validated."""
     if overrides.get("passes") is not None:
         overrides["passes"] = tuple(overrides["passes"])
+    if overrides.get("samples") is not None and overrides.get("random_view_samples") is None:
+        overrides["random_view_samples"] = 0  # --samples alone sets every view's
     if overrides.get("hdri_dir"):
         overrides["hdri_dir"] = os.path.abspath(overrides["hdri_dir"])
     cfg = configure(DATAGEN_PRESETS, preset, overrides, error=DatagenError).config
@@ -152,6 +158,10 @@ def validate(cfg: DatagenConfig) -> None:
     _positive("appearances", cfg.appearances)
     _positive("size", cfg.size)
     _positive("samples", cfg.samples)
+    if cfg.random_view_samples < 0:
+        raise DatagenError(
+            f"--random-view-samples {cfg.random_view_samples} is not allowed (at least 1, or 0 for --samples)"
+        )
     _positive("subjects-per-shard", cfg.subjects_per_shard)
     if not 0 <= cfg.views_random <= MAX_RANDOM_VIEWS:
         raise DatagenError(f"--views-random {cfg.views_random} is not allowed (0 to {MAX_RANDOM_VIEWS})")

@@ -24,6 +24,7 @@ def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:
         "size": cfg.size,
         "fov_deg": cameras.FOV_DEG,
         "samples": cfg.samples,
+        "random_view_samples": cfg.random_view_samples or cfg.samples,
         "adaptive_threshold": cfg.adaptive_threshold,
         "denoise": cfg.denoise,
         "denoise_quality": cfg.denoise_quality,
@@ -33,6 +34,12 @@ def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:
         "hdri_dir": cfg.hdri_dir,
         "cycles_seed": component_seed(cfg.draw_seed, i, j, "render") % (2**31 - 1),
     }
+
+
+def view_samples(render: dict, kind: str) -> int:
+    """Cycles samples of a view of `kind` (fixed or random); specs written before random views had
+    their own count render every view at `samples`."""
+    return render["samples"] if kind == "fixed" else render.get("random_view_samples", render["samples"])
 
 
 def make_spec(cfg: DatagenConfig, i: int, j: int) -> dict:

@@ -14,7 +14,7 @@ from datagen.samplers.identity import skin_tone_linear
 from datagen.samplers.subject import Subject
 from datagen.seeding import component_rng, component_seed
 from datagen.shard_format import subject_key
-from datagen.spec import SPEC_VERSION, make_spec
+from datagen.spec import SPEC_VERSION, make_spec, view_samples
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,21 @@ def test_config_fingerprint_tracks_output_changing_fields():
     b = make_config("test", identities=3, size=96)
     assert a.fingerprint() != b.fingerprint()
     assert any(d.startswith("size 64 vs 96") for d in b.differences(a.to_dict()))
+
+
+def test_random_views_take_their_own_samples_and_samples_alone_sets_every_view():
+    cfg = make_config("test", identities=3, random_view_samples=2)
+    spec = make_spec(cfg, 0, 0)
+    render = spec["render"]
+    assert [view_samples(render, v["kind"]) for v in spec["views"]] == [4] * 6 + [2] * cfg.views_random
+    assert make_spec(make_config("test"), 0, 0)["render"]["random_view_samples"] == 4  # 0: as --samples
+    assert make_spec(make_config("paper", samples=128), 0, 0)["render"]["random_view_samples"] == 128
+    assert make_config("paper", samples=128, random_view_samples=16).random_view_samples == 16
+    # A spec stored before random views had their own count renders every view at `samples`.
+    old = {k: v for k, v in render.items() if k != "random_view_samples"}
+    assert view_samples(old, "random") == view_samples(old, "fixed") == 4
+    with pytest.raises(DatagenError, match="--random-view-samples -1 is not allowed"):
+        make_config("test", random_view_samples=-1)
 
 
 def test_expressions_are_plausible_and_mostly_varied():
