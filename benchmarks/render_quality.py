@@ -44,7 +44,7 @@ from datagen.blender_render import build_scene, configure_render, quiet_fds  # n
 from datagen.config import DATAGEN_PRESETS  # noqa: E402
 from datagen.labels import ViewLabels  # noqa: E402
 from datagen.sample import cameras_json  # noqa: E402
-from datagen.spec import make_spec  # noqa: E402
+from datagen.spec import make_spec, view_samples  # noqa: E402
 from facelift_models import cameras  # noqa: E402
 
 
@@ -139,9 +139,11 @@ LEVERS = {
 }
 
 
-def configure_row(scene, spec: dict, row: dict, built: dict, threads: int) -> None:
-    """The preset's render settings with `row`'s overrides; levers the row leaves out go back to `built`."""
-    configure_render(scene, {**spec["render"], **{k: v for k, v in row.items() if k not in LEVERS}}, threads, "cpu")
+def configure_row(scene, spec: dict, kind: str, row: dict, built: dict, threads: int) -> None:
+    """The preset's render settings for a view of `kind` (fixed or random) with `row`'s overrides;
+    levers the row leaves out go back to `built`."""
+    preset = {**spec["render"], "samples": view_samples(spec["render"], kind)}
+    configure_render(scene, {**preset, **{k: v for k, v in row.items() if k not in LEVERS}}, threads, "cpu")
     for name, (_, set_value) in LEVERS.items():
         set_value(scene, row.get(name, built[name]))
 
@@ -273,7 +275,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="paper", choices=list(DATAGEN_PRESETS))
     ap.add_argument("--rows", default="all", help=f"names of ROWS separated by ;, or all: {'; '.join(ROWS)}")
-    ap.add_argument("--cases", type=int, default=len(CASES), help="how many of CASES to measure")
+    ap.add_argument(
+        "--cases",
+        default=",".join(str(k) for k in range(len(CASES))),
+        help="which of CASES to measure, as indices separated by commas: "
+        + "; ".join(f"{k} {c.name}" for k, c in enumerate(CASES)),
+    )
     ap.add_argument("--ref-spp", type=int, default=512, help="reference samples per pixel (two halves)")
     ap.add_argument("--ref-bounces", type=int, default=16, help="reference light-path bounces")
     ap.add_argument("--refs-only", action="store_true", help="only render (or find cached) the references")
@@ -284,10 +291,18 @@ def main() -> None:
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise SystemExit(f"unknown row {unknown[0]!r} (allowed: {'; '.join(ROWS)})")
+    try:
+        cases = [int(k) for k in args.cases.split(",")]
+        if not all(0 <= k < len(CASES) for k in cases):
+            raise ValueError
+    except ValueError:
+        raise SystemExit(
+            f"--cases {args.cases!r} is not allowed (indices 0 to {len(CASES) - 1} separated by commas)"
+        ) from None
     cfg = DATAGEN_PRESETS[args.preset].config
     results: dict[tuple[str, str], list[tuple]] = {}  # (seconds, *Reference.score)
     ceilings: dict[str, list[float]] = {"fixed": [], "random": []}
-    for case, spec in pick_subjects(cfg)[: args.cases]:
+    for case, spec in (pick for k, pick in enumerate(pick_subjects(cfg)) if k in cases):
         print(f"{case.name}: {spec['key']}", flush=True)
         head, _, _ = build_scene(spec, args.threads, "cpu")
         scene = bpy.context.scene
@@ -310,11 +325,11 @@ def main() -> None:
             if args.refs_only:
                 print(f"  {group} {frame['file_path']}: reference ceiling {ref.ceiling_db():.2f} dB", flush=True)
                 continue
-            configure_row(scene, spec, {"samples": 1, "denoise": False}, built, args.threads)
+            configure_row(scene, spec, group, {"samples": 1, "denoise": False}, built, args.threads)
             with tempfile.TemporaryDirectory() as tmp:
                 render_png(scene, os.path.join(tmp, "warm.png"))  # kernels and BVH, as a worker's first view
                 for row in rows:
-                    configure_row(scene, spec, ROWS[row], built, args.threads)
+                    configure_row(scene, spec, group, ROWS[row], built, args.threads)
                     image, seconds = render_png(scene, os.path.join(tmp, "view.png"))
                     scores = ref.score(image)
                     results.setdefault((group, row), []).append((seconds, *scores))
@@ -334,7 +349,9 @@ def show_scores(scores: tuple) -> str:
 
 def print_table(args, base, rows, results, ceilings) -> None:
     print(
-        f"\n{args.preset} preset ({base.size}², {base.samples} spp, adaptive {base.adaptive_threshold}, "
+        f"\n{args.preset} preset ({base.size}², {base.samples} spp"
+        + (f" ({base.random_view_samples} on random views)" if base.random_view_samples else "")
+        + f", adaptive {base.adaptive_threshold}, "
         f"denoise {base.denoise_quality if base.denoise else 'off'}, {base.max_bounces} bounces); "
         f"{args.threads} threads; reference {args.ref_spp} spp, {args.ref_bounces} bounces, no denoiser; "
         "'truth': the reference's own noise subtracted"
