@@ -108,7 +108,9 @@ def readme_tables() -> dict[str, str]:
     from training.presets import DIFFUSION_PRESETS, LRM_PRESETS
 
     return {
-        "datagen": markdown_table(DATAGEN_PRESETS, ("size", "samples", "denoise_quality", "subjects_per_shard")),
+        "datagen": markdown_table(
+            DATAGEN_PRESETS, ("size", "samples", "random_view_samples", "denoise_quality", "subjects_per_shard")
+        ),
         "train lrm": markdown_table(
             LRM_PRESETS,
             ("model.image_size", "model.layers", "model.width", "steps", "batch_size", "lr"),
