@@ -22,9 +22,11 @@ from datagen.spec import make_spec
 bpy = pytest.importorskip("bpy")
 
 # Fields the build does not read, by design: bookkeeping, camera poses (tests/test_cameras.py),
-# output passes (test_datagen), and labels that name a value stored beside them.
+# output passes (test_datagen), the random views' samples (set per view by the render loop: the test
+# below), and labels that name a value stored beside them.
 NOT_SCENE = re.compile(
     r"^(spec_version|key|identity_index|appearance_index|seed|split|seeds\..*|views|versions\..*|render\.passes|render\.hdri_dir|lighting\.kind"
+    r"|render\.random_view_samples"
     # iris names the colour; archetypes/gaze are in the units
     r"|identity\.iris|expression\.archetypes|expression\.gaze_deg"
     r"|clothing\.(inner\.)?garment"  # the garment's neckline, thickness and fabric are drawn from it and stored
@@ -284,3 +286,23 @@ def test_every_spec_field_changes_the_scene(bases):
     )
     unused = sorted(p for p, changed in changes.items() if not changed)
     assert not unused, f"spec fields that do not change the scene: {unused}"
+
+
+def test_each_view_renders_with_its_groups_samples():
+    """`render.samples` for the fixed views, `render.random_view_samples` for the random ones, as
+    Cycles sees them when each view's render starts."""
+    from datagen.blender_render import render_subject
+
+    cfg = make_config("test", identities=1, appearances=1, views_random=2, random_view_samples=1)
+    seen = []
+
+    @bpy.app.handlers.persistent  # the render path resets the scene, which drops other handlers
+    def record(scene, *_):
+        seen.append(scene.cycles.samples)
+
+    bpy.app.handlers.render_pre.append(record)
+    try:
+        render_subject(make_spec(cfg, 0, 0), threads=1)
+    finally:
+        bpy.app.handlers.render_pre.remove(record)
+    assert seen == [cfg.samples] * 6 + [1] * 2
