@@ -16,7 +16,7 @@ import torch
 
 from datagen.shard_format import FACE_STATS_FIELD, FIXED_VIEW_FILES, view_file_stem
 from facelift_models.cameras import FIXED_VIEWS
-from training.shards import REQUIRED, DataError, Source, decode_view, missing_member
+from training.shards import REQUIRED, DataError, Source, decode_views, missing_member
 from training.stream import shard_loader
 
 BACKGROUNDS = (1.0, 0.0, 0.5)  # white, black, grey
@@ -40,7 +40,7 @@ def diffusion_sample(
         )
     if background is None:
         background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
-    views = torch.stack([decode_view(files[f], size, background) for f in FIXED_VIEW_FILES[:num_views]])
+    views = decode_views([files[f] for f in FIXED_VIEW_FILES[:num_views]], size, background)
     return {"key": files.get("__key__", "?"), "views": views, "background": torch.tensor(background)}
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from facelift_models import cameras
-from training.shards import REQUIRED, DataError, Source, decode_view, missing_member
+from training.shards import REQUIRED, DataError, Source, decode_views, missing_member
 from training.stream import shard_loader
 
 
@@ -82,16 +82,12 @@ def lrm_sample(files: dict, rng: np.random.Generator, size: int, pick: ViewPick)
     inputs, targets = pick_views(c2w[:, :3, 3], rng, pick)
     out = {"key": key}
     for role, idx in (("input", inputs), ("target", targets)):
-        images, Ks = [], []
-        for k in idx:
-            f = frames[k]
-            if stems[k] not in files:
-                raise DataError(f"sample {key!r} lists {stems[k]} in cameras.json but the shard lacks it")
-            images.append(decode_view(files[stems[k]], size))
-            Ks.append(frame_K_at(f, size))
-        out[f"{role}_images"] = torch.stack(images)
+        lacking = [stems[k] for k in idx if stems[k] not in files]
+        if lacking:
+            raise DataError(f"sample {key!r} lists {lacking[0]} in cameras.json but the shard lacks it")
+        out[f"{role}_images"] = decode_views([files[stems[k]] for k in idx], size)
         out[f"{role}_c2w"] = torch.tensor(c2w[idx], dtype=torch.float32)
-        out[f"{role}_K"] = torch.tensor(np.stack(Ks), dtype=torch.float32)
+        out[f"{role}_K"] = torch.tensor(np.stack([frame_K_at(frames[k], size) for k in idx]), dtype=torch.float32)
     return out
 
 

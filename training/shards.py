@@ -190,15 +190,30 @@ def check_format(url: str) -> None:
     missing_member(dict.fromkeys(members) | {"__key__": key, "__url__": url}, REQUIRED)
 
 
-def decode_view(png: bytes, size: int, background: float = 1.0) -> torch.Tensor:
-    """(3, size, size) float in [0, 1], RGBA composited on a grey level (1 = white), area-resampled."""
-    rgba = Image.open(io.BytesIO(png)).convert("RGBA")
-    if rgba.size != (size, size):
-        rgba = rgba.resize((size, size), Image.Resampling.BOX)
-    # In place in torch: half the decode time of the numpy float expression, bit-identical.
-    a = torch.from_numpy(np.array(rgba)).permute(2, 0, 1).float().div_(255.0)
-    rgb, alpha = a[:3], a[3:]
-    return rgb.mul_(alpha).add_((1.0 - alpha).mul_(background)).contiguous()
+def decode_view(png: bytes, size: int, background: float = 1.0, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(3, size, size) float in [0, 1], RGBA composited on a grey level (1 = white), area-resampled;
+    written into `out` when given."""
+    image = Image.open(io.BytesIO(png))
+    if image.mode != "RGBA":  # Cycles writes RGBA: no conversion copy for our own views
+        image = image.convert("RGBA")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BOX)
+    pixels = torch.from_numpy(np.array(image))  # (S, S, 4) uint8
+    # rgb · a + background · (1 − a) in two passes over the pixels (one conversion to planar float,
+    # one fused multiply-add): a third less time than compositing in float, equal to 1 ulp.
+    rgb = pixels[..., :3].permute(2, 0, 1).to(torch.float32, memory_format=torch.contiguous_format)
+    alpha = pixels[..., 3].to(torch.float32)
+    weight = alpha * (1.0 / 255.0**2)
+    base = alpha.mul_(-background / 255.0).add_(background)
+    return torch.addcmul(base, rgb, weight, out=out)
+
+
+def decode_views(pngs: Sequence[bytes], size: int, background: float = 1.0) -> torch.Tensor:
+    """(V, 3, size, size): each view decoded straight into its slot (no stacking copy)."""
+    views = torch.empty(len(pngs), 3, size, size)
+    for png, slot in zip(pngs, views):
+        decode_view(png, size, background, out=slot)
+    return views
 
 
 def guarded(batches: Iterable) -> Iterator:
