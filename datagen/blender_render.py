@@ -230,7 +230,13 @@ def render_subject(
         passes_exr = add_pass_output(scene, sockets, tmp) if sockets else None
         for frame, file_name in zip(cams["frames"], view_files(spec)):
             camera.matrix_world = cameras.c2w_to_blender_matrix(np.array(frame["c2w"])).T.tolist()
-            scene.cycles.samples = view_samples(render, frame["kind"])
+            samples = view_samples(render, frame["kind"])
+            if scene.cycles.samples != samples:
+                scene.cycles.samples = samples
+                # With persistent data Cycles re-reads its settings only for a scene tagged as changed:
+                # untagged, every view kept the first view's samples. Tagging re-syncs the scene (~1 s at
+                # 256²), so only where the samples change (between the fixed and the random views).
+                scene.update_tag()
             t = time.perf_counter()
             if os.path.exists(png):
                 os.unlink(png)  # a render that writes nothing must not hand on the previous view

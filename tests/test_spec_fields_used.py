@@ -290,19 +290,28 @@ def test_every_spec_field_changes_the_scene(bases):
 
 def test_each_view_renders_with_its_groups_samples():
     """`render.samples` for the fixed views, `render.random_view_samples` for the random ones, as
-    Cycles sees them when each view's render starts."""
+    Cycles renders them: its own statistics ("Sample 1/1") at the end of each view's render, not
+    only the setting (with persistent data Cycles ignored a changed setting of an untagged scene)."""
     from datagen.blender_render import render_subject
 
     cfg = make_config("test", identities=1, appearances=1, views_random=2, random_view_samples=1)
-    seen = []
+    last, rendered = [None], []
 
-    @bpy.app.handlers.persistent  # the render path resets the scene, which drops other handlers
-    def record(scene, *_):
-        seen.append(scene.cycles.samples)
+    # persistent: the render path resets the scene, which drops other handlers
+    @bpy.app.handlers.persistent
+    def stats(text, *_):
+        found = re.search(r"Sample \d+/(\d+)", str(text))
+        last[0] = int(found.group(1)) if found else last[0]
 
-    bpy.app.handlers.render_pre.append(record)
+    @bpy.app.handlers.persistent
+    def done(*_):
+        rendered.append(last[0])
+
+    bpy.app.handlers.render_stats.append(stats)
+    bpy.app.handlers.render_post.append(done)
     try:
         render_subject(make_spec(cfg, 0, 0), threads=1)
     finally:
-        bpy.app.handlers.render_pre.remove(record)
-    assert seen == [cfg.samples] * 6 + [1] * 2
+        bpy.app.handlers.render_stats.remove(stats)
+        bpy.app.handlers.render_post.remove(done)
+    assert rendered == [cfg.samples] * 6 + [1] * 2
