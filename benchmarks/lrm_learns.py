@@ -30,7 +30,7 @@ from presets import override  # noqa: E402
 from training.loop import psnr  # noqa: E402
 from training.lrm_data import ViewPick, frame_K_at, near_inputs, normalize_cameras  # noqa: E402
 from training.presets import LRM_PRESETS  # noqa: E402
-from training.shards import decode_view, shard_urls  # noqa: E402
+from training.shards import decode_view, decode_views, shard_urls  # noqa: E402
 from training.train_lrm import render_targets, train_lrm  # noqa: E402
 
 HOLDOUT = ("fixed_01.png", "fixed_05.png", "random_28.png", "random_29.png", "random_30.png", "random_31.png")
@@ -64,7 +64,7 @@ def eval_set(data: str, size: int) -> tuple[list[dict], torch.Tensor]:
                 def pack(ns, frames=frames, files=files, c2w=c2w):  # this subject's, bound now
                     K = np.stack([frame_K_at(frames[n], size) for n in ns])
                     return (
-                        torch.stack([decode_view(files[n], size) for n in ns]),
+                        decode_views([files[n] for n in ns], size),
                         torch.tensor(np.stack([c2w[n] for n in ns]), dtype=torch.float32),
                         torch.tensor(K, dtype=torch.float32),
                     )

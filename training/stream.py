@@ -174,19 +174,10 @@ def collate(samples: list[dict]) -> dict:
     }
     for k in samples[0]:
         if k != "key" and not k.startswith("__"):  # webdataset carries __key__/__url__ along
-            out[k] = stacked([s[k] for s in samples])
+            # torch's own collate: in a loader worker it stacks straight into shared memory, so the
+            # batch is not copied there once more on its way to the training process
+            out[k] = torch.utils.data.default_collate([s[k] for s in samples])
     return out
-
-
-def stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """torch.stack; in a loader worker straight into shared memory, as torch's default collate does:
-    else the batch is copied once more on its way to the training process."""
-    if torch.utils.data.get_worker_info() is None:
-        return torch.stack(tensors)
-    first = tensors[0]
-    storage = first.untyped_storage()._new_shared(len(tensors) * first.numel() * first.element_size())
-    out = first.new_empty(0).set_(storage).view(len(tensors), *first.shape)
-    return torch.stack(tensors, out=out)
 
 
 def batched(samples: Iterable[dict], size: int, partial: bool) -> Iterator[dict]:
