@@ -126,7 +126,9 @@ def main() -> None:
         default=",".join(FIXED_FILES),
         help=f"fixed views of --render (comma-separated, of {', '.join(FIXED_FILES)}; front is needed)",
     )
-    ap.add_argument("--save", default="", help="write each subject's front view here (on white)")
+    ap.add_argument(
+        "--save", default="", help="write each subject's front view here (on white), and every view MTCNN missed"
+    )
     args = ap.parse_args()
     views = [v.strip() for v in args.views.split(",") if v.strip()]
     bad = [v for v in views if v not in FIXED_FILES]
@@ -149,6 +151,7 @@ def main() -> None:
     side_distances, box_shifts, missing_front = [], [], []
     dlib_hits: dict[str, list[bool]] = {}
     mtcnn_hits: dict[tuple[str, str], list[bool]] = {}
+    mtcnn_misses: list[str] = []
     t0, n = time.perf_counter(), 0
     for spec, files in source:
         key, n = spec["key"], n + 1
@@ -160,6 +163,10 @@ def main() -> None:
             for background, img in images.items():
                 found, _ = mtcnn_finds_face(mtcnn, img)
                 mtcnn_hits.setdefault((view, background), []).append(found)
+                if not found:
+                    mtcnn_misses.append(f"{key} {view} on {background}")
+                    if args.save:
+                        img.save(os.path.join(args.save, f"missed_{key}_{view}_{background}.png"))
             rgb = np.asarray(images["white"])
             emb, by = rec.face(rgb)
             dlib_hits.setdefault(view, []).append(emb is not None)
@@ -225,6 +232,8 @@ def main() -> None:
                 f"  {view:12s} ({FIXED_FILES[view]}):  {rate(dlib_hits[view])}  "
                 f"{rate(mtcnn_hits[(view, 'white')])}      {rate(mtcnn_hits[(view, 'black')])}"
             )
+    if mtcnn_misses:
+        print(f"MTCNN missed: {'; '.join(mtcnn_misses)}")
     print(
         f"MTCNN targets: front >= {TARGETS['mtcnn front']:.0f} %, "
         f"±45° >= {TARGETS['mtcnn 45']:.0f} % on both backgrounds"

@@ -40,7 +40,18 @@ SLIDER_SPREAD = {
 # anny's lids open its eyeballs to a narrow slit on most identity mixes (iris half hidden, little
 # sclera): the lid-height sliders open them on average (palpebral fissure ≈ 9-11 mm on adults).
 # anny's eyes also sit close (interpupillary distance 58 ± 4.7 mm; adults 63, 5th-95th 55-70 mm).
-SLIDER_MEAN = {"eyes/eye-height2-decr-incr": 0.35, "eyes/eye-height3-decr-incr": 0.25, "eyes/eye-trans-in-out": 0.45}
+# Its eye openings are short and start far from the nose, and its mouth is narrow (40 identities of
+# spec 9: palpebral fissure 23.0 mm, intercanthal width 40.7 mm, mouth 43.0 mm; adult means across
+# populations are about 27-31, 31-36 and 48-54 mm): the eye-scale and inner-corner (push2) sliders
+# lengthen the opening toward the nose, the mouth's horizontal scale widens it (27.7, 33.9, 48.1 mm).
+SLIDER_MEAN = {
+    "eyes/eye-height2-decr-incr": 0.35,
+    "eyes/eye-height3-decr-incr": 0.25,
+    "eyes/eye-trans-in-out": 0.45,
+    "eyes/eye-scale-decr-incr": 0.85,
+    "eyes/eye-push2-in-out": 0.85,
+    "mouth/mouth-scale-horiz-decr-incr": 0.55,
+}
 # Each slider's own draw is N(mean, SLIDER_SD); the proportions a face recognizer reads after it
 # aligns the eyes (face width against eye spacing, nose and mouth width, jaw) get a wider one. Under
 # the keyed ambient light these spreads are 1.35x those of spec 7 (10 identities x 3 appearances,
@@ -52,9 +63,11 @@ WIDE_SLIDER_SD = {
     "cheek/cheek-bones-decr-incr": 0.68,
     "chin/chin-width-decr-incr": 0.68,
     "nose/nose-scale-horiz-decr-incr": 0.68,
-    "mouth/mouth-scale-horiz-decr-incr": 0.6,
+    "mouth/mouth-scale-horiz-decr-incr": 0.45,
     "head/head-fat-decr-incr": 0.6,
-    "eyes/eye-scale-decr-incr": 0.54,
+    # Narrower than the others: about their shifted means they would mostly clip at +1.
+    "eyes/eye-scale-decr-incr": 0.3,
+    "eyes/eye-push2-in-out": 0.2,
     # The vertical layout of the features against the eyes moves the recognizer most per slider
     # (measured one slider at a time): eye, brow, nose-base and mouth heights, nose length, mouth corners.
     "eyes/eye-trans-down-up": 0.57,
