@@ -123,6 +123,7 @@ def identity_vertices(identity: dict) -> np.ndarray:
 # Each bump's height is N(0, depth), depth being the identity's; radii in MakeHuman decimetres.
 RELIEF_BUMPS = 40
 RELIEF_RADIUS_DM = (0.08, 0.22)  # 8-22 mm: features' size, not skin texture
+RELIEF_NORMAL_SD_DM = 0.05  # bumps push along the skin's normal smoothed over about 5 mm
 RELIEF_ASYMMETRY = 0.2  # a bump's mirror twin is this much (sd) higher or lower: faces are near symmetric
 # Where the relief levels off (fully within the first radius, not at all past the second): past the
 # eyeball's own radius (12 mm) and the teeth's half width, so nothing pokes through lids or lips;
@@ -155,7 +156,21 @@ def _front_skin() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if _bone_owner().get(bone) == "head":
             np.add.at(on_head, idx, w)
     head = np.flatnonzero(on_head[: groups["body"].max() + 1] > 0.5)
-    return head, normals[head], normals[head, 2] > 0.3  # MakeHuman's front is +Z
+    return head, _smoothed(v[head], normals[head]), normals[head, 2] > 0.3  # MakeHuman's front is +Z
+
+
+def _smoothed(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Normals averaged over RELIEF_NORMAL_SD_DM around each point: the base mesh's own turn by up to
+    45 degrees from one vertex to the next across the nose's ridge, and a bump pushed along them sheared
+    the ridge into a crease."""
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(points).query_pairs(3.0 * RELIEF_NORMAL_SD_DM, output_type="ndarray")
+    i, j = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+    w = np.exp(-0.5 * ((points[i] - points[j]) ** 2).sum(1) / RELIEF_NORMAL_SD_DM**2)
+    out = normals.copy()
+    np.add.at(out, i, w[:, None] * normals[j])
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def relief_offsets(vertices: np.ndarray, relief: dict) -> np.ndarray:

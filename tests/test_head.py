@@ -265,9 +265,11 @@ def test_older_identities_have_deeper_folds_and_eye_bags():
         assert value[age > 60].mean() - value[age < 30].mean() > 0.4, slider
 
 
-def _skin_pushed_into_eyeballs(geo, flat, tolerance_mm: float = 0.1) -> int:
+def _skin_pushed_into_eyeballs(geo, flat, tolerance_mm: float = 0.25) -> int:
     """Skin vertices inside an eyeball (closer to its centre than 0.97 of its radius: it would show
-    through) that were outside it on `flat`, moved in by more than `tolerance_mm`."""
+    through) that were outside it on `flat`, moved in by more than `tolerance_mm`. The lids and the
+    eyeball share the relief's offset, but sit on different bones whose rest rotations turn it
+    slightly differently (up to 0.11 mm at 2 mm depth); without the levelling it is millimetres."""
     mm = catalogue.BUILD_UNIT_M * 1000
     skin, skin_flat = geo.vertices[geo.topology.skin], flat.vertices[flat.topology.skin]
     count = 0
