@@ -128,7 +128,10 @@ def test_landmarks_behind_the_head_are_invisible(run, request):
         assert not any(back[5:12]) and not any(back[17:]), f"{key}: the back view sees face landmarks"
         seen = by_view["front"]["visible"]
         if run == "bald_run":  # nothing in front of the face: brows, eyes, nose and lips all seen
-            assert all(seen[17:]), f"{key}: the front view sees brows, eyes, nose and lips"
+            # but the mouth's corners: in a smile they fold in behind the lips, and a 128² pixel's
+            # ray meets the upper lip more than the tolerance in front of them (seed 7's first subject).
+            corners = {48, 54, 60, 64}
+            assert all(seen[k] for k in range(17, 68) if k not in corners), f"{key}: the front view sees the face"
         else:  # a fringe, a hat's brim or a glasses frame may hide some
             assert sum(seen) >= 40, f"{key}: the front view sees the face"
         # The 2D points are the 3D points projected through the view's camera.
