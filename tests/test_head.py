@@ -239,7 +239,7 @@ def test_noses_of_many_identities_project_in_front_of_the_lips():
     """anny's noses barely project (the tip 4-7 mm in front of the subnasale on its African mixes),
     and with the nose and mouth sliders at their ends the lips reached past the tip: a profile that
     is no face at 45 degrees. Adults' tips stand about 15-20 mm out, the upper lip behind them.
-    Spec 10: mean 11.0 mm, a tenth under 4.1 mm, 4 of 40 upper lips up to 9 mm in front of the tip.
+    Spec 10: mean 11.0 mm, a tenth under 4.4 mm, 7 of 40 upper lips up to 9 mm in front of the tip.
     Depth along the head's forward axis (-y) between landmarks 30 (tip), 33 (subnasale), 51 (upper lip)."""
     from blender_assets.landmarks68 import ibug68_points
 
