@@ -37,15 +37,14 @@ def main() -> None:
     tiles, embeddings = [], {}
     views = rendered_views(list(range(args.identities)), 1, args.preset, args.size, args.seed, ["front"])
     for spec, files in views:
+        person = spec["key"].split("_")[0]  # one appearance each: the identity names the tile
         img = composite(files[FIXED_FILES["front"]], "white")
         emb, _ = rec.face(np.asarray(img))
         if emb is not None:
-            embeddings[spec["key"]] = emb
+            embeddings[person] = emb
         tile = Image.new("RGB", (TILE, TILE + LABEL), "white")
         tile.paste(img.resize((TILE, TILE)), (0, LABEL))
-        ImageDraw.Draw(tile).text(
-            (2, 1), spec["key"].split("_")[0] + ("" if emb is not None else " (no face)"), "black"
-        )
+        ImageDraw.Draw(tile).text((2, 1), person + ("" if emb is not None else " (no face)"), "black")
         tiles.append(tile)
     rows = (len(tiles) + COLUMNS - 1) // COLUMNS
     sheet = Image.new("RGB", (COLUMNS * TILE, rows * (TILE + LABEL)), "white")
@@ -61,7 +60,7 @@ def main() -> None:
     print(
         f"different people: {stats(distances)}; at >= {SAME_PERSON}: {np.mean(np.array(distances) >= SAME_PERSON):.1%}"
     )
-    print("closest pairs: " + ", ".join(f"{a.split('_')[0]}–{b.split('_')[0]} {d:.3f}" for d, a, b in pairs[:5]))
+    print("closest pairs: " + ", ".join(f"{a}–{b} {d:.3f}" for d, a, b in pairs[:5]))
     print(f"{time.perf_counter() - t0:.0f} s")
 
 
