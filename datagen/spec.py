@@ -16,7 +16,7 @@ from datagen.shard_format import subject_key
 from datagen.versions import RENDER_PACKAGES, software_versions
 from facelift_models import cameras
 
-SPEC_VERSION = 11
+SPEC_VERSION = 12
 
 
 def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:

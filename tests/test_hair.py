@@ -11,6 +11,7 @@ import pytest
 from blender_assets import hair_geometry as hs
 from blender_assets.surface import triangles
 from datagen.catalogues import hair as hair_catalogue
+from datagen.catalogues.head import BUILD_UNIT_M
 from datagen.samplers import draw as draw_field
 from datagen.samplers.subject import Subject
 
@@ -86,6 +87,21 @@ def test_sampler_is_deterministic_json_safe_and_covers_the_catalogue():
     } - {"bald"}
     assert len({h["facial_hair"]["style"] for h in specs}) >= 4
     assert any(h["color"]["dye"] for h in specs) and any(h["color"]["grey"] > 0.3 for h in specs)
+
+
+def test_brows_of_many_identities_run_from_plucked_lines_to_bushy_bands():
+    """Brow shape is among the strongest cues a face recognizer reads, and real brows differ a lot:
+    over 200 identities the brows must reach both thin sparse lines and thick dense bands, lighter
+    and darker than the scalp hair, with heads set close and far apart."""
+    brows = [draw(0, i, 0)["eyebrows"] for i in range(200)]
+    mm = {k: np.array([b[k] for b in brows]) * BUILD_UNIT_M * 1000 for k in ("thickness", "inner", "height")}
+    assert mm["thickness"].min() < 4.0 and mm["thickness"].max() > 14.0, (mm["thickness"].min(), mm["thickness"].max())
+    assert mm["inner"].min() < 6.5 and mm["inner"].max() > 13.0
+    assert 10.0 <= mm["height"].min() and mm["height"].max() <= 19.0  # the brow stays above the eye
+    density = np.array([b["density"] for b in brows])
+    shade = np.array([b["shade"] for b in brows])
+    assert density.min() < 0.25 and (density == 1.0).mean() > 0.1
+    assert shade.min() < 0.8 and shade.max() > 1.8
 
 
 def test_identity_traits_stay_across_appearances():
