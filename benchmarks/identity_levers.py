@@ -101,6 +101,22 @@ def _skin_detail_of_other(spec: dict, other: dict) -> dict:
     return _set_tone(spec, tone)
 
 
+def _shape_of_other(spec: dict, other: dict) -> dict:
+    """The other's whole head shape: sex, age, build and ancestry, the sliders and outlines, the relief."""
+    for key in ("macro", "modifiers", "relief"):
+        spec["identity"][key] = copy.deepcopy(other["identity"][key])
+    return spec
+
+
+def _look_of_other(spec: dict, other: dict) -> dict:
+    """Everything of the other's face that is not its shape: skin (tone and detail), irises, brows, lashes."""
+    for key in ("skin", "iris", "eye_color"):
+        spec["identity"][key] = copy.deepcopy(other["identity"][key])
+    for key in ("eyebrows", "eyelashes"):
+        spec["hair"][key] = copy.deepcopy(other["hair"][key])
+    return spec
+
+
 def _no_scalp_hair(spec: dict, _other: dict) -> dict:
     spec["hair"]["style"] = "bald"
     return spec
@@ -115,6 +131,8 @@ LEVERS: dict[str, Lever] = {
     "sliders-other": _take("identity", "modifiers"),
     "sliders-x2": _sliders_times(2.0),
     "sliders-x0": _sliders_times(0.0),
+    "shape-other": _shape_of_other,
+    "look-other": _look_of_other,
     "relief-other": _take("identity", "relief"),
     "relief-flat": lambda spec, _other: {**spec, "identity": {**spec["identity"], "relief": None}},
     "skin-detail-other": _skin_detail_of_other,
