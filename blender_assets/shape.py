@@ -202,7 +202,7 @@ def unfold(v: np.ndarray, unmodified: np.ndarray) -> np.ndarray:
 
 # Cavities: the skin lining the mouth and nose inside the head (anny lists it) moves with the sliders
 # that shape the mouth and nose, not with those that narrow the head or hollow the cheeks, so on most
-# identities the mouth's bag came out through a cheek as a dark red disc 5-8 mm across (identities
+# identities the mouth's bag came out through a cheek as a dark red disc up to 2 cm across (identities
 # 0-23 of seeds 0 and 1: on 44 of 48 the lining stood more than 1 mm further out than on the
 # sliders-free head, by up to 12.5 mm). Each lining vertex is kept
 # CAVITY_DEPTH_DM inside the skin nearest it, or as deep as on the sliders-free head where that is
