@@ -204,13 +204,11 @@ def unfold(v: np.ndarray, unmodified: np.ndarray) -> np.ndarray:
 # that shape the mouth and nose, not with those that narrow the head or hollow the cheeks, so on most
 # identities the mouth's bag came out through a cheek as a dark red disc up to 2 cm across (identities
 # 0-23 of seeds 0 and 1: on 44 of 48 the lining stood more than 1 mm further out than on the
-# sliders-free head, by up to 12.5 mm). Each lining vertex is kept
-# CAVITY_DEPTH_DM inside the skin nearest it, or as deep as on the sliders-free head where that is
-# less (at the lips' inner edge the lining meets the outside).
+# sliders-free head, by up to 12.5 mm). Each lining vertex is kept CAVITY_DEPTH_DM inside the skin
+# nearest it, or as deep as on the sliders-free head where that is less (at the lips' inner edge the
+# lining meets the outside).
 CAVITY_DEPTH_DM = 0.02  # 2 mm
 CAVITY_PASSES = 4
-
-
 CAVITY_REACH_DM = 0.3  # outer skin further than 30 mm outside the lining's box is never the nearest
 
 
@@ -235,13 +233,14 @@ def _skin_normals(v: np.ndarray) -> np.ndarray:
 
 
 def lining_depth(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each lining vertex of `_lining`: the outer skin vertex nearest it, and how far inside the
-    skin there it lies, along that vertex's normal (negative: it pokes out)."""
+    """For each lining vertex of `_lining`: the outward normal of the outer skin vertex nearest it,
+    and how far inside the skin there it lies, along that normal (negative: it pokes out)."""
     lining, outer = _lining()
     p, q = v[lining], v[outer]
     d2 = (p * p).sum(1)[:, None] - 2.0 * p @ q.T + (q * q).sum(1)[None, :]
     near = outer[d2.argmin(axis=1)]
-    return near, -((p - v[near]) * _skin_normals(v)[near]).sum(1)
+    normal = _skin_normals(v)[near]
+    return normal, -((p - v[near]) * normal).sum(1)
 
 
 def contain_cavities(v: np.ndarray, unmodified: np.ndarray) -> np.ndarray:
@@ -251,11 +250,11 @@ def contain_cavities(v: np.ndarray, unmodified: np.ndarray) -> np.ndarray:
     wanted = np.minimum(CAVITY_DEPTH_DM, lining_depth(unmodified)[1])
     out = v.copy()
     for _ in range(CAVITY_PASSES):  # a pushed vertex may find another skin vertex nearest: push again
-        near, depth = lining_depth(out)
+        normal, depth = lining_depth(out)
         push = np.maximum(wanted - depth, 0.0)
         if not push.any():
             break
-        out[lining] -= push[:, None] * _skin_normals(out)[near]
+        out[lining] -= push[:, None] * normal
     return out
 
 
