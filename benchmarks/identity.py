@@ -78,6 +78,25 @@ def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * len(negatives)))
 
 
+def is_male(spec: dict) -> bool:
+    """The identity's sex as its spec draws it (macro gender 0.8-1.0 for men, 0-0.2 for women)."""
+    return spec["identity"]["macro"]["gender"] >= 0.5
+
+
+def by_sex(pairs: list[tuple[float, bool, bool]]) -> str:
+    """Different-identity distances split into cross-sex and same-sex pairs, as (distance, a male, b male).
+
+    For real people a recognizer reads sex strongly (a man and a woman are rarely under 0.6 apart);
+    if our cross-sex pairs sit no farther apart than our same-sex ones, it does not read it on our faces.
+    """
+    lines = []
+    for name, keep in (("cross-sex", lambda a, b: a != b), ("same-sex", lambda a, b: a == b)):
+        d = np.array([p[0] for p in pairs if keep(p[1], p[2])])
+        share = f"; at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %" if len(d) else ""
+        lines.append(f"  {name:9s} pairs: {stats(d)}{share}")
+    return "\n".join(lines)
+
+
 def stats(values) -> str:
     v = np.asarray(values, dtype=float)
     return f"{v.mean():.3f} ± {v.std():.3f} (n {len(v)}, range {v.min():.3f}–{v.max():.3f})" if len(v) else "none"
@@ -148,6 +167,7 @@ def main() -> None:
     )
     front: dict[str, np.ndarray] = {}  # key → front embedding
     identity_of: dict[str, int] = {}
+    male: dict[str, bool] = {}
     side_distances, box_shifts, missing_front = [], [], []
     dlib_hits: dict[str, list[bool]] = {}
     mtcnn_hits: dict[tuple[str, str], list[bool]] = {}
@@ -156,6 +176,7 @@ def main() -> None:
     for spec, files in source:
         key, n = spec["key"], n + 1
         identity_of[key] = spec["identity_index"]
+        male[key] = is_male(spec)
         for view, name in FIXED_FILES.items():
             if name not in files:
                 continue
@@ -187,13 +208,14 @@ def main() -> None:
         sys.exit("error: no front view with a face was found")
 
     keys = sorted(front)
-    same, different = [], []
+    same, different, sexed = [], [], []
     by_identity: dict[tuple[int, int], list[float]] = {}
     for a, b in itertools.combinations(keys, 2):
         d = float(np.linalg.norm(front[a] - front[b]))
         ia, ib = identity_of[a], identity_of[b]
         (same if ia == ib else different).append(d)
         if ia != ib:
+            sexed.append((d, male[a], male[b]))
             by_identity.setdefault((min(ia, ib), max(ia, ib)), []).append(d)
     same_a, diff_a = np.array(same), np.array(different)
     identities = sorted({identity_of[k] for k in keys})
@@ -205,6 +227,7 @@ def main() -> None:
         f"different identities: {stats(diff_a)}; at >= {SAME_PERSON}: {100 * (diff_a >= SAME_PERSON).mean():.1f} % "
         f"(target >= {TARGETS['different >= 0.6']:.0f} %)"
     )
+    print(by_sex(sexed))
     if len(same_a):
         auc = roc_auc(same_a, diff_a)
         print(

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 from face_views import FIXED_FILES, composite
-from identity import SAME_PERSON, Recognizer, stats
+from identity import SAME_PERSON, Recognizer, by_sex, is_male, stats
 
 Lever = Callable[[dict, dict], dict]  # (spec, another identity's spec) -> changed spec
 
@@ -288,6 +288,8 @@ def main() -> None:
             f"\n{len(found)} of {args.pairs} neutral looks embedded; different identities: {stats(d)}; "
             f"at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %"
         )
+        male = {i: is_male(make_spec(cfg, i, 0)) for i in found}
+        print(by_sex([(dist, male[a], male[b]) for dist, a, b in pairs]))
 
         def who(i: int) -> str:
             macro = make_spec(cfg, i, 0)["identity"]["macro"]
