@@ -288,15 +288,14 @@ def main() -> None:
             f"\n{len(found)} of {args.pairs} neutral looks embedded; different identities: {stats(d)}; "
             f"at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %"
         )
-        male = {i: is_male(make_spec(cfg, i, 0)) for i in found}
-        print(by_sex([(dist, male[a], male[b]) for dist, a, b in pairs]))
+        specs = {i: make_spec(cfg, i, 0) for i in found}
+        print(by_sex([(dist, is_male(specs[a]), is_male(specs[b])) for dist, a, b in pairs]))
 
         def who(i: int) -> str:
-            macro = make_spec(cfg, i, 0)["identity"]["macro"]
-            tone = make_spec(cfg, i, 0)["identity"]["skin"]["tone"]
+            identity = specs[i]["identity"]
             return (
-                f"{i} ({'m' if macro['gender'] > 0.5 else 'f'}, tone {tone:.2f}, "
-                f"{catalogue.age_param_to_years(macro['age']):.0f} y)"
+                f"{i} ({'m' if is_male(specs[i]) else 'f'}, tone {identity['skin']['tone']:.2f}, "
+                f"{catalogue.age_param_to_years(identity['macro']['age']):.0f} y)"
             )
 
         print("closest pairs:")

@@ -188,7 +188,8 @@ def test_facial_hair_only_where_the_spec_says(facial, geo):
         assert (roots[:, 2] > f.mouth[2] - 0.05).all()
     if facial in ("moustache", "goatee"):
         # No cheeks: the region reaches 0.06 past the mouth's corners; the smile and the neck pose's skinning
-        # (which the head matrix does not undo) stretch it by up to 0.1 more in the rest frame (0.096 measured).
+        # (which the head matrix does not undo) stretch it further in the rest frame (0.096 on identity 0
+        # posed; 0.11 allowed).
         assert (np.abs(roots[:, 0] - f.mouth[0]) < f.mouth_half + 0.17).all()
     if facial in ("short_beard", "full_beard", "stubble"):
         assert (np.abs(roots[:, 0]) > 0.3).mean() > 0.1  # reaches the jaw and cheeks
