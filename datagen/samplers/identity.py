@@ -94,6 +94,10 @@ FACE_OUTLINE_STRENGTH = (0.4, 1.0)
 # wide read as bone and fat structure; on 12 identities' neutral fronts a fixed 1.5 mm moved pairs
 # apart (0.604 -> 0.621) where 3 mm did not (0.607).
 RELIEF_DEPTH_MM = (1.0, 2.0)
+# The nasion's least setback behind the glabella (shape.nasion_offsets), mm: mean, the part that goes
+# with sex (men's brow ridges stand further out) and each identity's uniform spread about it. Sliders
+# that set the root deeper keep their depth.
+NASION_SETBACK_MM = (4.5, 1.0, 1.5)
 # Skin's specular roughness (Blender's, the square root of GGX alpha; the oily T-zone and the lips
 # go lower in the shader). Measured facial skin has Beckmann/GGX alpha of about 0.25-0.45, roughness
 # 0.5-0.67; 0.4-0.52 keeps photographs' highlights on the forehead, nose and cheeks. At 0.28-0.42
@@ -203,6 +207,9 @@ def sample_identity(rng: np.random.Generator, subject: Subject) -> dict:
     blend = rng.dirichlet([FACE_OUTLINE_CONCENTRATION] * len(outlines)) * rng.uniform(*FACE_OUTLINE_STRENGTH)
     modifiers |= {s.key: spec_float(w) for s, w in zip(outlines, blend)}
     relief = {"depth_mm": spec_float(rng.uniform(*RELIEF_DEPTH_MM)), "seed": int(rng.integers(0, 2**31 - 1))}
+    sex = 2.0 * macro["gender"] - 1.0
+    mean, by_sex, spread = NASION_SETBACK_MM
+    nasion = {"setback_mm": spec_float(mean + by_sex * sex + rng.uniform(-spread, spread))}
 
     skin_rng = subject.rng("skin")
     # Darker tones are likelier with more African ancestry weight, lighter with Caucasian/Asian.
@@ -226,6 +233,7 @@ def sample_identity(rng: np.random.Generator, subject: Subject) -> dict:
         "macro": macro,
         "modifiers": modifiers,
         "relief": relief,
+        "nasion": nasion,
         "skin": skin,
         "iris": iris,
         "eye_color": [spec_float(c * s) for c, s in zip(IRIS_COLOURS[iris], jitter)],
