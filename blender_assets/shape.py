@@ -382,7 +382,7 @@ def nasion_setback_mm(vertices: np.ndarray) -> float:
 
 def nasion_offsets(vertices: np.ndarray, nasion: dict) -> np.ndarray:
     """(N, 3) offsets that set the nasion at least the identity's setback_mm behind the glabella."""
-    want = nasion.get("setback_mm")
+    want = nasion.get("setback_mm") if isinstance(nasion, dict) else None
     if not isinstance(want, (int, float)) or not 0.0 <= want <= 15.0:
         raise ValueError(f"identity nasion {nasion!r} needs setback_mm in [0, 15]")
     push = max(want - nasion_setback_mm(vertices), 0.0) / MM_PER_DM

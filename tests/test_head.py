@@ -382,8 +382,9 @@ def test_nasion_sits_behind_the_brow_without_moving_eyes_or_tip():
         assert moved_mm[off_midline].max() < 0.1
         assert _skin_pushed_into_eyeballs(geometry(ident), geometry(free)) == 0, i
     assert pushed >= 6, pushed  # most of anny's identities need it
-    with pytest.raises(ValueError, match="setback_mm in"):
-        shape.nasion_offsets(rest, {"setback_mm": -2.0})
+    for bad in ({"setback_mm": -2.0}, {"setback_mm": "deep"}, 4.5):
+        with pytest.raises(ValueError, match="setback_mm in"):
+            shape.nasion_offsets(rest, bad)
 
 
 def test_face_outlines_blend_into_every_identity():
