@@ -373,7 +373,7 @@ def test_nasion_sits_behind_the_brow_without_moving_eyes_or_tip():
             np.testing.assert_allclose(v, v_free, atol=1e-9)
             continue
         pushed += 1
-        moved_mm = np.abs(v - v_free).max(axis=1) * 100.0
+        moved_mm = np.abs(v - v_free).max(axis=1) * shape.MM_PER_DM
         assert moved_mm[shape.NASION_VERTEX] > 0.0
         tip = shape.landmark_vertices()["nose_tip"]
         assert moved_mm[tip] < 0.01 and moved_mm[shape.GLABELLA_VERTEX] < 0.01

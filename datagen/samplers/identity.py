@@ -188,6 +188,7 @@ def sample_identity(rng: np.random.Generator, subject: Subject) -> dict:
         "asian": spec_float(ethnicity[1]),
         "caucasian": spec_float(1.0 - spec_float(ethnicity[0]) - spec_float(ethnicity[1])),
     }
+    sex = 2.0 * macro["gender"] - 1.0  # -1 female … +1 male: what the sex-leaning draws scale by
     # Sided sliders share one draw per identity plus a small asymmetry per side.
     modifiers, shared = {}, {}
     for slider in head_catalogue.identity_sliders():
@@ -200,7 +201,7 @@ def sample_identity(rng: np.random.Generator, subject: Subject) -> dict:
             shared[base] += (
                 SLIDER_AGE_GAIN.get(base, 0.0) * (head_catalogue.age_param_to_years(macro["age"]) - 45.0) / 30.0
                 + SLIDER_AFRICAN_GAIN.get(base, 0.0) * macro["african"]
-                + SLIDER_SEX_SHIFT.get(base, 0.0) * (2.0 * macro["gender"] - 1.0)
+                + SLIDER_SEX_SHIFT.get(base, 0.0) * sex
             )
         value = SLIDER_SPREAD.get(base, 1.0) * shared[base] + (rng.normal(0.0, 0.05) if slider.sided else 0.0)
         modifiers[slider.key] = spec_float(np.clip(value, -1.0, 1.0))
@@ -209,7 +210,6 @@ def sample_identity(rng: np.random.Generator, subject: Subject) -> dict:
     blend = rng.dirichlet([FACE_OUTLINE_CONCENTRATION] * len(outlines)) * rng.uniform(*FACE_OUTLINE_STRENGTH)
     modifiers |= {s.key: spec_float(w) for s, w in zip(outlines, blend)}
     relief = {"depth_mm": spec_float(rng.uniform(*RELIEF_DEPTH_MM)), "seed": int(rng.integers(0, 2**31 - 1))}
-    sex = 2.0 * macro["gender"] - 1.0
     mean, by_sex, spread = NASION_SETBACK_MM
     nasion = {"setback_mm": spec_float(mean + by_sex * sex + rng.uniform(-spread, spread))}
 
