@@ -105,3 +105,21 @@ def mtcnn_finds_face(detector, img: Image.Image, min_confidence: float = 0.8):
     if boxes is None or probs.max() < min_confidence:
         return False, None
     return True, boxes[int(np.argmax(probs))]
+
+
+def mtcnn_last_stage_score(detector, img: Image.Image, box) -> float:
+    """MTCNN's last stage (O-Net) alone on `box` of `img`: its face probability for that crop.
+
+    MTCNN is a cascade: P-Net proposes windows over an image pyramid, R-Net filters them, O-Net
+    scores what is left. Given a box found on another composite of the same view, this says whether
+    a miss is the face (O-Net rejects it) or the proposal stages (O-Net accepts a box they never
+    offered). The crop is made as facenet-pytorch makes it: squared, clipped to the image, resized."""
+    from facenet_pytorch.models.utils.detect_face import imresample, pad, rerec
+
+    image = torch.tensor(np.array(img.convert("RGB")), dtype=torch.float32).permute(2, 0, 1)[None]
+    square = rerec(torch.tensor([[*map(float, box), 1.0]]))
+    y, ey, x, ex = pad(square, image.shape[3], image.shape[2])
+    crop = image[:, :, y[0] - 1 : ey[0], x[0] - 1 : ex[0]]
+    with torch.no_grad():
+        _, _, probs = detector.onet((imresample(crop, (48, 48)) - 127.5) * 0.0078125)
+    return float(probs[0, 1])

@@ -16,6 +16,8 @@ Prints, on the front view (composited on white):
 - front vs ±45° of the same subject;
 - how far the embedding moves between the HOG and the CNN detector's box (landmark stability);
 - detection rates per fixed view: dlib, and MTCNN (FaceLift's aligner, p > 0.8) on white and black;
+  for views found on white and missed on black, MTCNN's last stage alone on the white face box (is
+  the miss the face, or the cascade's proposal stages on a black field?);
 - controls that keep it honest: real photos shipped in pip packages are found and are apart from
   each other, and noise is not a face.
 """
@@ -36,6 +38,7 @@ from face_views import (
     dataset_views,
     load_mtcnn,
     mtcnn_finds_face,
+    mtcnn_last_stage_score,
     package_file,
     rendered_views,
 )
@@ -172,6 +175,7 @@ def main() -> None:
     dlib_hits: dict[str, list[bool]] = {}
     mtcnn_hits: dict[tuple[str, str], list[bool]] = {}
     mtcnn_misses: list[str] = []
+    black_only_misses: list[float] = []  # O-Net's score on black at the box found on white
     t0, n = time.perf_counter(), 0
     for spec, files in source:
         key, n = spec["key"], n + 1
@@ -181,13 +185,16 @@ def main() -> None:
             if name not in files:
                 continue
             images = {background: composite(files[name], background) for background in BACKGROUNDS}
+            boxes = {}
             for background, img in images.items():
-                found, _ = mtcnn_finds_face(mtcnn, img)
+                found, boxes[background] = mtcnn_finds_face(mtcnn, img)
                 mtcnn_hits.setdefault((view, background), []).append(found)
                 if not found:
                     mtcnn_misses.append(f"{key} {view} on {background}")
                     if args.save:
                         img.save(os.path.join(args.save, f"missed_{key}_{view}_{background}.png"))
+            if boxes["white"] is not None and boxes["black"] is None:
+                black_only_misses.append(mtcnn_last_stage_score(mtcnn, images["black"], boxes["white"]))
             rgb = np.asarray(images["white"])
             emb, by = rec.face(rgb)
             dlib_hits.setdefault(view, []).append(emb is not None)
@@ -257,6 +264,13 @@ def main() -> None:
             )
     if mtcnn_misses:
         print(f"MTCNN missed: {'; '.join(mtcnn_misses)}")
+    if black_only_misses:
+        scores = np.array(black_only_misses)
+        print(
+            f"views MTCNN found on white and missed on black: {len(scores)}; its last stage (O-Net) scores the "
+            f"face box found on white, on black, above 0.8 on {int((scores > 0.8).sum())} of them "
+            f"({', '.join(f'{s:.2f}' for s in sorted(scores))}): those misses are its proposal stages, not the face"
+        )
     print(
         f"MTCNN targets: front >= {TARGETS['mtcnn front']:.0f} %, "
         f"±45° >= {TARGETS['mtcnn 45']:.0f} % on both backgrounds"

