@@ -269,7 +269,8 @@ def main() -> None:
         print(
             f"views MTCNN found on white and missed on black: {len(scores)}; its last stage (O-Net) scores the "
             f"face box found on white, on black, above 0.8 on {int((scores > 0.8).sum())} of them "
-            f"({', '.join(f'{s:.2f}' for s in sorted(scores))}): those misses are its proposal stages, not the face"
+            f"({', '.join(f'{s:.2f}' for s in sorted(scores))}); on those the face reads as a face and the miss "
+            "is its proposal stages (P-Net, R-Net) on the black field"
         )
     print(
         f"MTCNN targets: front >= {TARGETS['mtcnn front']:.0f} %, "
