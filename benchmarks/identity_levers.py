@@ -12,8 +12,12 @@ expression, straight pose, the same light for all), so distances measure identit
   trait changed (sex flipped, skin tone moved, sliders doubled, ...); the distance says how much
   the recognizer reads that trait. "another-identity" and "another-appearance" are the scale:
   what a whole different person, and the same person in other hair and clothes, move.
-- pairs: distances between the neutral looks of M identities, their share at >= 0.6, and the
-  closest pairs with their sex, skin tone and age (who the sampler makes too alike).
+- pairs: distances between the neutral looks of M identities, their share at >= 0.6, split by sex
+  and by each face's dominant ancestry, and the closest pairs with their sex, skin tone and age (who
+  the sampler makes too alike).
+- --mean-shift SD[,SEED]: every identity's face sliders moved by one shared random offset (sd SD per
+  slider, sided twins alike), to see how much the population's average face matters to the
+  recognizer apart from how faces differ around it.
 """
 
 from __future__ import annotations
@@ -153,6 +157,43 @@ LEVERS: dict[str, Lever] = {
 SCALE_LEVERS = ("another-identity", "another-appearance")
 
 
+ANCESTRIES = ("african", "asian", "caucasian")
+
+
+def dominant_ancestry(spec: dict) -> str:
+    macro = spec["identity"]["macro"]
+    return max(ANCESTRIES, key=lambda a: macro[a])
+
+
+def by_ancestry(pairs: list[tuple[float, str, str]]) -> str:
+    """Distances split by the two faces' dominant ancestries, as (distance, a's, b's)."""
+    lines = []
+    for a, b in itertools.combinations_with_replacement(ANCESTRIES, 2):
+        d = np.array([p[0] for p in pairs if sorted(p[1:]) == [a, b]])
+        if len(d):
+            lines.append(
+                f"  {a + '-' + b:19s} {stats(d)}; at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %"
+            )
+    return "\n".join(lines)
+
+
+def mean_shift(sd: float, seed: int) -> Callable[[dict], dict]:
+    """A spec's face sliders moved by one offset shared by every identity (one draw per slider, sided
+    twins alike), clipped to the sliders' range."""
+    from datagen.catalogues import head as catalogue
+
+    bases = sorted({s.key.split(":")[0] for s in catalogue.identity_sliders()})
+    offset = dict(zip(bases, np.random.default_rng(seed).normal(0.0, sd, len(bases))))
+
+    def shifted(spec: dict) -> dict:
+        mods = spec["identity"]["modifiers"]
+        for key, value in mods.items():
+            mods[key] = float(np.clip(value + offset.get(key.split(":")[0], 0.0), -1.0, 1.0))
+        return spec
+
+    return shifted
+
+
 def neutral_look(spec: dict, light: str, sky: tuple[float, ...] = (3.0, 0.0, 90.0, 1.0)) -> dict:
     """The spec with a neutral face, a straight pose and the benchmark's one light."""
     from datagen.samplers.lighting import metering_ev
@@ -234,6 +275,11 @@ def main() -> None:
         "lobe sharpness (1: linear ramp; the default is a typical spec-7 key)",
     )
     ap.add_argument("--save", default="", help="write every rendered front view here (numbered in render order)")
+    ap.add_argument(
+        "--mean-shift",
+        default="",
+        help="SD[,SEED]: move every identity's face sliders by one shared random offset (sd SD per slider)",
+    )
     args = ap.parse_args()
     names = (
         list(LEVERS) + ["another-appearance"]
@@ -260,7 +306,15 @@ def main() -> None:
         assert len(sky) == 4
     except (ValueError, AssertionError):
         ap.error(f"--sky {args.sky!r}: give ratio,azimuth,elevation,sharpness (e.g. 15,40,45,10)")
-    look = lambda i, j=0: neutral_look(make_spec(cfg, i, j), args.light, sky)  # noqa: E731
+    shift = lambda spec: spec  # noqa: E731
+    if args.mean_shift:
+        try:
+            sd, *rest = args.mean_shift.split(",")
+            shift = mean_shift(float(sd), int(rest[0]) if rest else 0)
+            assert float(sd) >= 0 and len(rest) <= 1
+        except (ValueError, AssertionError):
+            ap.error(f"--mean-shift {args.mean_shift!r}: give SD or SD,SEED with SD >= 0 (e.g. 0.3,1)")
+    look = lambda i, j=0: neutral_look(shift(make_spec(cfg, i, j)), args.light, sky)  # noqa: E731
     embed = FrontEmbedder(args.save)
     cache: dict[int, np.ndarray | None] = {}
 
@@ -290,6 +344,8 @@ def main() -> None:
         )
         specs = {i: make_spec(cfg, i, 0) for i in found}
         print(by_sex([(dist, is_male(specs[a]), is_male(specs[b])) for dist, a, b in pairs]))
+        print("by dominant ancestry:")
+        print(by_ancestry([(dist, dominant_ancestry(specs[a]), dominant_ancestry(specs[b])) for dist, a, b in pairs]))
 
         def who(i: int) -> str:
             identity = specs[i]["identity"]
