@@ -120,6 +120,8 @@ def main() -> None:
     ap.add_argument("fronts", help="a folder of front views (PNG), one face each, different people")
     ap.add_argument("--pairs", type=int, default=80, help="at most this many ordered pairs of our faces")
     args = ap.parse_args()
+    if args.pairs < 1:
+        ap.error(f"--pairs {args.pairs}: give at least 1")
     files = sorted(glob.glob(os.path.join(args.fronts, "*.png")))
     if len(files) < 2:
         sys.exit(f"error: {args.fronts!r} holds {len(files)} PNG front views; give a folder with at least 2")
@@ -132,6 +134,10 @@ def main() -> None:
     found = [c for c in ours if c is not None]
     if len(found) < len(ours):
         print(f"(dlib found no face in {len(ours) - len(found)} of {len(ours)} of ours)")
+    if len(found) < 2:
+        sys.exit(
+            f"error: dlib found a face in {len(found)} of the {len(ours)} views in {args.fronts!r}; need 2 or more"
+        )
     report(chips, found, f"ours ({args.fronts})", args.pairs)
 
 
