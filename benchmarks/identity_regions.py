@@ -42,7 +42,7 @@ class Chips:
         self.dlib = self.rec.dlib
 
     def chip(self, rgb: np.ndarray) -> np.ndarray | None:
-        box = self.rec.hog_box(rgb) or self.rec.cnn_box(rgb)
+        box, _ = self.rec.find(rgb)
         if box is None:
             return None
         return np.asarray(self.dlib.get_face_chip(rgb, self.rec.landmarks(rgb, box), size=CHIP, padding=PADDING))

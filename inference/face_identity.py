@@ -46,11 +46,14 @@ class Recognizer:
     def embed(self, rgb: np.ndarray, box) -> np.ndarray:
         return np.array(self.net.compute_face_descriptor(rgb, self.landmarks(rgb, box)))
 
+    def find(self, rgb: np.ndarray):
+        """(the face's box or None, which detector found it): HOG first, the CNN detector where HOG finds none."""
+        box = self.hog_box(rgb)
+        return (box, "hog") if box is not None else (self.cnn_box(rgb), "cnn")
+
     def face(self, rgb: np.ndarray):
         """(embedding or None, which detector found it or None)."""
-        box, by = self.hog_box(rgb), "hog"
-        if box is None:
-            box, by = self.cnn_box(rgb), "cnn"
+        box, by = self.find(rgb)
         return (None, None) if box is None else (self.embed(rgb, box), by)
 
     def box_shift(self, rgb: np.ndarray, hog_embedding: np.ndarray) -> float | None:
