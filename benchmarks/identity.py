@@ -95,9 +95,14 @@ def by_sex(pairs: list[tuple[float, bool, bool]]) -> str:
     lines = []
     for name, keep in (("cross-sex", lambda a, b: a != b), ("same-sex", lambda a, b: a == b)):
         d = np.array([p[0] for p in pairs if keep(p[1], p[2])])
-        share = f"; at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %" if len(d) else ""
+        share = f"; {share_apart(d)}" if len(d) else ""
         lines.append(f"  {name:9s} pairs: {stats(d)}{share}")
     return "\n".join(lines)
+
+
+def share_apart(distances) -> str:
+    """The share of distances at or above dlib's same-person threshold: different people by its reading."""
+    return f"at >= {SAME_PERSON}: {100 * (np.asarray(distances) >= SAME_PERSON).mean():.1f} %"
 
 
 def stats(values) -> str:
@@ -231,8 +236,7 @@ def main() -> None:
         + (f" (no face on the front view of {', '.join(missing_front)})" if missing_front else "")
     )
     print(
-        f"different identities: {stats(diff_a)}; at >= {SAME_PERSON}: {100 * (diff_a >= SAME_PERSON).mean():.1f} % "
-        f"(target >= {TARGETS['different >= 0.6']:.0f} %)"
+        f"different identities: {stats(diff_a)}; {share_apart(diff_a)} (target >= {TARGETS['different >= 0.6']:.0f} %)"
     )
     print(by_sex(sexed))
     if len(same_a):

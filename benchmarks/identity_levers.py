@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 from face_views import FIXED_FILES, composite
-from identity import SAME_PERSON, Recognizer, by_sex, is_male, stats
+from identity import Recognizer, by_sex, is_male, share_apart, stats
 
 Lever = Callable[[dict, dict], dict]  # (spec, another identity's spec) -> changed spec
 
@@ -157,23 +157,22 @@ LEVERS: dict[str, Lever] = {
 SCALE_LEVERS = ("another-identity", "another-appearance")
 
 
-ANCESTRIES = ("african", "asian", "caucasian")
-
-
 def dominant_ancestry(spec: dict) -> str:
+    from blender_assets.shape import ETHNICITIES
+
     macro = spec["identity"]["macro"]
-    return max(ANCESTRIES, key=lambda a: macro[a])
+    return max(ETHNICITIES, key=lambda a: macro[a])
 
 
 def by_ancestry(pairs: list[tuple[float, str, str]]) -> str:
     """Distances split by the two faces' dominant ancestries, as (distance, a's, b's)."""
+    from blender_assets.shape import ETHNICITIES
+
     lines = []
-    for a, b in itertools.combinations_with_replacement(ANCESTRIES, 2):
+    for a, b in itertools.combinations_with_replacement(ETHNICITIES, 2):
         d = np.array([p[0] for p in pairs if sorted(p[1:]) == [a, b]])
         if len(d):
-            lines.append(
-                f"  {a + '-' + b:19s} {stats(d)}; at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %"
-            )
+            lines.append(f"  {a + '-' + b:19s} {stats(d)}; {share_apart(d)}")
     return "\n".join(lines)
 
 
@@ -310,10 +309,11 @@ def main() -> None:
     if args.mean_shift:
         try:
             sd, *rest = args.mean_shift.split(",")
-            shift = mean_shift(float(sd), int(rest[0]) if rest else 0)
-            assert float(sd) >= 0 and len(rest) <= 1
+            sd, shift_seed = float(sd), int(rest[0]) if rest else 0
+            assert sd >= 0 and len(rest) <= 1
         except (ValueError, AssertionError):
             ap.error(f"--mean-shift {args.mean_shift!r}: give SD or SD,SEED with SD >= 0 (e.g. 0.3,1)")
+        shift = mean_shift(sd, shift_seed)
     look = lambda i, j=0: neutral_look(shift(make_spec(cfg, i, j)), args.light, sky)  # noqa: E731
     embed = FrontEmbedder(args.save)
     cache: dict[int, np.ndarray | None] = {}
@@ -340,7 +340,7 @@ def main() -> None:
         d = np.array([p[0] for p in pairs])
         print(
             f"\n{len(found)} of {args.pairs} neutral looks embedded; different identities: {stats(d)}; "
-            f"at >= {SAME_PERSON}: {100 * (d >= SAME_PERSON).mean():.1f} %"
+            f"{share_apart(d)}"
         )
         specs = {i: make_spec(cfg, i, 0) for i in found}
         print(by_sex([(dist, is_male(specs[a]), is_male(specs[b])) for dist, a, b in pairs]))
