@@ -86,6 +86,27 @@ def is_male(spec: dict) -> bool:
     return spec["identity"]["macro"]["gender"] >= 0.5
 
 
+def describe(spec: dict, look: bool = False) -> str:
+    """Who a subject is (sex, age, skin tone) and, with `look`, its appearance's head pose and light:
+    what a missed view or a too-close pair is first looked at for."""
+    from datagen.catalogues.head import age_param_to_years
+
+    identity = spec["identity"]
+    who = (
+        f"{'m' if is_male(spec) else 'f'}, {age_param_to_years(identity['macro']['age']):.0f} y, "
+        f"tone {identity['skin']['tone']:.2f}"
+    )
+    if not look:
+        return who
+    pose, light = spec["pose"], spec["lighting"]
+    lit = (
+        f"{light['hdri'].split(':', 1)[-1]} HDRI"
+        if light["kind"] == "hdr"
+        else f"ambient key {light['sky_ratio']:.0f}:1 from {light['sky_direction_deg'][0]:+.0f}°"
+    )
+    return f"{who}, head yaw {pose['yaw']:+.0f}° pitch {pose['pitch']:+.0f}°, {lit}"
+
+
 def by_sex(pairs: list[tuple[float, bool, bool]]) -> str:
     """Different-identity distances split into cross-sex and same-sex pairs, as (distance, a male, b male).
 
@@ -195,7 +216,7 @@ def main() -> None:
                 found, boxes[background] = mtcnn_finds_face(mtcnn, img)
                 mtcnn_hits.setdefault((view, background), []).append(found)
                 if not found:
-                    mtcnn_misses.append(f"{key} {view} on {background}")
+                    mtcnn_misses.append(f"{key} {view} on {background} ({describe(spec, look=True)})")
                     if args.save:
                         img.save(os.path.join(args.save, f"missed_{key}_{view}_{background}.png"))
             if boxes["white"] is not None and boxes["black"] is None:
@@ -267,7 +288,7 @@ def main() -> None:
                 f"{rate(mtcnn_hits[(view, 'white')])}      {rate(mtcnn_hits[(view, 'black')])}"
             )
     if mtcnn_misses:
-        print(f"MTCNN missed: {'; '.join(mtcnn_misses)}")
+        print("MTCNN missed:\n" + "\n".join(f"  {m}" for m in mtcnn_misses))
     if black_only_misses:
         scores = np.array(black_only_misses)
         print(

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 from face_views import FIXED_FILES, composite
-from identity import Recognizer, by_sex, is_male, share_apart, stats
+from identity import Recognizer, by_sex, describe, is_male, share_apart, stats
 
 Lever = Callable[[dict, dict], dict]  # (spec, another identity's spec) -> changed spec
 
@@ -347,16 +347,9 @@ def main() -> None:
         print("by dominant ancestry:")
         print(by_ancestry([(dist, dominant_ancestry(specs[a]), dominant_ancestry(specs[b])) for dist, a, b in pairs]))
 
-        def who(i: int) -> str:
-            identity = specs[i]["identity"]
-            return (
-                f"{i} ({'m' if is_male(specs[i]) else 'f'}, tone {identity['skin']['tone']:.2f}, "
-                f"{catalogue.age_param_to_years(identity['macro']['age']):.0f} y)"
-            )
-
         print("closest pairs:")
         for dist, a, b in pairs[:8]:
-            print(f"  {dist:.3f}  {who(a)} — {who(b)}")
+            print(f"  {dist:.3f}  {a} ({describe(specs[a])}) — {b} ({describe(specs[b])})")
     print(f"{embed.renders} renders in {time.perf_counter() - embed.t0:.0f} s", file=sys.stderr)
 
 
