@@ -89,13 +89,9 @@ def is_male(spec: dict) -> bool:
 def describe(spec: dict, look: bool = False) -> str:
     """Who a subject is (sex, age, skin tone) and, with `look`, its appearance's head pose and light:
     what a missed view or a too-close pair is first looked at for."""
-    from datagen.catalogues.head import age_param_to_years
+    from datagen.preview import identity_label
 
-    identity = spec["identity"]
-    who = (
-        f"{'m' if is_male(spec) else 'f'}, {age_param_to_years(identity['macro']['age']):.0f} y, "
-        f"tone {identity['skin']['tone']:.2f}"
-    )
+    who = identity_label(spec)
     if not look:
         return who
     pose, light = spec["pose"], spec["lighting"]

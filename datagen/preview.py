@@ -132,14 +132,19 @@ def _with_points(tile: Image.Image, frame: dict, scale: float) -> Image.Image:
     return tile
 
 
+def identity_label(spec: dict) -> str:
+    """Who a head subject is in a few words: sex, age, skin tone."""
+    ident = spec["identity"]
+    macro = ident["macro"]
+    sex = "female" if macro["gender"] < 0.5 else "male"
+    return f"{sex} {age_param_to_years(macro['age']):.0f}y tone {ident['skin']['tone']:.2f}"
+
+
 def summary(spec: dict) -> list[str]:
     """A few words per subject for the sheet's label column (absent parts are skipped)."""
-    ident = spec.get("identity", {})
-    macro = ident.get("macro", {})
     lines = []
-    if macro:
-        sex = "female" if macro["gender"] < 0.5 else "male"
-        lines.append(f"{sex} {age_param_to_years(macro['age']):.0f}y tone {ident['skin']['tone']:.2f}")
+    if spec.get("identity", {}).get("macro"):
+        lines.append(identity_label(spec))
     hair = spec.get("hair")
     if hair:
         lines.append(f"hair {hair.get('style', '?')}")
