@@ -1,4 +1,4 @@
-"""Soft face regions per head vertex (numpy): where the T-zone, cheeks, wrinkles and flush are.
+"""Soft face regions per head vertex (numpy): where the T-zone, cheeks (flush) and the face's front are.
 
 Decided on the rest head (before pose and expression) relative to the identity's own eyes, nose
 and mouth, so they sit right on every face shape; the skin shader reads them as a colour attribute.
@@ -12,18 +12,11 @@ import numpy as np
 from blender_assets.shape import HeadGeometry, landmark_vertices
 
 # Channel order of the `skin_regions` attribute the skin shader reads.
-REGIONS = ("tzone", "cheeks", "forehead_lines", "creases")
+REGIONS = ("tzone", "cheeks", "front")
 
 
 def _gauss(d2: np.ndarray, sigma: float) -> np.ndarray:
     return np.exp(-0.5 * d2 / sigma**2)
-
-
-def _segment_distance2(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared distance of points p (N, 2) to the segment a–b."""
-    ab = b - a
-    t = np.clip(((p - a) @ ab) / (ab @ ab), 0.0, 1.0)
-    return np.sum((p - (a + t[:, None] * ab)) ** 2, axis=1)
 
 
 def rest_landmarks(geo: HeadGeometry) -> dict[str, np.ndarray]:
@@ -36,7 +29,8 @@ def rest_landmarks(geo: HeadGeometry) -> dict[str, np.ndarray]:
 
 
 def face_regions(geo: HeadGeometry) -> np.ndarray:
-    """(N, 4) weights in [0, 1] per kept vertex, channels as REGIONS."""
+    """(N, 3) weights in [0, 1] per kept vertex, channels as REGIONS ("front": the face's side of the head,
+    where the age lines of `wrinkles` apply)."""
     m = rest_landmarks(geo)
     r = geo.rest
     ipd = float(np.linalg.norm(m["eye_left"] - m["eye_right"]))
@@ -51,15 +45,5 @@ def face_regions(geo: HeadGeometry) -> np.ndarray:
     nose = _gauss(xz[:, 0] ** 2, 0.14) * nose_band
     tzone = np.maximum(forehead, nose)
     cheeks = sum(_gauss((xz[:, 0] - s * 0.6) ** 2 + (xz[:, 1] - ez + 0.55) ** 2, 0.25) for s in (-1, 1))
-    lines = _gauss((xz[:, 0] / 1.6) ** 2 + (xz[:, 1] - ez - 0.8) ** 2, 0.25)
-    # Creases that deepen with age: crow's feet by the outer eye corners, under-eye, nasolabial folds.
-    crow = sum(_gauss((xz[:, 0] - s * 0.85) ** 2 + (xz[:, 1] - ez) ** 2, 0.12) for s in (-1, 1))
-    under = sum(_gauss(((xz[:, 0] - s * 0.5) / 1.5) ** 2 + (xz[:, 1] - ez + 0.3) ** 2, 0.08) for s in (-1, 1))
-    folds = 0.0
-    for s, corner in ((1, "mouth_left"), (-1, "mouth_right")):
-        wing = np.array([s * 0.28, nose_z + 0.1])
-        mouth = m[corner][[0, 2]] / ipd + np.array([s * 0.08, 0.0])
-        folds = folds + _gauss(_segment_distance2(xz, wing, mouth), 0.05)
-    creases = np.clip(crow + under + folds, 0.0, 1.0)
-    out = np.stack([tzone, np.clip(cheeks, 0, 1), lines, creases], axis=1) * front[:, None]
+    out = np.stack([tzone * front, np.clip(cheeks, 0, 1) * front, front], axis=1)
     return np.clip(out, 0.0, 1.0)

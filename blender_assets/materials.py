@@ -78,6 +78,6 @@ def eyelashes():
     return mat
 
 
-def for_parts(skin_spec: dict, makeup: dict | None = None) -> list:
-    """One material per `shape.PARTS` slot, in order."""
-    return [skin_material(skin_spec, makeup), teeth(), tongue(), eyelashes()]
+def for_parts(skin_spec: dict, makeup: dict | None = None, wrinkles=None) -> list:
+    """One material per `shape.PARTS` slot, in order (`wrinkles`: the skin's age lines, a `WrinkleMap`)."""
+    return [skin_material(skin_spec, makeup, wrinkles), teeth(), tongue(), eyelashes()]

