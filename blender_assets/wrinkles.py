@@ -59,7 +59,10 @@ def grooves(points68: np.ndarray, eye_centres: np.ndarray, skin: dict) -> list[G
         if depth > 0.0:
             out.append(Groove(np.asarray(points, float), float(depth), float(width)))
 
-    late = lambda onset: float(np.clip((strength - onset) / (1.0 - onset), 0.0, 1.0))  # noqa: E731
+    def late(onset: float) -> float:
+        """The strength of a line that starts to show at `onset` (crow's feet later than forehead lines)."""
+        return float(np.clip((strength - onset) / (1.0 - onset), 0.0, 1.0))
+
     # Forehead lines: 2-5 wavy, slightly arched lines 8-11 mm apart from 12 mm above the brows.
     brow_top = float(p[17:27, 1].max())
     half = 0.75 * ipd
