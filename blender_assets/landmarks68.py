@@ -426,6 +426,12 @@ def ibug68_binding(geo: HeadGeometry, eyebrows: dict | None = None) -> tuple[np.
     return kept, w
 
 
+def ibug68_rest(geo: HeadGeometry) -> np.ndarray:
+    """(68, 3) points on the rest head (before pose and expression), in build space: where face detail is laid out."""
+    ids, w = ibug68_binding(geo)
+    return (geo.rest[ids] * w[..., None]).sum(axis=1)
+
+
 def ibug68_points(geo: HeadGeometry, eyebrows: dict | None = None) -> np.ndarray:
     """(68, 3) final (posed and expressed) positions in build space, like `geo.landmarks`."""
     ids, w = ibug68_binding(geo, eyebrows)

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from blender_assets.face_regions import rest_landmarks
+from blender_assets.landmarks68 import ibug68_rest
+from blender_assets.shape import HeadGeometry
 from datagen.catalogues.head import BUILD_UNIT_M
 
 MM = 1.0 / (BUILD_UNIT_M * 1000.0)  # build units per millimetre
@@ -44,8 +47,14 @@ def _arc(a: np.ndarray, b: np.ndarray, bow: float, count: int = 12) -> np.ndarra
     return a + t * d + np.sin(np.pi * t) * bow * normal
 
 
-def grooves(points68: np.ndarray, eye_centres: np.ndarray, skin: dict) -> list[Groove]:
-    """The identity's age lines from its rest landmarks: (68, 3) iBUG points and (2, 3) eye centres."""
+def _eye_centres(marks: dict[str, np.ndarray]) -> np.ndarray:
+    return np.stack([marks["eye_right"], marks["eye_left"]])
+
+
+def grooves(points68: np.ndarray, marks: dict[str, np.ndarray], skin: dict) -> list[Groove]:
+    """The identity's age lines from its rest landmarks: (68, 3) iBUG points (`ibug68_rest`) and
+    `face_regions.rest_landmarks`."""
+    eye_centres = _eye_centres(marks)
     strength = float(skin.get("wrinkles", 0.0))
     if strength <= 0.0:
         return []
@@ -124,17 +133,18 @@ def grooves(points68: np.ndarray, eye_centres: np.ndarray, skin: dict) -> list[G
     return out
 
 
-def wrinkle_map(points68: np.ndarray, marks: dict[str, np.ndarray], skin: dict) -> WrinkleMap:
-    """The identity's age lines rasterised into a front-projected height map (mm, 0 where smooth), from
-    its rest iBUG points and `face_regions.rest_landmarks`."""
-    eye_centres = np.stack([marks["eye_right"], marks["eye_left"]])
+def wrinkle_map(geo: HeadGeometry, skin: dict) -> WrinkleMap:
+    """The identity's age lines laid out on its rest face and rasterised into a front-projected height map
+    (mm, 0 where smooth)."""
+    marks = rest_landmarks(geo)
+    eye_centres = _eye_centres(marks)
     ipd = float(np.linalg.norm(eye_centres[0] - eye_centres[1]))
     size = 2.0 * HALF_SIZE_IPD * ipd
     centre = np.array([eye_centres[:, 0].mean(), eye_centres[:, 2].mean() - 0.4 * ipd])
     origin = centre - size / 2
     px = size / RESOLUTION
     height = np.zeros((RESOLUTION, RESOLUTION), np.float32)
-    for g in grooves(points68, eye_centres, skin):
+    for g in grooves(ibug68_rest(geo), marks, skin):
         sigma = g.width_mm * MM
         reach = 3.0 * sigma
         lo = np.floor((g.points.min(0) - reach - origin) / px).astype(int).clip(0, RESOLUTION)

@@ -176,16 +176,14 @@ def test_face_regions_sit_on_the_face(identity):
 
 def test_age_lines_deepen_with_age_sit_on_the_face_and_differ_between_people(identity):
     from blender_assets.face_regions import rest_landmarks
-    from blender_assets.landmarks68 import ibug68_binding
+    from blender_assets.landmarks68 import ibug68_rest
     from blender_assets.wrinkles import grooves, wrinkle_map
 
     g = geometry(identity)
-    ids, w = ibug68_binding(g)
-    points, marks = (g.rest[ids] * w[..., None]).sum(axis=1), rest_landmarks(g)
-    eyes = np.stack([marks["eye_right"], marks["eye_left"]])
+    marks = rest_landmarks(g)
 
     def lines(wrinkles, seed=identity["skin"]["detail_seed"]):
-        return wrinkle_map(points, marks, {**identity["skin"], "wrinkles": wrinkles, "detail_seed": seed}).height
+        return wrinkle_map(g, {**identity["skin"], "wrinkles": wrinkles, "detail_seed": seed}).height
 
     assert lines(0.0).min() == 0.0  # a young face has none
     mid, old = lines(0.35), lines(0.9)
@@ -196,7 +194,7 @@ def test_age_lines_deepen_with_age_sit_on_the_face_and_differ_between_people(ide
     other = lines(0.9, seed=identity["skin"]["detail_seed"] + 1.0) < -0.05
     # another person's lines run elsewhere (the nasolabial folds sit alike on every face)
     assert ((old < -0.05) & other).sum() < 0.5 * ((old < -0.05) | other).sum()
-    every = np.concatenate([gr.points for gr in grooves(points, eyes, {**identity["skin"], "wrinkles": 0.9})])
+    every = np.concatenate([gr.points for gr in grooves(ibug68_rest(g), marks, {**identity["skin"], "wrinkles": 0.9})])
     assert (every[:, 0] > marks["ear_right"][0]).all() and (every[:, 0] < marks["ear_left"][0]).all()
     assert (every[:, 1] > marks["chin"][2]).all() and (every[:, 1] < marks["head_top"][2]).all()
 
